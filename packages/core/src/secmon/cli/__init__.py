@@ -1,0 +1,1 @@
+"""The `secmon` command line."""

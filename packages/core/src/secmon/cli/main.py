@@ -1,0 +1,249 @@
+"""`secmon`: launch the daemons, and talk to the hub from its server.
+
+Arguments are positional, as in the original; ``--json`` may appear anywhere.
+Every failure is one line on stderr and a non-zero exit: 2 for bad usage or
+a malformed variable, 1 for everything else, 130 after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import anyio
+
+from .. import jsonform
+from ..client import HubClient
+from ..config import env_float
+from ..errors import ConfigError, SecmonError, single_error
+from ..protocol import messages as m
+from . import render
+
+USAGE = """\
+usage:
+  secmon hub                          launch hub daemon
+  secmon node [who] [wg] [auth]       launch node daemon
+    [--reconnect]
+  secmon subscribe [--since SEQ]      print live updates from all nodes (resume after SEQ)
+  secmon <list|->                     list all recently connected nodes
+  secmon <node>                       show one node (serial, address or hostname)
+  secmon <node> <command-label>       run an allowed command, stream its output
+  secmon - <command-label>            run it on every connected node
+  secmon authlog [FILE|-]             print the auth events SecMon sees in log lines
+  secmon help                         show this help
+
+options:
+  --json                              machine-readable output (list, node, subscribe)
+
+environment (see the README for all):
+  hub     BIND_IP, BIND_PORT, DISCONNECT_GRACE_PERIOD, ASSUME_HOSTNAME_UNIQUE
+  node    HUB_IP, HUB_PORT, COMMAND_ALLOWLIST_FILE, COMMAND_EXECUTE_TIMEOUT, AUTH_LOG
+  client  NODE_WAIT_TIMEOUT, SECMON_SOCKET
+"""
+
+MONITOR_NAMES = ("who", "wg", "auth")
+EXIT_INTERRUPTED = 130
+EXIT_TIMEOUT = 124  # as timeout(1) reports it
+
+
+def fail(text: str, code: int = 2) -> NoReturn:
+    raise _Exit(code, text)
+
+
+class _Exit(Exception):
+    def __init__(self, code: int, text: str = "") -> None:
+        super().__init__(text)
+        self.code = code
+
+
+def _print(text: str) -> None:
+    print(text, flush=True)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False), flush=True)
+
+
+# --- commands talking to the hub ---------------------------------------------
+
+
+async def cmd_list(as_json: bool, paint: render.Painter) -> int:
+    async with HubClient.connect() as hub:
+        nodes = await hub.list_nodes()
+    if as_json:
+        _print_json([jsonform.node_json(n) for n in sorted(nodes, key=lambda n: (n.hostname, n.serial))])
+    else:
+        _print(render.node_table(nodes, paint))
+    return 0
+
+
+async def cmd_show(query: str, as_json: bool, paint: render.Painter) -> int:
+    async with HubClient.connect() as hub:
+        node = await hub.find_node(query)
+    _print(json.dumps(jsonform.node_json(node), ensure_ascii=False) if as_json else render.node_details(node, paint))
+    return 0
+
+
+async def cmd_subscribe(since: int | None, as_json: bool, paint: render.Painter) -> int:
+    async with HubClient.connect() as hub:
+        subscription = await hub.subscribe(since)
+        if subscription.missed:
+            print(f"secmon: {subscription.missed} updates after {since} are no longer held", file=sys.stderr)
+        async for update in subscription:
+            if as_json:
+                _print_json(jsonform.update_json(update))
+            else:
+                _print(render.update_line(update, paint))
+    return 0
+
+
+async def cmd_execute(target: str, label: str, paint: render.Painter) -> int:
+    wait = env_float(os.environ, "NODE_WAIT_TIMEOUT", 0.0)
+    fan_out = target == m.ALL_NODES
+    names: dict[int, str] = {}
+    results: list[m.CommandResult] = []
+    async with HubClient.connect() as hub:
+        if fan_out:
+            names = {n.serial: n.hostname for n in await hub.list_nodes()}
+        async for item in hub.execute(target, label, stream=True, wait=wait):
+            kind = type(item)
+            if kind is m.Started and fan_out and not item.serials:
+                print("secmon: no node is connected", file=sys.stderr)
+                return 1
+            if kind is m.CommandOutput:
+                prefix = f"{paint(render.BOLD, clean_name(names, item.serial))}: " if fan_out else ""
+                _print(prefix + render.clean(item.data))
+            elif kind is m.CommandResult:
+                results.append(item)
+                if fan_out or item.status != m.SUCCESS:
+                    print(_result_line(item, names, paint), file=sys.stderr if not fan_out else sys.stdout, flush=True)
+    if not fan_out:
+        result = results[0]
+        if result.status == m.SUCCESS:
+            return 0
+        if result.status == m.FAILURE:
+            return result.exit_code if result.exit_code and 0 < result.exit_code < 256 else 1
+        return EXIT_TIMEOUT if result.status == m.TIMEOUT else 1
+    ok = sum(r.status == m.SUCCESS for r in results)
+    _print(f"{len(results)} node{'s' if len(results) != 1 else ''}: {ok} succeeded, {len(results) - ok} failed")
+    return 0 if ok == len(results) else 1
+
+
+def clean_name(names: dict[int, str], serial: int) -> str:
+    return render.clean(names.get(serial, f"node {serial}"))
+
+
+def _result_line(result: m.CommandResult, names: dict[int, str], paint: render.Painter) -> str:
+    status = paint(render.GREEN if result.status == m.SUCCESS else render.RED, result.status)
+    detail = f" (exit {result.exit_code})" if result.exit_code not in (None, 0) else ""
+    message = f": {render.clean(result.message)}" if result.message else ""
+    who = clean_name(names, result.serial) if names else f"node {result.serial}"
+    return f"{who}: {status}{detail}{message}"
+
+
+def cmd_authlog(source: str) -> int:
+    """Print, as JSON lines, the events SecMon recognises in log lines (like fail2ban-regex)."""
+    from ..collectors.authlog import parse_line
+
+    try:
+        stream = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
+    except OSError as exc:
+        fail(f"cannot read {source}: {exc.strerror}", 1)
+    seq = 0
+    with stream:
+        for raw in stream:
+            fields = parse_line(raw.decode(errors="replace"))
+            if fields is not None:
+                seq += 1
+                _print_json(jsonform.event_json(m.AuthEvent(seq=seq, **fields)))
+    return 0
+
+
+# --- argument handling --------------------------------------------------------
+
+
+def _run_async(function: Callable[..., Any], *args: Any) -> int:
+    try:
+        return anyio.run(function, *args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def dispatch(argv: list[str]) -> int:
+    as_json = "--json" in argv
+    args = [a for a in argv if a != "--json"]
+    paint = render.Painter(sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    if not args or args[0] in ("help", "-h", "--help"):
+        _print(USAGE.rstrip())
+        return 0
+    command, rest = args[0], args[1:]
+    if command == "hub":
+        if rest:
+            fail(f"hub takes no arguments, got {' '.join(rest)!r}")
+        from ..hub.server import main as hub_main
+
+        hub_main()
+        return 0
+    if command == "node":
+        reconnect = "--reconnect" in rest
+        monitors = [a for a in rest if a != "--reconnect"]
+        unknown = [a for a in monitors if a not in MONITOR_NAMES]
+        if unknown:
+            fail(f"unknown monitor {unknown[0]!r}: choose from who, wg, auth")
+        from ..node.daemon import main as node_main
+
+        node_main(list(dict.fromkeys(monitors)), reconnect)
+        return 0
+    if command == "subscribe":
+        since = None
+        if rest[:1] == ["--since"] and len(rest) == 2:
+            if not rest[1].isdigit():
+                fail(f"--since takes a sequence number, got {rest[1]!r}")
+            since = int(rest[1])
+        elif rest:
+            fail("usage: secmon subscribe [--since SEQ] [--json]")
+        return _run_async(cmd_subscribe, since, as_json, paint)
+    if command == "authlog":
+        if len(rest) > 1:
+            fail("usage: secmon authlog [FILE|-]")
+        return cmd_authlog(rest[0] if rest else "-")
+    if command in ("list", "-") and not rest:
+        return _run_async(cmd_list, as_json, paint)
+    if len(rest) == 0:
+        return _run_async(cmd_show, command, as_json, paint)
+    if len(rest) == 1:
+        return _run_async(cmd_execute, command, rest[0], paint)
+    fail(f"too many arguments: {' '.join(args)!r}; see `secmon help`")
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Console-script entry point."""
+    logging.basicConfig(
+        level=os.environ.get("SECMON_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        try:
+            code = dispatch(sys.argv[1:] if argv is None else argv)
+        except BaseExceptionGroup as group:
+            raise single_error(group) from None
+    except _Exit as exc:
+        if str(exc):
+            print(f"secmon: {exc}", file=sys.stderr)
+        code = exc.code
+    except ConfigError as exc:
+        print(f"secmon: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except SecmonError as exc:
+        print(f"secmon: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        code = 1
+    sys.exit(code)

@@ -1,0 +1,144 @@
+"""Human output of the CLI: tables, node details and update lines.
+
+Every string that came from a monitored server passes through ``clean``, so
+a user name carrying terminal escape sequences prints as visible text and
+cannot move the cursor, retitle the window or recolour what follows.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..collectors.authlog import FAILURE_KINDS
+from ..protocol import messages as m
+
+GREEN, RED, YELLOW, DIM, BOLD, RESET = "\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
+_CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+
+
+def clean(text: object) -> str:
+    """Text safe for a terminal: control characters shown as \\xNN escapes."""
+    return str(text).translate(_CONTROL)
+
+
+class Painter:
+    """Colours when writing to a terminal, plain text otherwise."""
+
+    def __init__(self, colour: bool) -> None:
+        self.colour = colour
+
+    def __call__(self, code: str, text: str) -> str:
+        return f"{code}{text}{RESET}" if self.colour else text
+
+
+def local_time(stamp: float | None) -> str:
+    if stamp is None:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+def _count(value: list | str, noun: str) -> str:
+    if isinstance(value, str):
+        return value if value in (m.INITIALIZING, m.NOT_MONITORED) else "error"
+    return f"{len(value)} {noun}{'' if len(value) == 1 else 's'}"
+
+
+def node_table(nodes: list[m.NodeInfo], paint: Painter) -> str:
+    """One line per node, sorted by hostname."""
+    if not nodes:
+        return "no nodes"
+    rows = [("SERIAL", "HOSTNAME", "ADDRESS", "STATE", "SESSIONS", "WG PEERS", "LAST UPDATE")]
+    states = []
+    for node in sorted(nodes, key=lambda n: (n.hostname, n.serial)):
+        state = "connected" if node.connected else "disconnected"
+        states.append(state)
+        rows.append(
+            (
+                str(node.serial),
+                clean(node.hostname),
+                clean(node.address),
+                state,
+                _count(node.sessions, "session"),
+                _count(node.wg_peers, "peer"),
+                local_time(node.last_state_update),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        if index == 0:
+            cells = [paint(BOLD, c) for c in cells]
+        else:
+            cells[3] = paint(GREEN if states[index - 1] == "connected" else RED, cells[3])
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def node_details(node: m.NodeInfo, paint: Painter) -> str:
+    state = paint(GREEN, "connected") if node.connected else paint(RED, "disconnected")
+    lines = [
+        f"{paint(BOLD, clean(node.hostname))} (node {node.serial}, {clean(node.address)}) {state}",
+        f"last update: {local_time(node.last_state_update)}",
+    ]
+    lines.append("sessions:")
+    if isinstance(node.sessions, str):
+        lines.append(f"  {paint(YELLOW, clean(node.sessions))}")
+    elif not node.sessions:
+        lines.append("  none")
+    for s in node.sessions if isinstance(node.sessions, list) else []:
+        origin = f"from {clean(s.host)}" if s.host else "local"
+        lines.append(f"  {clean(s.user)} on {clean(s.tty)} {origin} since {local_time(s.login_time)}")
+    lines.append("wireguard peers:")
+    if isinstance(node.wg_peers, str):
+        lines.append(f"  {paint(YELLOW, clean(node.wg_peers))}")
+    elif not node.wg_peers:
+        lines.append("  none")
+    for p in node.wg_peers if isinstance(node.wg_peers, list) else []:
+        endpoint = clean(p.endpoint) if p.endpoint else "no endpoint"
+        handshake = local_time(p.latest_handshake) if p.latest_handshake else "never"
+        lines.append(f"  {clean(p.interface)} {clean(p.public_key)} {endpoint}, handshake {handshake}")
+    if node.auth != m.AUTH_OK:
+        lines.append(f"auth events: {paint(YELLOW, clean(node.auth))}")
+    return "\n".join(lines)
+
+
+def describe_event(event: m.AuthEvent) -> str:
+    """The event in a few words: kind, who, from where."""
+    parts = [event.kind]
+    if event.user is not None:
+        parts.append(clean(event.user) or '""')
+    if event.target_user:
+        parts.append(f"→ {clean(event.target_user)}")
+    if event.host:
+        origin = f"{clean(event.host)}:{event.port}" if event.port else clean(event.host)
+        parts.append(f"from {origin}")
+    if event.method:
+        parts.append(f"({clean(event.method)})")
+    if event.command:
+        parts.append(f"running {clean(event.command)}")
+    return " ".join(parts)
+
+
+def update_line(update: m.NodeUpdate | m.AuthUpdate, paint: Painter) -> str:
+    if type(update) is m.AuthUpdate:
+        event = update.event
+        text = describe_event(event)
+        text = paint(RED, text) if event.kind in FAILURE_KINDS else text
+        where = f"{clean(update.hostname)} ({clean(update.address)})"
+        return f"[{update.seq}] {local_time(event.time)} {where}: {text}"
+    node = update.node
+    where = f"{clean(node.hostname)} ({clean(node.address)})"
+    if "forgotten" in update.changed:
+        what = "forgotten"
+    elif update.changed == ["connected"]:
+        what = paint(GREEN, "connected") if node.connected else paint(RED, "disconnected")
+    else:
+        what = ", ".join(f"{name} {_summary(getattr(node, name))}" for name in update.changed if name != "connected")
+    return f"[{update.seq}] {local_time(node.last_state_update or time.time())} {where}: {what}"
+
+
+def _summary(value: object) -> str:
+    if isinstance(value, list):
+        return f"now {len(value)}"
+    return clean(value)

@@ -1,0 +1,296 @@
+"""The async client library for the hub's Unix socket: what the CLI and every integration use.
+
+    async with HubClient.connect() as hub:
+        for node in await hub.list_nodes():
+            print(node.serial, node.hostname, node.connected)
+        async for item in hub.execute("-", "uptime"):
+            ...  # Started, then CommandOutput lines and one CommandResult per node
+
+One connection carries many requests at once, matched by request id. Errors
+are the types in ``secmon.errors``; protocol and socket faults are mapped to
+them here. ``follow_updates`` is a subscription that survives hub restarts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .config import LinkSettings, socket_path
+from .errors import (
+    HubError,
+    HubUnavailable,
+    NotAllowed,
+    RequestFailed,
+    SubscriptionLost,
+    UnknownNode,
+    single_error,
+)
+from .link import Link
+from .protocol import messages as m
+
+log = logging.getLogger(__name__)
+
+Update = m.NodeUpdate | m.AuthUpdate
+ExecuteItem = m.Started | m.CommandOutput | m.CommandResult
+
+# Replies to one request: a command's output lines can be many, so allow a generous backlog.
+REQUEST_BUFFER = 10_000
+# Updates we hold for a subscriber that has not read them yet; past this it is too slow.
+SUBSCRIPTION_BUFFER = 10_000
+
+_ERRORS = {"unknown_node": UnknownNode, "not_connected": UnknownNode, "not_allowed": NotAllowed}
+
+
+def _request_error(error: m.Error) -> RequestFailed:
+    return _ERRORS.get(error.code, RequestFailed)(error.code, error.message)
+
+
+class Subscription:
+    """Live updates; ``missed`` counts those the hub no longer held when we resumed."""
+
+    def __init__(self, client: HubClient, receive: MemoryObjectReceiveStream, reply: m.Subscribed) -> None:
+        self._client = client
+        self._receive = receive
+        self.missed = reply.missed
+        self.hub_seq = reply.seq
+        self.last_seq: int | None = None
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Update:
+        try:
+            update = await self._receive.receive()
+        except anyio.EndOfStream:
+            raise self._client._lost_error(self.last_seq or 0) from None
+        self.last_seq = update.seq
+        return update
+
+
+class HubClient:
+    """One connection to the hub. Create it with ``HubClient.connect()``."""
+
+    def __init__(self, link: Link) -> None:
+        self._link = link
+        self._ids = itertools.count(1)
+        self._requests: dict[int, MemoryObjectSendStream] = {}
+        self._updates: MemoryObjectSendStream | None = None
+        self._welcome = anyio.Event()
+        self._done = anyio.Event()
+        self._failure: str | None = None
+        self._slow_error: m.Error | None = None
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(cls, path: str | Path | None = None, *, timeout: float = 5.0) -> AsyncIterator[HubClient]:
+        """Connect to the hub's socket (``SECMON_SOCKET`` or the default path)."""
+        path = Path(path) if path is not None else socket_path()
+        try:
+            with anyio.fail_after(timeout):
+                stream = await anyio.connect_unix(path)
+        except TimeoutError:
+            raise HubUnavailable(f"the hub on {path} did not answer within {timeout:g} s") from None
+        except OSError as exc:
+            raise HubUnavailable(f"no hub is running on {path} ({exc.strerror or exc})") from None
+        link = Link(stream, keepalive=LinkSettings.from_env(os.environ).keepalive, max_queue=REQUEST_BUFFER)
+        client = cls(link)
+        link.send(m.Hello(m.PROTOCOL_VERSION, m.ROLE_CLIENT))
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client._run)
+                try:
+                    with anyio.move_on_after(timeout):
+                        await client._welcome.wait()
+                    if not client._welcome.is_set() or client._failure:
+                        text = client._failure or f"the hub on {path} did not say hello within {timeout:g} s"
+                        raise HubUnavailable(text)
+                    yield client
+                finally:
+                    link.close("client finished")
+                    with anyio.move_on_after(1):  # let a final Cancel reach the hub
+                        await client._done.wait()
+                    tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise single_error(group) from None
+
+    # --- dispatch ----------------------------------------------------------
+
+    async def _run(self) -> None:
+        reason = await self._link.run(self._dispatch)
+        self._done.set()
+        self._failure = self._failure or f"connection to the hub lost: {reason}"
+        self._welcome.set()
+        for stream in self._requests.values():
+            stream.close()
+        if self._updates is not None:
+            self._updates.close()
+
+    def _dispatch(self, batch: list[m.Message]) -> None:
+        for message in batch:
+            kind = type(message)
+            if kind is m.NodeUpdate or kind is m.AuthUpdate:
+                if self._updates is not None:
+                    try:
+                        self._updates.send_nowait(message)
+                    except anyio.WouldBlock:
+                        self._slow_error = m.Error("slow_consumer", "subscriber read too slowly")
+                        self._updates.close()
+                        self._updates = None
+            elif kind is m.Welcome:
+                self._welcome.set()
+            elif kind is m.Keepalive:
+                continue
+            elif kind is m.Error and message.request_id is None:
+                if message.code == "slow_consumer":
+                    self._slow_error = message
+                self._failure = f"the hub ended the connection: {message.message}"
+            else:
+                stream = self._requests.get(getattr(message, "request_id", -1))
+                if stream is not None:
+                    try:
+                        stream.send_nowait(message)
+                    except (anyio.WouldBlock, anyio.BrokenResourceError):
+                        self._cancel(message.request_id)
+
+    def _lost_error(self, last_seq: int) -> HubError:
+        if self._slow_error is not None:
+            return SubscriptionLost(self._slow_error.message, last_seq)
+        return HubUnavailable(self._failure or "connection to the hub lost")
+
+    def _open(self) -> tuple[int, MemoryObjectReceiveStream]:
+        if self._failure:
+            raise HubUnavailable(self._failure)
+        request_id = next(self._ids)
+        send, receive = anyio.create_memory_object_stream(REQUEST_BUFFER)
+        self._requests[request_id] = send
+        return request_id, receive
+
+    def _close(self, request_id: int) -> None:
+        stream = self._requests.pop(request_id, None)
+        if stream is not None:
+            stream.close()
+
+    def _cancel(self, request_id: int) -> None:
+        self._close(request_id)
+        self._link.send(m.Cancel(request_id))
+
+    async def _next(self, receive: MemoryObjectReceiveStream) -> m.Message:
+        try:
+            reply = await receive.receive()
+        except anyio.EndOfStream:
+            raise HubUnavailable(self._failure or "connection to the hub lost") from None
+        if type(reply) is m.Error:
+            raise _request_error(reply)
+        return reply
+
+    async def _ask(self, request: m.Message, request_id: int, receive: MemoryObjectReceiveStream) -> m.Message:
+        self._link.send(request)
+        try:
+            return await self._next(receive)
+        finally:
+            self._close(request_id)
+
+    # --- API ---------------------------------------------------------------
+
+    async def list_nodes(self) -> list[m.NodeInfo]:
+        """Every node the hub knows: connected ones and those within their grace period."""
+        request_id, receive = self._open()
+        reply = await self._ask(m.ListNodes(request_id), request_id, receive)
+        return reply.nodes
+
+    async def find_node(self, query: str) -> m.NodeInfo:
+        """The node whose serial, hostname or address is ``query``; raises UnknownNode."""
+        request_id, receive = self._open()
+        reply = await self._ask(m.FindNode(request_id, query), request_id, receive)
+        return reply.nodes[0]
+
+    async def subscribe(self, since: int | None = None) -> Subscription:
+        """Start receiving updates, first those after ``since`` that the hub still holds."""
+        if self._updates is not None:
+            raise HubError("this connection is already subscribed")
+        send, updates = anyio.create_memory_object_stream(SUBSCRIPTION_BUFFER)
+        self._updates = send
+        request_id, receive = self._open()
+        reply = await self._ask(m.Subscribe(request_id, since), request_id, receive)
+        return Subscription(self, updates, reply)
+
+    async def execute(
+        self, target: str, label: str, *, stream: bool = True, wait: float = 0.0
+    ) -> AsyncIterator[ExecuteItem]:
+        """Run ``label`` on one node or on every connected one (``"-"``).
+
+        Yields Started (the serials it runs on), then CommandOutput lines when
+        streaming, and one CommandResult per node. Leaving the loop early, or
+        being cancelled, cancels the command on the nodes.
+        """
+        request_id, receive = self._open()
+        self._link.send(m.Execute(request_id, target, label, stream, wait))
+        finished = False
+        try:
+            started = await self._next(receive)
+            yield started
+            remaining = set(started.serials)
+            while remaining:
+                item = await self._next(receive)
+                if type(item) is m.CommandResult:
+                    remaining.discard(item.serial)
+                yield item
+            finished = True
+        finally:
+            if finished:
+                self._close(request_id)
+            else:
+                self._cancel(request_id)
+
+
+@asynccontextmanager
+async def follow_updates(
+    since: int | None = None, *, path: str | Path | None = None, max_backoff: float = 30.0
+) -> AsyncIterator[MemoryObjectReceiveStream[Update]]:
+    """A stream of updates that survives hub restarts and slow spells.
+
+        async with follow_updates(since=last_seen) as updates:
+            async for update in updates:
+                ...
+
+    A background task reconnects with capped, jittered backoff and resumes from
+    the last sequence it passed on, so nothing the hub still holds is lost.
+    Integrations use this; failures are logged, never raised.
+    """
+    send, receive = anyio.create_memory_object_stream(SUBSCRIPTION_BUFFER)
+
+    async def pump() -> None:
+        last = since
+        delay = 0.25
+        while True:
+            try:
+                async with HubClient.connect(path) as hub:
+                    subscription = await hub.subscribe(last)
+                    if subscription.missed:
+                        log.warning("resumed after seq %s: %d updates were no longer held", last, subscription.missed)
+                    if last is None:
+                        last = subscription.hub_seq
+                    delay = 0.25
+                    async for update in subscription:
+                        await send.send(update)
+                        last = update.seq
+            except (HubUnavailable, SubscriptionLost) as exc:
+                log.warning("%s; reconnecting in %.1f s", exc, delay)
+            await anyio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, max_backoff)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pump)
+        try:
+            yield receive
+        finally:
+            tg.cancel_scope.cancel()

@@ -1,0 +1,204 @@
+"""Where the node's data comes from: polling loops and followed logs.
+
+Each collector runs for the life of the node and reports through two
+callbacks: an attribute value (or error text) and, for auth, each event's
+fields. A source that fails is retried with backoff and its error becomes
+the attribute's error; nothing here ever stops the node.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from subprocess import DEVNULL, PIPE
+from typing import Any
+
+import anyio
+
+from ..protocol import messages as m
+from .authlog import MAX_LINE, parse_line
+from .sessions import read_sessions, utmp_path
+from .wireguard import parse_dump
+
+log = logging.getLogger("secmon.node")
+
+LOG_FILES = (Path("/var/log/auth.log"), Path("/var/log/secure"))
+JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
+JOURNAL_IDENTIFIERS = ("sshd", "sshd-session", "su", "sudo")
+READ_CHUNK = 64 * 1024
+MAX_BACKOFF = 30.0
+
+SetAttribute = Callable[[str, Any], None]
+OnEvent = Callable[[dict[str, Any]], None]
+
+
+async def poll_sessions(report: SetAttribute, interval: float) -> None:
+    """Report sessions each interval; the file is re-parsed only when it changed."""
+    last_stamp: tuple[float, int] | None = None
+    while True:
+        path = utmp_path()
+        try:
+            info = path.stat()
+            stamp = (info.st_mtime, info.st_size)
+        except OSError:
+            stamp = None
+        if stamp is None or stamp != last_stamp:
+            report("sessions", read_sessions(path))
+            last_stamp = stamp
+        await anyio.sleep(interval)
+
+
+async def read_wg_peers(wg: str = "wg") -> list[m.WgPeer] | str:
+    """Peers from one `wg show all dump`, or the error text."""
+    try:
+        result = await anyio.run_process([wg, "show", "all", "dump"], check=False, stdin=DEVNULL)
+    except FileNotFoundError:
+        return "wg not found: install wireguard-tools"
+    except OSError as exc:
+        return f"cannot run wg: {exc.strerror}"
+    if result.returncode != 0:
+        reason = result.stderr.decode(errors="replace").strip().splitlines()
+        return f"wg failed ({result.returncode}): {reason[0] if reason else 'no message'}"[:500]
+    return parse_dump(result.stdout.decode(errors="replace"))
+
+
+async def poll_wireguard(report: SetAttribute, interval: float) -> None:
+    while True:
+        report("wg_peers", await read_wg_peers())
+        await anyio.sleep(interval)
+
+
+def choose_auth_source(setting: str) -> str | Path:
+    """``"journal"`` or the log file to follow, for AUTH_LOG's value."""
+    if setting == "journal":
+        return "journal"
+    if setting != "auto":
+        return Path(setting)
+    if JOURNAL_SOCKET.exists() and shutil.which("journalctl"):
+        return "journal"
+    return next((p for p in LOG_FILES if p.exists()), LOG_FILES[0])
+
+
+class LineSplitter:
+    """Bytes in, whole lines out; a line longer than MAX_LINE is dropped, not buffered."""
+
+    def __init__(self) -> None:
+        self._partial = bytearray()
+        self._skipping = False
+
+    def feed(self, data: bytes) -> list[str]:
+        self._partial += data
+        *lines, rest = self._partial.split(b"\n")
+        self._partial = bytearray(rest)
+        out = []
+        for line in lines:
+            if self._skipping:
+                self._skipping = False
+                continue
+            if len(line) <= MAX_LINE:
+                out.append(line.decode(errors="replace"))
+        if len(self._partial) > MAX_LINE:
+            self._partial.clear()
+            self._skipping = True
+        return out
+
+
+async def follow_file(path: Path, on_line: Callable[[str], None], report: SetAttribute, poll: float) -> None:
+    """Follow ``path`` like `tail -F`: from its end, across rotation and truncation, waiting if absent."""
+    handle = None
+    identity = None
+    first = True
+    splitter = LineSplitter()
+    while True:
+        if handle is None:
+            try:
+                handle = open(path, "rb")  # noqa: SIM115 - held across iterations
+            except FileNotFoundError:
+                report("auth", f"waiting for {path} to appear")
+                first = False
+                await anyio.sleep(poll)
+                continue
+            except OSError as exc:
+                report("auth", f"cannot read {path}: {exc.strerror}")
+                await anyio.sleep(min(poll * 50, MAX_BACKOFF))
+                continue
+            info = os.fstat(handle.fileno())
+            identity = (info.st_dev, info.st_ino)
+            if first:
+                handle.seek(0, os.SEEK_END)  # a monitor reports what happens from now on
+                first = False
+            splitter = LineSplitter()
+            report("auth", m.AUTH_OK)
+        data = handle.read(READ_CHUNK)
+        if data:
+            for line in splitter.feed(data):
+                on_line(line)
+            continue
+        try:
+            info = os.stat(path)
+        except OSError:
+            info = None
+        if info is None or (info.st_dev, info.st_ino) != identity:
+            handle.close()  # rotated or removed: the old file is read to its end already
+            handle = None
+            continue
+        if info.st_size < handle.tell():
+            handle.seek(0)  # truncated in place
+            continue
+        await anyio.sleep(poll)
+
+
+async def follow_journal(on_line: Callable[[str], None], report: SetAttribute) -> None:
+    """One long-lived `journalctl -f -o json`, restarted with backoff after the last cursor."""
+    cursor = None
+    delay = 0.5
+    matches = [f"SYSLOG_IDENTIFIER={name}" for name in JOURNAL_IDENTIFIERS]
+    while True:
+        position = [f"--after-cursor={cursor}"] if cursor else ["-n", "0"]
+        argv = ["journalctl", "-f", "-o", "json", *position, *matches]
+        try:
+            async with await anyio.open_process(argv, stdin=DEVNULL, stdout=PIPE, stderr=PIPE) as process:
+                report("auth", m.AUTH_OK)
+                splitter = LineSplitter()
+                async for chunk in process.stdout:
+                    delay = 0.5
+                    for line in splitter.feed(chunk):
+                        on_line(line)
+                        cursor = _cursor(line) or cursor
+                errors = (await process.stderr.receive(4096)).decode(errors="replace").strip() if process.stderr else ""
+                code = await process.wait()
+            report("auth", f"journalctl exited with {code}: {errors[:300] or 'no message'}")
+        except anyio.EndOfStream:
+            report("auth", "journalctl exited")
+        except OSError as exc:
+            report("auth", f"cannot run journalctl: {exc.strerror}")
+        await anyio.sleep(delay)
+        delay = min(delay * 2, MAX_BACKOFF)
+
+
+def _cursor(line: str) -> str | None:
+    try:
+        value = json.loads(line).get("__CURSOR")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+async def follow_auth(setting: str, on_event: OnEvent, report: SetAttribute, poll: float) -> None:
+    """Follow the auth source AUTH_LOG names, turning each known line into an event."""
+
+    def on_line(line: str) -> None:
+        fields = parse_line(line)
+        if fields is not None:
+            on_event(fields)
+
+    source = choose_auth_source(setting)
+    log.info("following auth events from %s", source)
+    if source == "journal":
+        await follow_journal(on_line, report)
+    else:
+        await follow_file(source, on_line, report, poll)

@@ -1,0 +1,78 @@
+"""Errors a SecMon user or integration can see, each with one clear line of text.
+
+    SecmonError
+    ├── ConfigError          an environment variable or argument is malformed (exit 2)
+    └── HubError             something went wrong talking to the hub
+        ├── HubUnavailable   no hub answers on the socket, or it went away
+        ├── RequestFailed    the hub answered a request with an error
+        │   ├── UnknownNode  no node matches the query
+        │   └── NotAllowed   the node's allowlist has no such label
+        └── SubscriptionLost the hub ended our subscription (e.g. we read too slowly)
+
+Protocol faults live in ``secmon.protocol.errors``; the client library maps
+them to HubError at its edge.
+"""
+
+from __future__ import annotations
+
+
+class SecmonError(Exception):
+    """Base of every error meant for a user; ``str()`` is the line to show."""
+
+    exit_code = 1
+
+
+class ConfigError(SecmonError):
+    """Raised when an environment variable or argument is malformed."""
+
+    exit_code = 2
+
+
+class HubError(SecmonError):
+    """Raised when talking to the hub fails."""
+
+
+class HubUnavailable(HubError):
+    """Raised when the hub's socket cannot be reached or the connection drops."""
+
+
+class RequestFailed(HubError):
+    """Raised when the hub answers a request with an error message; ``code`` says which."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class UnknownNode(RequestFailed):
+    """Raised when no node matches a serial, hostname or address."""
+
+
+class NotAllowed(RequestFailed):
+    """Raised when a command label is refused."""
+
+
+class SubscriptionLost(HubError):
+    """Raised when the hub ends a subscription; ``last_seq`` is where to resume."""
+
+    def __init__(self, message: str, last_seq: int) -> None:
+        super().__init__(message)
+        self.last_seq = last_seq
+
+
+def single_error(group: BaseExceptionGroup) -> BaseException:
+    """The one exception a task group wrapped, or the group itself if there are several.
+
+    anyio wraps even a lone error from a task group body in an ExceptionGroup;
+    APIs unwrap it so callers can catch the documented types.
+    """
+    leaves = list(_leaves(group))
+    return leaves[0] if len(leaves) == 1 else group
+
+
+def _leaves(group: BaseExceptionGroup):
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc

@@ -1,0 +1,1 @@
+"""The hub daemon: node registry, broadcast to subscribers, command relay."""

@@ -1,0 +1,175 @@
+"""The hub's Unix-socket side: one connection per client.
+
+Only the hub's own user and root are served (SO_PEERCRED). A client may list
+and find nodes, hold one subscription, and run commands; each request carries
+its own id, so several run at once on one connection, up to a bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import struct
+from dataclasses import dataclass, field
+
+import anyio
+from anyio.abc import ByteStream, SocketAttribute, TaskGroup
+
+from ..link import HandshakeFailed, Link
+from ..protocol import messages as m
+from .nodes import NodeConnection
+from .server import Hub, Relay
+
+log = logging.getLogger("secmon.hub")
+
+MAX_REQUESTS_IN_FLIGHT = 64  # commands one client may have running; more is a bug or an abuse
+
+
+def peer_uid(stream: ByteStream) -> int | None:
+    """The uid of the process at the other end of a Unix socket."""
+    try:
+        sock = stream.extra(SocketAttribute.raw_socket)
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except Exception:
+        return None
+    return struct.unpack("3i", creds)[1]
+
+
+@dataclass(eq=False)
+class ClientConnection:
+    hub: Hub
+    link: Link
+    tg: TaskGroup
+    name: str
+    relays: set[Relay] = field(default_factory=set)
+    executing: int = 0
+    last_seq: int = 0
+
+    def deliver(self, seq: int, frame: bytes) -> None:
+        """Queue one broadcast frame; a subscriber that fell too far behind is dropped."""
+        if self.link.send_frame(frame):
+            self.last_seq = seq
+            return
+        self.hub.subscribers.discard(self)
+        text = f"subscriber too slow: more than {self.link.max_queue} updates queued; resume with since={self.last_seq}"
+        log.warning("client %s dropped: %s", self.name, text)
+        self.link.close(text, m.Error("slow_consumer", text))
+
+    def on_messages(self, batch: list[m.Message]) -> None:
+        for message in batch:
+            kind = type(message)
+            if kind is m.Keepalive:
+                continue
+            if kind is m.ListNodes:
+                self.link.send(m.NodeList(message.request_id, self.hub.registry.snapshot()))
+            elif kind is m.FindNode:
+                entry = self.hub.registry.find(message.query)
+                if entry is None:
+                    self._error(message.request_id, "unknown_node", f"no node matches {message.query!r}")
+                else:
+                    self.link.send(m.NodeList(message.request_id, [entry.info()]))
+            elif kind is m.Subscribe:
+                self._subscribe(message)
+            elif kind is m.Execute:
+                if self.executing >= MAX_REQUESTS_IN_FLIGHT:
+                    self._error(message.request_id, "busy", f"more than {MAX_REQUESTS_IN_FLIGHT} commands in flight")
+                else:
+                    self.executing += 1
+                    self.tg.start_soon(self._execute, message)
+            elif kind is m.Cancel:
+                for relay in [r for r in self.relays if r.request_id == message.request_id]:
+                    self.hub.cancel_relay(relay, m.CANCELLED, "cancelled by the client")
+            else:
+                text = f"a client may not send {kind.TAG!r}"
+                self.link.close(f"protocol error: {text}", m.Error("unexpected", text))
+                return
+
+    def _error(self, request_id: int, code: str, text: str) -> None:
+        self.link.send(m.Error(code, text, request_id))
+
+    def _subscribe(self, request: m.Subscribe) -> None:
+        ring = self.hub.ring
+        missed, frames = ring.since(request.since) if request.since is not None else (0, [])
+        self.link.send(m.Subscribed(request.request_id, ring.seq, missed))
+        for frame in frames:
+            self.link.send_frame(frame)
+        self.last_seq = ring.seq
+        self.hub.subscribers.add(self)
+
+    async def _execute(self, request: m.Execute) -> None:
+        try:
+            targets = await self._targets(request)
+            if targets is None:
+                return
+            self.link.send(m.Started(request.request_id, [t.entry.serial for t in targets]))
+            relays = [self.hub.start_relay(self, request, node) for node in targets]
+            if request.wait > 0 and relays:
+                await anyio.sleep(request.wait)
+                for relay in relays:
+                    if not relay.answered and relay.hub_id in self.hub.relays:
+                        text = f"node did not answer within {request.wait:g} s"
+                        self.hub.cancel_relay(relay, m.TIMEOUT, text)
+        finally:
+            self.executing -= 1
+
+    async def _targets(self, request: m.Execute) -> list[NodeConnection] | None:
+        """The connected nodes to run on, waiting up to ``wait`` for a known one to connect."""
+        hub = self.hub
+        if request.target == m.ALL_NODES:
+            return sorted(hub.nodes.values(), key=lambda c: c.entry.serial)
+        with anyio.move_on_after(request.wait):
+            while True:
+                entry = hub.registry.find(request.target)
+                if entry is not None and entry.serial in hub.nodes:
+                    return [hub.nodes[entry.serial]]
+                if entry is None and request.wait <= 0:
+                    break
+                await hub.node_arrived.wait()
+        entry = hub.registry.find(request.target)
+        if entry is None:
+            self._error(request.request_id, "unknown_node", f"no node matches {request.target!r}")
+        else:
+            self._error(request.request_id, "not_connected", f"node {entry.serial} ({entry.hostname}) is not connected")
+        return None
+
+    def close_all(self) -> None:
+        self.hub.subscribers.discard(self)
+        for relay in list(self.relays):
+            self.hub.cancel_relay(relay, m.CANCELLED, "client went away")
+
+
+async def serve_client(hub: Hub, stream: ByteStream) -> None:
+    """Serve one client connection to its end; never raises."""
+    uid = peer_uid(stream)
+    name = f"uid={uid}"
+    link = Link(stream, keepalive=hub.settings.link.keepalive, max_queue=hub.settings.subscriber_queue)
+    try:
+        if uid not in (os.getuid(), 0):
+            text = f"uid {uid} may not use this hub"
+            log.warning("client refused: %s", text)
+            await link.refuse("refused", text)
+            return
+        try:
+            hello = await link.handshake(hub.settings.link.handshake_timeout)
+        except HandshakeFailed as exc:
+            log.warning("client %s: %s", name, exc)
+            await link.finish()
+            return
+        if type(hello) is not m.Hello or hello.version != m.PROTOCOL_VERSION or hello.role != m.ROLE_CLIENT:
+            text = f"expected a client hello of protocol version {m.PROTOCOL_VERSION}"
+            log.warning("client %s refused: %s", name, text)
+            await link.refuse("refused", text)
+            return
+        link.send(m.Welcome(m.PROTOCOL_VERSION))
+        async with anyio.create_task_group() as tg:
+            conn = ClientConnection(hub, link, tg, name)
+            try:
+                reason = await link.run(conn.on_messages)
+            finally:
+                conn.close_all()
+                tg.cancel_scope.cancel()
+        if reason != "connection closed by peer":
+            log.info("client %s: %s", name, reason)
+    except Exception as exc:  # a bug in one connection must not take the hub down
+        log.error("client %s: internal error: %r", name, exc, exc_info=log.isEnabledFor(logging.DEBUG))

@@ -1,0 +1,135 @@
+"""The hub's TCP side: one connection per node.
+
+A node must say hello (right version, right token) before the handshake
+deadline; then its state updates and auth events are applied and broadcast,
+its command output is relayed to the client that asked, and everything it
+sends that is not meant for a hub ends the connection with an error.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from dataclasses import dataclass, field
+
+import anyio
+from anyio.abc import ByteStream, SocketAttribute
+
+from ..link import HandshakeFailed, Link
+from ..protocol import messages as m
+from .registry import NodeEntry
+from .server import Hub, Relay
+
+log = logging.getLogger("secmon.hub")
+
+# A node sends little; its queue holds commands and acks. 1,000 frames is far past normal.
+NODE_QUEUE = 1_000
+MAX_HOSTNAME = 255
+
+
+@dataclass(eq=False)
+class NodeConnection:
+    hub: Hub
+    link: Link
+    entry: NodeEntry
+    relays: set[Relay] = field(default_factory=set)
+
+    def on_messages(self, batch: list[m.Message]) -> None:
+        hub = self.hub
+        for message in batch:
+            kind = type(message)
+            if kind is m.AuthEvents:
+                self._on_events(message)
+            elif kind is m.StateUpdate:
+                changed = hub.registry.apply(self.entry.serial, message, time.time())
+                if changed:
+                    hub.publish_node(self.entry, changed)
+            elif kind is m.CommandOutput:
+                relay = self._relay(message.request_id)
+                if relay is not None:
+                    relay.answered = True
+                    relay.client.link.send(m.CommandOutput(relay.request_id, message.data, relay.serial))
+            elif kind is m.CommandResult:
+                relay = self._relay(message.request_id)
+                if relay is not None:
+                    result = m.CommandResult(
+                        relay.request_id,
+                        message.status,
+                        message.exit_code,
+                        message.output,
+                        message.message,
+                        relay.serial,
+                    )
+                    hub.finish_relay(relay, result)
+            elif kind is not m.Keepalive:
+                text = f"a node may not send {kind.TAG!r}"
+                self.link.close(f"protocol error: {text}", m.Error("unexpected", text))
+                return
+
+    def _on_events(self, message: m.AuthEvents) -> None:
+        entry = self.entry
+        last = entry.last_event_seq
+        for event in message.events:
+            if event.seq > last:  # a resend after reconnecting repeats what we hold
+                last = event.seq
+                self.hub.publish_auth(entry, event)
+        entry.last_event_seq = last
+        self.link.send(m.Ack(last))
+
+    def _relay(self, hub_id: int) -> Relay | None:
+        relay = self.hub.relays.get(hub_id)
+        return relay if relay is not None and relay.node is self else None
+
+    def fail_relays(self, why: str) -> None:
+        for relay in list(self.relays):
+            result = m.CommandResult(relay.request_id, m.ERROR, message=why, serial=relay.serial)
+            self.hub.finish_relay(relay, result)
+
+
+def check_node_hello(hub: Hub, hello: m.Message) -> str | None:
+    """Why this first message cannot open a node link, or None if it can."""
+    if type(hello) is not m.Hello:
+        return f"expected hello, got {type(hello).TAG!r}"
+    if hello.version != m.PROTOCOL_VERSION:
+        return f"protocol version {hello.version} is not supported (hub speaks {m.PROTOCOL_VERSION})"
+    if hello.role != m.ROLE_NODE:
+        return f"this port is for nodes, not {hello.role!r}"
+    if not hello.hostname or len(hello.hostname) > MAX_HOSTNAME:
+        return "hello must carry a hostname of at most 255 characters"
+    if hub.token is not None and not hmac.compare_digest(hello.token.encode(), hub.token.encode()):
+        return "wrong or missing token"
+    return None
+
+
+async def serve_node(hub: Hub, stream: ByteStream) -> None:
+    """Serve one node connection to its end; never raises."""
+    try:
+        address = stream.extra(SocketAttribute.remote_address)[0]
+    except Exception:
+        address = "?"
+    link = Link(stream, keepalive=hub.settings.link.keepalive, max_queue=NODE_QUEUE)
+    try:
+        try:
+            hello = await link.handshake(hub.settings.link.handshake_timeout)
+        except HandshakeFailed as exc:
+            log.warning("node %s: %s", address, exc)
+            await link.finish()
+            return
+        refusal = check_node_hello(hub, hello)
+        if refusal is not None:
+            log.warning("node %s refused: %s", address, refusal)
+            await link.refuse("refused", refusal)
+            return
+        entry = hub.registry.connect(hello.hostname, address, hello.node_id, hello.monitors, anyio.current_time())
+        conn = NodeConnection(hub, link, entry)
+        link.send(m.Welcome(m.PROTOCOL_VERSION, entry.serial, entry.last_event_seq))
+        hub.node_connected(conn)
+        log.info("node %d (%s) connected from %s", entry.serial, entry.hostname, address)
+        try:
+            reason = await link.run(conn.on_messages)
+        finally:
+            hub.node_disconnected(conn)
+        log.info("node %d (%s) disconnected: %s", entry.serial, entry.hostname, reason)
+    except Exception as exc:  # a bug in one connection must not take the hub down
+        log.error("node %s: internal error: %r", address, exc, exc_info=log.isEnabledFor(logging.DEBUG))

@@ -1,0 +1,158 @@
+"""The hub's pure state: which nodes exist, what they last reported, recent updates.
+
+No I/O and no clocks: callers pass the time in. ``now`` is monotonic seconds
+(for grace periods), ``wall`` is Unix time (for what users see).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from ..protocol import messages as m
+
+STORED_ATTRIBUTES = ("sessions", "wg_peers", "auth")
+
+
+@dataclass(slots=True)
+class NodeEntry:
+    """One node as the hub remembers it, connected or within its grace period."""
+
+    serial: int
+    hostname: str
+    address: str
+    node_id: str
+    monitors: list[str]
+    connected: bool = True
+    last_state_update: float | None = None
+    sessions: list[m.Session] | str = m.INITIALIZING
+    wg_peers: list[m.WgPeer] | str = m.INITIALIZING
+    auth: str = m.INITIALIZING
+    disconnected_at: float | None = None
+    last_event_seq: int = 0  # highest auth event seq received from node_id; older ones are duplicates
+
+    def info(self) -> m.NodeInfo:
+        return m.NodeInfo(
+            serial=self.serial,
+            hostname=self.hostname,
+            address=self.address,
+            connected=self.connected,
+            last_state_update=self.last_state_update,
+            sessions=self.sessions,
+            wg_peers=self.wg_peers,
+            auth=self.auth,
+            monitors=list(self.monitors),
+        )
+
+    def matches(self, query: str) -> bool:
+        return query in (str(self.serial), self.hostname, self.address)
+
+
+@dataclass(slots=True)
+class NodeRegistry:
+    """Serials from 1; a node's entry outlives its connection by the grace period."""
+
+    hostname_unique: bool = True
+    grace: float = 300.0
+    nodes: dict[int, NodeEntry] = field(default_factory=dict)
+    _next_serial: int = 1
+
+    def connect(self, hostname: str, address: str, node_id: str, monitors: list[str], now: float) -> NodeEntry:
+        """Register a node that completed its hello; a known one keeps its serial."""
+        previous = self._previous(hostname, node_id)
+        if previous is None:
+            serial = self._next_serial
+            self._next_serial += 1
+            last_seq = 0
+        else:
+            serial = previous.serial
+            # A restarted node (new id) numbers its events from 1 again.
+            last_seq = previous.last_event_seq if previous.node_id == node_id else 0
+        entry = NodeEntry(serial, hostname, address, node_id, list(monitors), last_event_seq=last_seq)
+        self.nodes[serial] = entry
+        return entry
+
+    def _previous(self, hostname: str, node_id: str) -> NodeEntry | None:
+        for entry in self.nodes.values():
+            if node_id and entry.node_id == node_id:
+                return entry
+        if self.hostname_unique:
+            for entry in self.nodes.values():
+                if entry.hostname == hostname:
+                    return entry
+        return None
+
+    def disconnect(self, serial: int, now: float) -> NodeEntry | None:
+        entry = self.nodes.get(serial)
+        if entry is not None:
+            entry.connected = False
+            entry.disconnected_at = now
+        return entry
+
+    def expire(self, now: float) -> list[NodeEntry]:
+        """Forget nodes disconnected for longer than the grace period; return them."""
+        gone = [
+            e
+            for e in self.nodes.values()
+            if not e.connected and e.disconnected_at is not None and now - e.disconnected_at >= self.grace
+        ]
+        for entry in gone:
+            del self.nodes[entry.serial]
+        return gone
+
+    def apply(self, serial: int, update: m.StateUpdate, wall: float) -> list[str]:
+        """Apply a node's changes at once; return the names that really changed."""
+        entry = self.nodes[serial]
+        changed = []
+        for name in STORED_ATTRIBUTES:
+            value = getattr(update, name)
+            if value is not None and value != getattr(entry, name):
+                setattr(entry, name, value)
+                changed.append(name)
+        if changed:
+            entry.last_state_update = wall
+        return changed
+
+    def find(self, query: str) -> NodeEntry | None:
+        """The node whose serial, hostname or address is ``query`` (serial first)."""
+        if query.isdigit() and int(query) in self.nodes:
+            return self.nodes[int(query)]
+        for entry in self.nodes.values():
+            if entry.matches(query):
+                return entry
+        return None
+
+    def connected(self) -> list[NodeEntry]:
+        return [e for e in self.nodes.values() if e.connected]
+
+    def snapshot(self) -> list[m.NodeInfo]:
+        return [self.nodes[s].info() for s in sorted(self.nodes)]
+
+
+@dataclass(slots=True)
+class UpdateRing:
+    """The last ``size`` broadcast frames with their global sequence numbers."""
+
+    size: int
+    seq: int = 0
+    _frames: deque[tuple[int, bytes]] = field(default_factory=deque)
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def append(self, seq: int, frame: bytes) -> None:
+        self._frames.append((seq, frame))
+        if len(self._frames) > self.size:
+            self._frames.popleft()
+
+    def since(self, seq: int) -> tuple[int, list[bytes]]:
+        """Frames after ``seq`` still held, and how many after it are no longer held.
+
+        A ``seq`` beyond ours comes from before a hub restart: everything held is new to it.
+        """
+        if seq > self.seq:
+            seq = 0
+        oldest = self._frames[0][0] if self._frames else self.seq + 1
+        missed = max(0, oldest - seq - 1)
+        return missed, [frame for s, frame in self._frames if s > seq]

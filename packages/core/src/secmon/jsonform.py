@@ -1,0 +1,98 @@
+"""The one JSON form of nodes, updates, events and command results.
+
+The CLI's ``--json``, the HTTP bridge and its WebSocket all print these
+shapes, so a script written against one works against the others. Times are
+ISO 8601 in UTC; an attribute is a list, or ``{"error": text}``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from .collectors.authlog import FAILURE_KINDS
+from .protocol import messages as m
+
+
+def iso(stamp: float | None) -> str | None:
+    if stamp is None:
+        return None
+    return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _attribute(value: list[Any] | str, item) -> list[dict[str, Any]] | dict[str, str]:
+    if isinstance(value, str):
+        return {"error": value}
+    return [item(v) for v in value]
+
+
+def session_json(s: m.Session) -> dict[str, Any]:
+    return {"user": s.user, "tty": s.tty, "host": s.host, "login_time": iso(s.login_time)}
+
+
+def peer_json(p: m.WgPeer) -> dict[str, Any]:
+    return {
+        "interface": p.interface,
+        "public_key": p.public_key,
+        "endpoint": p.endpoint,
+        "latest_handshake": iso(p.latest_handshake),
+    }
+
+
+def node_json(node: m.NodeInfo) -> dict[str, Any]:
+    return {
+        "serial": node.serial,
+        "hostname": node.hostname,
+        "address": node.address,
+        "connected": node.connected,
+        "last_state_update": iso(node.last_state_update),
+        "sessions": _attribute(node.sessions, session_json),
+        "wg_peers": _attribute(node.wg_peers, peer_json),
+        "auth": node.auth if node.auth == m.AUTH_OK else {"error": node.auth},
+        "monitors": list(node.monitors),
+    }
+
+
+def event_json(event: m.AuthEvent) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "time": iso(event.time),
+        "kind": event.kind,
+        "failure": event.kind in FAILURE_KINDS,
+        "process": event.process,
+        "pid": event.pid,
+        "user": event.user,
+        "host": event.host,
+        "port": event.port,
+        "method": event.method,
+        "target_user": event.target_user,
+        "command": event.command,
+        "tty": event.tty,
+    }
+
+
+def update_json(update: m.NodeUpdate | m.AuthUpdate) -> dict[str, Any]:
+    if type(update) is m.NodeUpdate:
+        return {"seq": update.seq, "type": "node", "changed": list(update.changed), "node": node_json(update.node)}
+    return {
+        "seq": update.seq,
+        "type": "auth",
+        "serial": update.serial,
+        "hostname": update.hostname,
+        "address": update.address,
+        "event": event_json(update.event),
+    }
+
+
+def output_json(output: m.CommandOutput) -> dict[str, Any]:
+    return {"serial": output.serial, "line": output.data}
+
+
+def result_json(result: m.CommandResult) -> dict[str, Any]:
+    return {
+        "serial": result.serial,
+        "status": result.status,
+        "exit_code": result.exit_code,
+        "output": result.output,
+        "message": result.message,
+    }

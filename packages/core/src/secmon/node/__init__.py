@@ -1,0 +1,1 @@
+"""The node daemon: collectors, the hub link, and allowed commands."""

@@ -1,0 +1,196 @@
+"""The node daemon: connect to the hub, report changes, run allowed commands.
+
+Collectors run for the life of the process and write into the agent; the
+link to the hub comes and goes. On every (re)connect the agent sends its
+whole stored state once and the auth events the hub has not acknowledged,
+then only changes. Events wait in a bounded buffer until acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import uuid
+from collections import deque
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ..config import NodeSettings
+from ..errors import SecmonError
+from ..link import HandshakeFailed, Link
+from ..protocol import encode
+from ..protocol import messages as m
+from .commands import AllowlistError, Outcome, label_problem, load_allowlist, run_allowed_command
+
+log = logging.getLogger("secmon.node")
+
+# Unacknowledged auth events kept for resending; a link down for longer than this
+# many events loses the oldest, and says so in the auth attribute.
+MAX_UNACKED = 10_000
+MONITORS = {"who": "sessions", "wg": "wg_peers", "auth": "auth"}
+
+
+class HubGone(SecmonError):
+    """Raised when the hub link ends and the node was not asked to reconnect."""
+
+
+class NodeAgent:
+    def __init__(
+        self, settings: NodeSettings, monitors: list[str], hostname: str | None = None, token: str | None = None
+    ) -> None:
+        self.settings = settings
+        self.monitors = monitors
+        self.hostname = hostname or socket.gethostname()
+        self.token = token or ""
+        self.node_id = uuid.uuid4().hex  # one per process: a restarted node numbers events afresh
+        watched = {MONITORS[name] for name in monitors}
+        self.state: dict[str, Any] = {
+            attr: (m.INITIALIZING if attr in watched else m.NOT_MONITORED) for attr in MONITORS.values()
+        }
+        self.unacked: deque[m.AuthEvent] = deque()
+        self.dropped = 0
+        self._next_seq = 1
+        self.link: Link | None = None
+        self._running: dict[int, anyio.CancelScope] = {}
+        self._slots = anyio.Semaphore(settings.max_commands)
+
+    # --- what collectors call ---------------------------------------------
+
+    def set_attribute(self, name: str, value: Any) -> None:
+        """Record a stored attribute; the hub hears of it only if it changed."""
+        if self.state.get(name) == value:
+            return
+        self.state[name] = value
+        if self.link is not None:
+            self.link.send(m.StateUpdate(**{name: value}))
+
+    def add_event(self, **fields: Any) -> m.AuthEvent:
+        """Number an auth event, keep it until acknowledged, and send it."""
+        event = m.AuthEvent(seq=self._next_seq, **fields)
+        self._next_seq += 1
+        self.unacked.append(event)
+        if len(self.unacked) > MAX_UNACKED:
+            self.unacked.popleft()
+            self.dropped += 1
+            self.set_attribute("auth", f"{self.dropped} events dropped: the hub was unreachable for too long")
+        if self.link is not None:
+            self.link.send(m.AuthEvents([event]))
+        return event
+
+    # --- the link -----------------------------------------------------------
+
+    async def run(self, reconnect: bool) -> None:
+        """Connect and serve; with ``reconnect``, come back after every failure."""
+        delay = 0.5
+        quiet = False
+        while True:
+            try:
+                await self._connect_once()
+                reason = "hub closed the connection"
+                delay = 0.5
+                quiet = False
+            except (OSError, HandshakeFailed, HubGone) as exc:
+                reason = str(exc) or exc.__class__.__name__
+            if not reconnect:
+                raise HubGone(f"lost the hub at {self.settings.hub_ip}:{self.settings.hub_port}: {reason}")
+            if not quiet:
+                log.warning("hub link down (%s); reconnecting with backoff", reason)
+                quiet = True
+            await anyio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, self.settings.reconnect_max)
+
+    async def _connect_once(self) -> None:
+        s = self.settings
+        stream = await anyio.connect_tcp(s.hub_ip, s.hub_port)
+        link = Link(stream, keepalive=s.link.keepalive, max_queue=MAX_UNACKED * 2)
+        hello = m.Hello(m.PROTOCOL_VERSION, m.ROLE_NODE, self.hostname, self.node_id, self.monitors, self.token)
+        try:
+            await stream.send(encode(hello))
+            welcome = await link.handshake(s.link.handshake_timeout)
+        except HandshakeFailed:
+            await link.finish()
+            raise
+        except BaseException:
+            await stream.aclose()
+            raise
+        if type(welcome) is not m.Welcome:
+            await link.finish()
+            text = welcome.message if type(welcome) is m.Error else f"unexpected {type(welcome).TAG!r}"
+            raise HubGone(f"hub refused us: {text}")
+        log.info("connected to hub %s:%d as node %d", s.hub_ip, s.hub_port, welcome.serial)
+        self._drop_acked(welcome.last_event_seq)
+        link.send(m.StateUpdate(**self.state))
+        if self.unacked:
+            link.send(m.AuthEvents(list(self.unacked)))
+        self.link = link
+        try:
+            async with anyio.create_task_group() as tg:
+                reason = await link.run(lambda batch: self._on_messages(batch, tg))
+                tg.cancel_scope.cancel()  # commands die with the link: their results have nowhere to go
+        finally:
+            self.link = None
+        raise HubGone(reason)
+
+    def _drop_acked(self, seq: int) -> None:
+        unacked = self.unacked
+        while unacked and unacked[0].seq <= seq:
+            unacked.popleft()
+
+    def _on_messages(self, batch: list[m.Message], tg: TaskGroup) -> None:
+        for message in batch:
+            kind = type(message)
+            if kind is m.Ack:
+                self._drop_acked(message.seq)
+            elif kind is m.RunCommand:
+                scope = anyio.CancelScope()
+                self._running[message.request_id] = scope
+                tg.start_soon(self._run_command, message, scope)
+            elif kind is m.CancelCommand:
+                scope = self._running.get(message.request_id)
+                if scope is not None:
+                    scope.cancel()
+            elif kind is m.Error:
+                log.warning("hub reports: %s", message.message)
+            elif kind is not m.Keepalive:
+                text = f"a hub may not send {kind.TAG!r}"
+                self.link.close(f"protocol error: {text}", m.Error("unexpected", text))
+
+    # --- commands -----------------------------------------------------------
+
+    async def _run_command(self, request: m.RunCommand, scope: anyio.CancelScope) -> None:
+        link = self.link
+        outcome = Outcome(m.CANCELLED, message="cancelled by the hub")
+        try:
+            with scope:
+                async with self._slots:
+                    outcome = await self._execute(request, link)
+        finally:
+            self._running.pop(request.request_id, None)
+        exit_text = f" exit {outcome.exit_code}" if outcome.exit_code is not None else ""
+        log.info("command %r (request %d): %s%s", request.label[:80], request.request_id, outcome.status, exit_text)
+        link.send(
+            m.CommandResult(request.request_id, outcome.status, outcome.exit_code, outcome.output, outcome.message)
+        )
+
+    async def _execute(self, request: m.RunCommand, link: Link) -> Outcome:
+        problem = label_problem(request.label)
+        if problem is not None:
+            return Outcome(m.NOT_ALLOWED, message=problem)
+        try:
+            allowlist = load_allowlist(self.settings.allowlist)
+        except AllowlistError as exc:
+            log.warning("%s", exc)
+            return Outcome(m.NOT_ALLOWED, message=str(exc))
+        argv = allowlist.get(request.label)
+        if argv is None:
+            return Outcome(m.NOT_ALLOWED, message=f"label {request.label!r} is not in this node's allowlist")
+        on_line = None
+        if request.stream:
+
+            def on_line(line: str) -> None:
+                link.send(m.CommandOutput(request.request_id, line))
+
+        return await run_allowed_command(argv, timeout=self.settings.execute_timeout, on_line=on_line)

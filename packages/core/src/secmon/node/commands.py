@@ -1,0 +1,158 @@
+"""The node's allowlist and the execution of the commands it allows.
+
+The allowlist file is the only authority for what runs: ``label=command`` a
+line, the first ``=`` splits, the command is split like a shell would split
+it but never given to a shell. The file is re-read on every request and must
+not be writable by anyone but its owner (root or us), as sshd's StrictModes
+demands of its files. A command runs in its own session, so a timeout or a
+cancel kills its whole process group.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import signal
+import stat
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from subprocess import PIPE, STDOUT
+
+import anyio
+
+from ..protocol import messages as m
+
+MAX_LABEL = 64  # labels are names, not payloads
+MAX_LINE = 16 * 1024  # one streamed line; longer ones are cut so one frame stays small
+MAX_OUTPUT = 1024 * 1024  # a whole result; fits a frame many times over
+READ_CHUNK = 64 * 1024
+
+
+class AllowlistError(Exception):
+    """Raised when the allowlist file cannot be trusted or read; the text says why."""
+
+
+def label_problem(label: str) -> str | None:
+    """Why ``label`` can never be a valid label, or None."""
+    if not label or len(label) > MAX_LABEL:
+        return f"a label has 1 to {MAX_LABEL} characters"
+    if any(unicodedata.category(ch)[0] in "CZ" for ch in label):
+        return "a label has no spaces or control characters"
+    return None
+
+
+def parse_allowlist(text: str) -> dict[str, list[str]]:
+    """Labels and their argv; lines that are blank, comments or malformed are skipped."""
+    entries: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        label, command = line.split("=", 1)
+        label = label.strip()
+        try:
+            argv = shlex.split(command)
+        except ValueError:
+            continue
+        if argv and label_problem(label) is None:
+            entries[label] = argv
+    return entries
+
+
+def load_allowlist(path: Path | None) -> dict[str, list[str]]:
+    """Read and check the allowlist; no file configured means nothing may run."""
+    if path is None:
+        return {}
+    try:
+        info = path.stat()
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        raise AllowlistError(f"cannot read allowlist {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise AllowlistError(f"allowlist {path} is not a regular file")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise AllowlistError(f"allowlist {path} is writable by group or others; refusing to run commands")
+    if info.st_uid not in (0, os.getuid()):
+        raise AllowlistError(f"allowlist {path} is owned by uid {info.st_uid}, not root or us; refusing")
+    return parse_allowlist(text)
+
+
+@dataclass(slots=True)
+class Outcome:
+    status: str
+    exit_code: int | None = None
+    output: str = ""
+    message: str = ""
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+async def run_allowed_command(
+    argv: list[str],
+    *,
+    timeout: float = 0.0,
+    on_line: Callable[[str], None] | None = None,
+) -> Outcome:
+    """Run ``argv`` without a shell, stdout and stderr merged in order.
+
+    With ``on_line`` each line is handed over as it arrives (cut at MAX_LINE);
+    without, the output is collected up to MAX_OUTPUT. Cancelling the caller
+    kills the process group.
+    """
+    try:
+        process = await anyio.open_process(argv, stdin=None, stdout=PIPE, stderr=STDOUT, start_new_session=True)
+    except OSError as exc:
+        return Outcome(m.ERROR, message=f"cannot start {argv[0]}: {exc.strerror or exc}")
+    collected = bytearray()
+    omitted = 0
+    partial = bytearray()
+
+    def emit(line: bytes) -> None:
+        nonlocal omitted
+        if on_line is not None:
+            text = line[:MAX_LINE].decode(errors="replace")
+            if len(line) > MAX_LINE:
+                text += f" …[{len(line) - MAX_LINE} bytes cut]"
+            on_line(text)
+        else:
+            room = MAX_OUTPUT - len(collected)
+            collected.extend(line[:room] + b"\n" if room > len(line) else line[:room])
+            omitted += max(0, len(line) + 1 - room)
+
+    try:
+        with anyio.move_on_after(timeout if timeout > 0 else math.inf) as scope:
+            async for chunk in process.stdout:
+                partial.extend(chunk)
+                *lines, rest = partial.split(b"\n")
+                for line in lines:
+                    emit(line)
+                partial = bytearray(rest)
+                if len(partial) > MAX_LINE * 4:  # a line without end: pass it on in pieces
+                    emit(bytes(partial))
+                    partial.clear()
+            if partial:
+                emit(bytes(partial))
+            exit_code = await process.wait()
+    finally:
+        if process.returncode is None:
+            _kill_group(process.pid)
+            with anyio.CancelScope(shield=True):
+                await process.wait()
+        else:
+            _kill_group(process.pid)  # leftovers that outlived the leader
+        await process.aclose()
+    output = collected.decode(errors="replace")
+    if omitted:
+        output += f"\n…[output cut: {omitted} more bytes]"
+    if scope.cancelled_caught:
+        return Outcome(m.TIMEOUT, None, output, f"killed after {timeout:g} s")
+    status = m.SUCCESS if exit_code == 0 else m.FAILURE
+    return Outcome(status, exit_code, output)

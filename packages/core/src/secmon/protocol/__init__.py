@@ -1,0 +1,30 @@
+"""The SecMon wire protocol, sans-IO: messages, their validation and framing.
+
+Nothing here touches a socket; the hub, the node and the client library all
+feed it bytes and send the bytes it returns. Messages live in
+``secmon.protocol.messages``.
+"""
+
+from .codec import MAX_FRAME, FrameDecoder, decode_body, encode, encode_body
+from .errors import (
+    FrameTooLarge,
+    InvalidMessage,
+    LocalProtocolError,
+    MalformedFrame,
+    ProtocolError,
+    RemoteProtocolError,
+)
+
+__all__ = [
+    "MAX_FRAME",
+    "FrameDecoder",
+    "FrameTooLarge",
+    "InvalidMessage",
+    "LocalProtocolError",
+    "MalformedFrame",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "decode_body",
+    "encode",
+    "encode_body",
+]

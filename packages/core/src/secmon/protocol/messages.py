@@ -1,0 +1,327 @@
+"""Every message of the SecMon wire protocol, one frozen dataclass each.
+
+On the wire a message is a MessagePack map of its fields plus ``"t"``, its
+tag. Records (Session, WgPeer, AuthEvent, NodeInfo) travel inside messages as
+maps without a tag.
+
+Who sends what:
+
+    node → hub     Hello, StateUpdate, AuthEvents, CommandOutput, CommandResult
+    hub → node     Welcome, Ack, RunCommand, CancelCommand
+    client → hub   Hello, ListNodes, FindNode, Subscribe, Execute, Cancel
+    hub → client   Welcome, NodeList, Subscribed, NodeUpdate, AuthUpdate,
+                   Started, CommandOutput, CommandResult
+    any            Keepalive, Error
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+PROTOCOL_VERSION = 1
+
+# Values a stored attribute carries instead of data (any other string is a collection error).
+INITIALIZING = "initializing"
+NOT_MONITORED = "not_monitored"
+AUTH_OK = "ok"
+
+# Command statuses.
+SUCCESS = "success"
+FAILURE = "failure"
+TIMEOUT = "timeout"
+CANCELLED = "cancelled"
+NOT_ALLOWED = "not_allowed"
+ERROR = "error"
+
+ROLE_NODE = "node"
+ROLE_CLIENT = "client"
+
+ALL_NODES = "-"
+
+record = dataclass(frozen=True, slots=True)
+
+
+# --- records ---------------------------------------------------------------
+
+
+@record
+class Session:
+    """One logged-in user, as utmp records it."""
+
+    user: str
+    tty: str
+    host: str | None
+    login_time: float
+
+
+@record
+class WgPeer:
+    """One WireGuard peer; handshake None means never."""
+
+    interface: str
+    public_key: str
+    endpoint: str | None
+    latest_handshake: float | None
+
+
+@record
+class AuthEvent:
+    """One recognised auth-log line. ``seq`` numbers events per node from 1."""
+
+    seq: int
+    time: float
+    kind: str
+    process: str
+    pid: int | None = None
+    user: str | None = None
+    host: str | None = None
+    port: int | None = None
+    method: str | None = None
+    target_user: str | None = None
+    command: str | None = None
+    tty: str | None = None
+
+
+@record
+class NodeInfo:
+    """The hub's view of one node. An attribute is a list, or a string error."""
+
+    serial: int
+    hostname: str
+    address: str
+    connected: bool
+    last_state_update: float | None
+    sessions: list[Session] | str
+    wg_peers: list[WgPeer] | str
+    auth: str
+    monitors: list[str] = field(default_factory=list)
+
+
+# --- messages --------------------------------------------------------------
+
+
+@record
+class Hello:
+    """First message of every connection, both ways of a node link and from clients."""
+
+    TAG: ClassVar[str] = "hello"
+    version: int
+    role: str
+    hostname: str = ""
+    node_id: str = ""
+    monitors: list[str] = field(default_factory=list)
+    token: str = ""
+
+
+@record
+class Welcome:
+    """The hub's answer to a hello. ``last_event_seq``: last auth event it holds from this node id."""
+
+    TAG: ClassVar[str] = "welcome"
+    version: int
+    serial: int = 0
+    last_event_seq: int = 0
+
+
+@record
+class Error:
+    """An error the sender reports; with a request id it ends that request only."""
+
+    TAG: ClassVar[str] = "error"
+    code: str
+    message: str
+    request_id: int | None = None
+
+
+@record
+class Keepalive:
+    """Sent when a link has been quiet for one interval."""
+
+    TAG: ClassVar[str] = "keepalive"
+
+
+@record
+class StateUpdate:
+    """The attributes that changed on a node, applied atomically. None means unchanged."""
+
+    TAG: ClassVar[str] = "state"
+    sessions: list[Session] | str | None = None
+    wg_peers: list[WgPeer] | str | None = None
+    auth: str | None = None
+
+
+@record
+class AuthEvents:
+    """A batch of auth events from a node, in sequence order."""
+
+    TAG: ClassVar[str] = "auth_events"
+    events: list[AuthEvent]
+
+
+@record
+class Ack:
+    """The hub holds every auth event of this node up to ``seq``."""
+
+    TAG: ClassVar[str] = "ack"
+    seq: int
+
+
+@record
+class RunCommand:
+    """Hub asks a node to run the command its allowlist names ``label``."""
+
+    TAG: ClassVar[str] = "run"
+    request_id: int
+    label: str
+    stream: bool
+
+
+@record
+class CancelCommand:
+    """Hub asks a node to kill a running command."""
+
+    TAG: ClassVar[str] = "cancel_command"
+    request_id: int
+
+
+@record
+class CommandOutput:
+    """One line of a streamed command's output. The hub fills in the node's serial."""
+
+    TAG: ClassVar[str] = "output"
+    request_id: int
+    data: str
+    serial: int = 0
+
+
+@record
+class CommandResult:
+    """The end of one command on one node."""
+
+    TAG: ClassVar[str] = "result"
+    request_id: int
+    status: str
+    exit_code: int | None = None
+    output: str = ""
+    message: str = ""
+    serial: int = 0
+
+
+@record
+class ListNodes:
+    TAG: ClassVar[str] = "list"
+    request_id: int
+
+
+@record
+class FindNode:
+    """Find one node by serial, hostname or address."""
+
+    TAG: ClassVar[str] = "find"
+    request_id: int
+    query: str
+
+
+@record
+class NodeList:
+    TAG: ClassVar[str] = "nodes"
+    request_id: int
+    nodes: list[NodeInfo]
+
+
+@record
+class Subscribe:
+    """Start receiving updates; with ``since``, first those after that sequence."""
+
+    TAG: ClassVar[str] = "subscribe"
+    request_id: int
+    since: int | None = None
+
+
+@record
+class Subscribed:
+    """``seq`` is the hub's latest sequence; ``missed`` counts updates no longer held."""
+
+    TAG: ClassVar[str] = "subscribed"
+    request_id: int
+    seq: int
+    missed: int = 0
+
+
+@record
+class NodeUpdate:
+    """A node's state after a change; ``changed`` names what changed."""
+
+    TAG: ClassVar[str] = "node_update"
+    seq: int
+    node: NodeInfo
+    changed: list[str]
+
+
+@record
+class AuthUpdate:
+    """An auth event as the hub broadcasts it, with the node it came from."""
+
+    TAG: ClassVar[str] = "auth_update"
+    seq: int
+    serial: int
+    hostname: str
+    address: str
+    event: AuthEvent
+
+
+@record
+class Execute:
+    """Run ``label`` on ``target`` (a node query, or "-" for every connected node)."""
+
+    TAG: ClassVar[str] = "execute"
+    request_id: int
+    target: str
+    label: str
+    stream: bool = True
+    wait: float = 0.0
+
+
+@record
+class Started:
+    """The nodes an Execute runs on; one CommandResult follows for each."""
+
+    TAG: ClassVar[str] = "started"
+    request_id: int
+    serials: list[int]
+
+
+@record
+class Cancel:
+    """A client gives up on a request."""
+
+    TAG: ClassVar[str] = "cancel"
+    request_id: int
+
+
+Message = (
+    Hello
+    | Welcome
+    | Error
+    | Keepalive
+    | StateUpdate
+    | AuthEvents
+    | Ack
+    | RunCommand
+    | CancelCommand
+    | CommandOutput
+    | CommandResult
+    | ListNodes
+    | FindNode
+    | NodeList
+    | Subscribe
+    | Subscribed
+    | NodeUpdate
+    | AuthUpdate
+    | Execute
+    | Started
+    | Cancel
+)
+
+MESSAGE_TYPES: dict[str, type] = {cls.TAG: cls for cls in Message.__args__}

@@ -1,0 +1,3 @@
+"""SecMon discord integration."""
+
+__version__ = "0.1.0"

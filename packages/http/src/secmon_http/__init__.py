@@ -1,0 +1,3 @@
+"""SecMon http integration."""
+
+__version__ = "0.1.0"

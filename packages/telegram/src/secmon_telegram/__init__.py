@@ -1,0 +1,3 @@
+"""SecMon telegram integration."""
+
+__version__ = "0.1.0"
