@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,7 +23,7 @@ from pathlib import Path
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from .config import LinkSettings, socket_path
+from .config import socket_path
 from .errors import (
     HubError,
     HubUnavailable,
@@ -46,6 +45,8 @@ ExecuteItem = m.Started | m.CommandOutput | m.CommandResult
 REQUEST_BUFFER = 10_000
 # Updates we hold for a subscriber that has not read them yet; past this it is too slow.
 SUBSCRIPTION_BUFFER = 10_000
+
+DEFAULT_KEEPALIVE = 10.0
 
 _ERRORS = {"unknown_node": UnknownNode, "not_connected": UnknownNode, "not_allowed": NotAllowed}
 
@@ -101,7 +102,7 @@ class HubClient:
             raise HubUnavailable(f"the hub on {path} did not answer within {timeout:g} s") from None
         except OSError as exc:
             raise HubUnavailable(f"no hub is running on {path} ({exc.strerror or exc})") from None
-        link = Link(stream, keepalive=LinkSettings.from_env(os.environ).keepalive, max_queue=REQUEST_BUFFER)
+        link = Link(stream, keepalive=DEFAULT_KEEPALIVE, max_queue=REQUEST_BUFFER)  # the hub's Welcome sets it
         client = cls(link)
         link.send(m.Hello(m.PROTOCOL_VERSION, m.ROLE_CLIENT))
         try:
@@ -146,6 +147,7 @@ class HubClient:
                         self._updates.close()
                         self._updates = None
             elif kind is m.Welcome:
+                self._link.set_keepalive(message.keepalive)
                 self._welcome.set()
             elif kind is m.Keepalive:
                 continue

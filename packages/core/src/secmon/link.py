@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 READ_SIZE = 256 * 1024  # one read can carry thousands of small frames; decode them in one go
 WRITE_BATCH = 256 * 1024  # join queued frames up to this size into one send
 MISSED_KEEPALIVES = 3
+MIN_KEEPALIVE = 0.05  # a peer may not make us spin
 
 _STREAM_ERRORS = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
@@ -48,6 +49,7 @@ class Link:
         self._pending: list[m.Message] = []
         self._scope: anyio.CancelScope | None = None
         self._closing = False
+        self._keepalive_changed = anyio.Event()
         self.last_received = self.last_sent = anyio.current_time()
 
     # --- sending -----------------------------------------------------------
@@ -182,11 +184,18 @@ class Link:
                 return
             self.last_sent = anyio.current_time()
 
+    def set_keepalive(self, interval: float) -> None:
+        """Adopt the interval the hub announced; the running loop picks it up at once."""
+        self.keepalive = max(interval, MIN_KEEPALIVE)
+        self._keepalive_changed.set()
+
     async def _keepalive_loop(self) -> None:
-        interval = self.keepalive
         frame = encode(m.Keepalive())
         while True:
-            await anyio.sleep(interval / 2)
+            with anyio.move_on_after(self.keepalive / 2):
+                await self._keepalive_changed.wait()
+                self._keepalive_changed = anyio.Event()
+            interval = self.keepalive
             now = anyio.current_time()
             if now - self.last_received > MISSED_KEEPALIVES * interval:
                 self._stop(f"peer silent for {MISSED_KEEPALIVES} keepalive intervals")

@@ -125,6 +125,7 @@ class ClientConnection:
                     return [hub.nodes[entry.serial]]
                 if entry is None and request.wait <= 0:
                     break
+                log.info("client %s: waiting up to %g s for node %r", self.name, request.wait, request.target)
                 await hub.node_arrived.wait()
         entry = hub.registry.find(request.target)
         if entry is None:
@@ -161,7 +162,7 @@ async def serve_client(hub: Hub, stream: ByteStream) -> None:
             log.warning("client %s refused: %s", name, text)
             await link.refuse("refused", text)
             return
-        link.send(m.Welcome(m.PROTOCOL_VERSION))
+        link.send(m.Welcome(m.PROTOCOL_VERSION, keepalive=link.keepalive))
         async with anyio.create_task_group() as tg:
             conn = ClientConnection(hub, link, tg, name)
             try:

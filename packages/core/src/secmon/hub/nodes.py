@@ -123,7 +123,7 @@ async def serve_node(hub: Hub, stream: ByteStream) -> None:
             return
         entry = hub.registry.connect(hello.hostname, address, hello.node_id, hello.monitors, anyio.current_time())
         conn = NodeConnection(hub, link, entry)
-        link.send(m.Welcome(m.PROTOCOL_VERSION, entry.serial, entry.last_event_seq))
+        link.send(m.Welcome(m.PROTOCOL_VERSION, entry.serial, entry.last_event_seq, link.keepalive))
         hub.node_connected(conn)
         log.info("node %d (%s) connected from %s", entry.serial, entry.hostname, address)
         try:

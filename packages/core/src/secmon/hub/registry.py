@@ -131,11 +131,20 @@ class NodeRegistry:
 
 @dataclass(slots=True)
 class UpdateRing:
-    """The last ``size`` broadcast frames with their global sequence numbers."""
+    """The last ``size`` broadcast frames with their global sequence numbers.
+
+    Sequences run on from ``start``. The hub starts from the wall clock in
+    microseconds, so numbers keep rising across hub restarts and a subscriber's
+    ``since`` from before a restart is recognised as such.
+    """
 
     size: int
-    seq: int = 0
+    start: int = 1
+    seq: int = field(init=False)
     _frames: deque[tuple[int, bytes]] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        self.seq = self.start - 1
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -147,12 +156,12 @@ class UpdateRing:
             self._frames.popleft()
 
     def since(self, seq: int) -> tuple[int, list[bytes]]:
-        """Frames after ``seq`` still held, and how many after it are no longer held.
+        """Frames after ``seq`` still held, and how many of ours after it are no longer held.
 
-        A ``seq`` beyond ours comes from before a hub restart: everything held is new to it.
+        A ``seq`` we never issued (0, or one from another hub run) gets everything we hold.
         """
-        if seq > self.seq:
-            seq = 0
+        if seq > self.seq or seq < self.start:
+            seq = self.start - 1
         oldest = self._frames[0][0] if self._frames else self.seq + 1
         missed = max(0, oldest - seq - 1)
         return missed, [frame for s, frame in self._frames if s > seq]

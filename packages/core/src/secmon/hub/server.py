@@ -63,7 +63,7 @@ class Hub:
 
     def __post_init__(self) -> None:
         self.registry = NodeRegistry(self.settings.hostname_unique, self.settings.disconnect_grace)
-        self.ring = UpdateRing(self.settings.ring_size)
+        self.ring = UpdateRing(self.settings.ring_size, start=int(time.time() * 1_000_000))
 
     # --- broadcast ---------------------------------------------------------
 

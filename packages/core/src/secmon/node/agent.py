@@ -121,6 +121,7 @@ class NodeAgent:
             text = welcome.message if type(welcome) is m.Error else f"unexpected {type(welcome).TAG!r}"
             raise HubGone(f"hub refused us: {text}")
         log.info("connected to hub %s:%d as node %d", s.hub_ip, s.hub_port, welcome.serial)
+        link.set_keepalive(welcome.keepalive)
         self._drop_acked(welcome.last_event_seq)
         link.send(m.StateUpdate(**self.state))
         if self.unacked:

@@ -116,12 +116,17 @@ class Hello:
 
 @record
 class Welcome:
-    """The hub's answer to a hello. ``last_event_seq``: last auth event it holds from this node id."""
+    """The hub's answer to a hello.
+
+    ``last_event_seq`` is the last auth event the hub holds from this node id;
+    ``keepalive`` is the interval both ends use, so the hub's setting rules the link.
+    """
 
     TAG: ClassVar[str] = "welcome"
     version: int
     serial: int = 0
     last_event_seq: int = 0
+    keepalive: float = 10.0
 
 
 @record

@@ -1,0 +1,102 @@
+"""The hub's pure state, with plain calls and explicit clocks."""
+
+from __future__ import annotations
+
+from secmon.hub.registry import NodeRegistry, UpdateRing
+from secmon.protocol import messages as m
+
+
+def test_serials_start_at_one_and_attributes_start_initializing():
+    registry = NodeRegistry()
+    a = registry.connect("a", "10.0.0.1", "id-a", ["who"], now=0)
+    b = registry.connect("b", "10.0.0.2", "id-b", [], now=0)
+    assert (a.serial, b.serial) == (1, 2)
+    assert a.info().sessions == m.INITIALIZING
+    assert a.info().connected
+
+
+def test_find_by_serial_hostname_or_address():
+    registry = NodeRegistry()
+    registry.connect("alpha", "10.0.0.1", "1", [], 0)
+    beta = registry.connect("beta", "10.0.0.2", "2", [], 0)
+    assert registry.find("2") is beta
+    assert registry.find("beta") is beta
+    assert registry.find("10.0.0.2") is beta
+    assert registry.find("gamma") is None
+    assert registry.find("0") is None
+
+
+def test_a_hostname_that_looks_like_a_serial_does_not_shadow_the_serial():
+    registry = NodeRegistry()
+    first = registry.connect("2", "10.0.0.1", "1", [], 0)
+    second = registry.connect("x", "10.0.0.2", "2", [], 0)
+    assert registry.find("2") is second
+    assert registry.find("1") is first
+
+
+def test_same_hostname_replaces_the_entry_when_hostnames_are_unique():
+    registry = NodeRegistry(hostname_unique=True)
+    old = registry.connect("web", "10.0.0.1", "old-id", [], 0)
+    registry.disconnect(old.serial, 1)
+    new = registry.connect("web", "10.0.0.9", "new-id", [], 2)
+    assert new.serial == old.serial
+    assert len(registry.nodes) == 1
+    assert registry.nodes[new.serial].address == "10.0.0.9"
+
+
+def test_same_hostname_gets_its_own_entry_when_not_unique():
+    registry = NodeRegistry(hostname_unique=False)
+    registry.connect("web", "10.0.0.1", "a", [], 0)
+    registry.connect("web", "10.0.0.2", "b", [], 0)
+    assert len(registry.nodes) == 2
+
+
+def test_a_reconnecting_node_id_keeps_its_event_sequence_and_a_new_one_restarts():
+    registry = NodeRegistry()
+    entry = registry.connect("web", "10.0.0.1", "id-1", [], 0)
+    entry.last_event_seq = 41
+    assert registry.connect("web", "10.0.0.1", "id-1", [], 1).last_event_seq == 41
+    assert registry.connect("web", "10.0.0.1", "id-2", [], 2).last_event_seq == 0
+
+
+def test_disconnected_nodes_are_forgotten_after_the_grace_period():
+    registry = NodeRegistry(grace=10)
+    entry = registry.connect("a", "10.0.0.1", "1", [], 0)
+    registry.connect("b", "10.0.0.2", "2", [], 0)
+    registry.disconnect(entry.serial, now=100)
+    assert not registry.nodes[entry.serial].connected
+    assert registry.expire(now=109.9) == []
+    assert [e.hostname for e in registry.expire(now=110)] == ["a"]
+    assert [n.hostname for n in registry.snapshot()] == ["b"]
+
+
+def test_apply_reports_only_real_changes_and_stamps_the_time():
+    registry = NodeRegistry()
+    entry = registry.connect("a", "10.0.0.1", "1", ["who"], 0)
+    session = m.Session("root", "pts/0", None, 5.0)
+    assert registry.apply(entry.serial, m.StateUpdate(sessions=[session], auth="ok"), wall=50) == ["sessions", "auth"]
+    assert entry.last_state_update == 50
+    assert registry.apply(entry.serial, m.StateUpdate(sessions=[session]), wall=60) == []
+    assert entry.last_state_update == 50
+    assert registry.apply(entry.serial, m.StateUpdate(wg_peers="wg not found"), wall=70) == ["wg_peers"]
+
+
+def test_ring_resume_replays_what_it_holds_and_counts_what_it_lost():
+    ring = UpdateRing(size=3, start=100)
+    for _ in range(5):
+        seq = ring.next_seq()
+        ring.append(seq, f"frame{seq}".encode())
+    assert ring.seq == 104
+    assert ring.since(103) == (0, [b"frame104"])
+    assert ring.since(101) == (0, [b"frame102", b"frame103", b"frame104"])
+    assert ring.since(100) == (1, [b"frame102", b"frame103", b"frame104"])
+    assert ring.since(104) == (0, [])
+
+
+def test_ring_resume_from_zero_or_another_hub_run_gets_everything_held():
+    ring = UpdateRing(size=10, start=5000)
+    seq = ring.next_seq()
+    ring.append(seq, b"one")
+    assert ring.since(0) == (0, [b"one"])
+    assert ring.since(4000) == (0, [b"one"])  # from a hub run before this one
+    assert ring.since(9000) == (0, [b"one"])  # from a future we have not reached

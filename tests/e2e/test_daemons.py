@@ -1,0 +1,299 @@
+"""Hub, nodes and CLI as real processes on loopback and a private socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import WAIT, Daemon, secmon_argv, wait_until
+
+
+def listed(cluster) -> list[dict]:
+    result = cluster.cli("list", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_list_and_find_by_serial_hostname_and_address(cluster, hub):
+    for name in ("charlie", "alpha", "bravo"):
+        cluster.start_node("who", hostname=name)
+    nodes = listed(cluster)
+    assert [n["hostname"] for n in nodes] == ["alpha", "bravo", "charlie"]  # sorted by hostname
+    assert sorted(n["serial"] for n in nodes) == [1, 2, 3]
+    for node in nodes:
+        assert node["connected"] and node["address"] == "127.0.0.1"
+        assert node["wg_peers"] == {"error": "not_monitored"}
+    by_serial = json.loads(cluster.cli("2", "--json").stdout)
+    by_name = json.loads(cluster.cli(by_serial["hostname"], "--json").stdout)
+    assert by_serial["serial"] == by_name["serial"] == 2
+    by_address = json.loads(cluster.cli("127.0.0.1", "--json").stdout)
+    assert by_address["address"] == "127.0.0.1"
+    human = cluster.cli("list")
+    assert human.returncode == 0 and "alpha" in human.stdout and "\x1b[" not in human.stdout
+    shown = cluster.cli("alpha")
+    assert "alpha (node" in shown.stdout and "connected" in shown.stdout
+
+
+def test_unknown_node_and_no_hub_are_one_line_errors(cluster, hub, workdir):
+    result = cluster.cli("nosuchnode")
+    assert result.returncode == 1
+    assert result.stderr == "secmon: no node matches 'nosuchnode'\n"
+    result = cluster.cli("list", SECMON_SOCKET=str(workdir / "none.sock"))
+    assert result.returncode == 1 and result.stderr.startswith("secmon: no hub is running on ")
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("BIND_PORT", "http", "BIND_PORT must be an integer, got 'http'"),
+        ("BIND_IP", "999.1.1.1", "BIND_IP must be an IP address"),
+        ("DISCONNECT_GRACE_PERIOD", "-1", "DISCONNECT_GRACE_PERIOD must be a finite number"),
+        ("ASSUME_HOSTNAME_UNIQUE", "maybe", "ASSUME_HOSTNAME_UNIQUE must be true or false"),
+    ],
+)
+def test_malformed_variable_is_exit_2_with_one_line(cluster, variable, value, message):
+    result = cluster.cli("hub", **{variable: value})
+    assert result.returncode == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_node_wait_timeout_malformed_is_exit_2(cluster, hub):
+    result = cluster.cli("1", "x", NODE_WAIT_TIMEOUT="soon")
+    assert result.returncode == 2 and "NODE_WAIT_TIMEOUT" in result.stderr
+
+
+def test_streamed_lines_arrive_as_they_are_written(cluster, hub, workdir):
+    gate = workdir / "gate"
+    script = f"echo first; while [ ! -e {gate} ]; do sleep 0.02; done; echo second"
+    allow = cluster.allowlist(f"gated=sh -c '{script}'\n")
+    cluster.start_node(hostname="alpha", COMMAND_ALLOWLIST_FILE=str(allow))
+    cli = Daemon(secmon_argv("alpha", "gated"), cluster.env, "cli")
+    cli.wait_for("^first$")  # arrives while the command is still blocked on the gate
+    assert cli.process.poll() is None
+    gate.touch()
+    cli.wait_for("^second$")
+    assert cli.process.wait(WAIT) == 0
+    assert cli.lines == ["first", "second"]
+
+
+def test_failure_timeout_and_label_not_allowed(cluster, hub):
+    allow = cluster.allowlist("bad=sh -c 'echo oops; exit 7'\nslow=sleep 30\n# comment\n\nbroken line\n")
+    cluster.start_node(hostname="alpha", COMMAND_ALLOWLIST_FILE=str(allow), COMMAND_EXECUTE_TIMEOUT="0.5")
+    failed = cluster.cli("alpha", "bad")
+    assert failed.returncode == 7 and failed.stdout == "oops\n" and "failure (exit 7)" in failed.stderr
+    timed_out = cluster.cli("alpha", "slow")
+    assert timed_out.returncode == 124 and "timeout" in timed_out.stderr and "killed after 0.5 s" in timed_out.stderr
+    refused = cluster.cli("alpha", "rm")
+    assert refused.returncode == 1 and "'rm' is not in this node's allowlist" in refused.stderr
+
+
+def test_allowlist_is_reread_and_labels_match_exactly(cluster, hub, workdir):
+    allow = cluster.allowlist("a=echo one\n")
+    cluster.start_node(hostname="alpha", COMMAND_ALLOWLIST_FILE=str(allow))
+    assert cluster.cli("alpha", "a").stdout == "one\n"
+    assert cluster.cli("alpha", "A").returncode == 1
+    assert cluster.cli("alpha", "a ").returncode == 1
+    allow.write_text("a=echo two\n")
+    assert cluster.cli("alpha", "a").stdout == "two\n"
+
+
+def test_arguments_are_never_given_to_a_shell(cluster, hub, workdir):
+    marker = workdir / "pwned"
+    allow = cluster.allowlist(f"echo=echo $(touch {marker}) ;rm -rf /\n")
+    cluster.start_node(hostname="alpha", COMMAND_ALLOWLIST_FILE=str(allow))
+    result = cluster.cli("alpha", "echo")
+    assert result.returncode == 0
+    assert result.stdout == f"$(touch {marker}) ;rm -rf /\n"
+    assert not marker.exists()
+
+
+def test_fan_out_runs_on_all_nodes_at_once(cluster, hub, workdir):
+    # Each command waits until all three have started: run one after another, they would time out.
+    barrier = workdir / "barrier"
+    barrier.mkdir()
+    script = f"touch {barrier}/$$; while [ $(ls {barrier} | wc -l) -lt 3 ]; do sleep 0.02; done; echo ready"
+    allow = cluster.allowlist(f"meet=sh -c '{script}'\n")
+    for name in ("alpha", "bravo", "charlie"):
+        cluster.start_node(hostname=name, COMMAND_ALLOWLIST_FILE=str(allow), COMMAND_EXECUTE_TIMEOUT="10")
+    result = cluster.cli("-", "meet", timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert sorted(line for line in lines if line.endswith(": ready")) == [
+        "alpha: ready",
+        "bravo: ready",
+        "charlie: ready",
+    ]
+    assert lines[-1] == "3 nodes: 3 succeeded, 0 failed"
+
+
+def test_fan_out_exit_status_is_non_zero_when_any_node_fails(cluster, hub, workdir):
+    good = cluster.allowlist("check=true\n")
+    bad = workdir / "bad-allowlist"
+    bad.write_text("check=false\n")
+    bad.chmod(0o600)
+    cluster.start_node(hostname="alpha", COMMAND_ALLOWLIST_FILE=str(good))
+    cluster.start_node(hostname="bravo", COMMAND_ALLOWLIST_FILE=str(bad))
+    result = cluster.cli("-", "check")
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-1] == "2 nodes: 1 succeeded, 1 failed"
+    assert "bravo: failure (exit 1)" in result.stdout
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie has exited; only the reaper has not looked yet
+    status = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    return status != "Z"
+
+
+def test_ctrl_c_kills_the_remote_process_group(cluster, hub, workdir):
+    pids = workdir / "pids"
+    script = f"sleep 300 & echo $! > {pids}; echo $$ >> {pids}; echo started; wait"
+    allow = cluster.allowlist(f"hang=sh -c '{script}'\n")
+    node = cluster.start_node(hostname="alpha", COMMAND_ALLOWLIST_FILE=str(allow))
+    cli = Daemon(secmon_argv("alpha", "hang"), cluster.env, "cli")
+    cli.wait_for("^started$")
+    children = [int(p) for p in pids.read_text().split()]
+    assert all(_alive(p) for p in children)
+    cli.signal(signal.SIGINT)
+    assert cli.process.wait(WAIT) == 130
+    wait_until(lambda: not any(_alive(p) for p in children), what="the remote sleep and its shell to die")
+    node.wait_for(r"command 'hang' \(request \d+\): cancelled")
+
+
+def test_killed_node_is_disconnected_then_forgotten(cluster):
+    cluster.start_hub(DISCONNECT_GRACE_PERIOD="1")
+    node = cluster.start_node(hostname="alpha")
+    subscriber = Daemon(secmon_argv("subscribe", "--json"), cluster.env, "subscribe")
+    wait_until(lambda: len(listed(cluster)) == 1)
+    node.signal(signal.SIGKILL)
+    subscriber.wait_for(r'"changed": \["connected"\].*"connected": false')
+    assert listed(cluster)[0]["connected"] is False
+    subscriber.wait_for(r'"changed": \["forgotten"\]')
+    assert listed(cluster) == []
+    subscriber.stop()
+
+
+def test_silent_node_is_dropped_after_three_keepalives(cluster, hub):
+    node = cluster.start_node(hostname="alpha", SECMON_KEEPALIVE_INTERVAL="0.5")
+    node.signal(signal.SIGSTOP)
+    try:
+        hub.wait_for(r"node 1 \(alpha\) disconnected: peer silent for 3 keepalive intervals", timeout=10)
+        assert listed(cluster)[0]["connected"] is False
+    finally:
+        node.signal(signal.SIGCONT)
+
+
+def test_reconnecting_node_replaces_its_entry(cluster, hub):
+    first = cluster.start_node("who", hostname="alpha")
+    first.signal(signal.SIGKILL)
+    wait_until(lambda: listed(cluster)[0]["connected"] is False)
+    cluster.start_node("who", hostname="alpha")
+    nodes = listed(cluster)
+    assert len(nodes) == 1 and nodes[0]["serial"] == 1 and nodes[0]["connected"]
+
+
+def test_without_unique_hostnames_a_second_entry_appears(cluster):
+    cluster.start_hub(ASSUME_HOSTNAME_UNIQUE="false")
+    cluster.start_node(hostname="alpha")
+    cluster.start_node(hostname="alpha")
+    assert [n["serial"] for n in listed(cluster)] == [1, 2]
+
+
+def test_node_without_reconnect_exits_when_the_hub_goes(cluster, hub):
+    node = cluster.start_node(hostname="alpha")
+    hub.stop()
+    assert node.process.wait(WAIT) == 1
+    node.wait_for("secmon: lost the hub at 127.0.0.1")
+
+
+def test_node_with_reconnect_comes_back_after_a_hub_restart(cluster, hub):
+    node = cluster.start_node("--reconnect", hostname="alpha")
+    port = hub.port
+    hub.stop()
+    node.wait_for("hub link down")
+    cluster.start_hub(BIND_PORT=str(port))
+    node.wait_for("connected to hub", start=len(node.lines) - 1)
+    assert node.count("connected to hub") == 2
+    wait_until(lambda: [n["hostname"] for n in listed(cluster)] == ["alpha"])
+
+
+def test_garbage_on_both_sockets_leaves_the_hub_serving(cluster, hub):
+    cluster.start_node(hostname="alpha")
+    with socket.create_connection((hub.host, hub.port)) as raw:
+        raw.sendall(b"\x00\x00\x00\x05hello")  # a frame that is not MessagePack
+        assert b"malformed" in raw.recv(4096)
+    with socket.create_connection((hub.host, hub.port)) as raw:
+        raw.sendall(b"\xff\xff\xff\xff")  # declares a 4 GiB frame
+        assert b"exceeds the limit" in raw.recv(4096)
+    with socket.socket(socket.AF_UNIX) as raw:
+        raw.connect(hub.socket)
+        raw.sendall(os.urandom(64) + b"\x00\x00\x00\x02\x91\x01")
+        raw.recv(4096)
+    hub.wait_for(r"node 127\.0\.0\.1: .*frame is not MessagePack")
+    hub.wait_for(r"exceeds the limit")
+    assert [n["hostname"] for n in listed(cluster)] == ["alpha"]
+    assert hub.process.poll() is None
+
+
+def test_hello_with_another_version_is_refused(cluster, hub):
+    import msgpack
+
+    body = msgpack.packb({"t": "hello", "version": 99, "role": "node", "hostname": "x"})
+    with socket.create_connection((hub.host, hub.port)) as raw:
+        raw.sendall(len(body).to_bytes(4, "big") + body)
+        assert b"protocol version 99 is not supported" in raw.recv(4096)
+    hub.wait_for("refused: protocol version 99")
+
+
+def test_hub_socket_is_private_and_a_second_hub_is_refused(cluster, hub):
+    mode = stat.S_IMODE(os.stat(hub.socket).st_mode)
+    assert mode == 0o600
+    second = cluster.cli("hub")
+    assert second.returncode == 1 and f"a hub is already running on {hub.socket}" in second.stderr
+
+
+def test_stale_socket_is_replaced(cluster, workdir):
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(cluster.env["SECMON_SOCKET"])
+    stale.close()  # the file stays, nobody listens
+    hub = cluster.start_hub()
+    hub.wait_for("removed stale socket")
+    assert listed(cluster) == []
+
+
+def test_sigterm_stops_the_hub_cleanly_and_removes_the_socket(cluster, hub):
+    cluster.start_node(hostname="alpha")
+    assert hub.stop() == 0
+    assert not Path(hub.socket).exists()
+
+
+def test_node_wait_timeout_waits_for_a_node_to_come_back(cluster, hub):
+    allow = cluster.allowlist("hi=echo hi\n")
+    node = cluster.start_node(hostname="alpha", COMMAND_ALLOWLIST_FILE=str(allow))
+    node.signal(signal.SIGKILL)
+    wait_until(lambda: listed(cluster)[0]["connected"] is False)
+    quick = cluster.cli("alpha", "hi")
+    assert quick.returncode == 1 and "is not connected" in quick.stderr
+    waiting = subprocess.Popen(
+        secmon_argv("alpha", "hi"),
+        env={**cluster.env, "NODE_WAIT_TIMEOUT": "10"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    hub.wait_for(r"waiting up to 10 s for node 'alpha'")
+    cluster.start_node(hostname="alpha", COMMAND_ALLOWLIST_FILE=str(allow))
+    out, err = waiting.communicate(timeout=WAIT)
+    assert waiting.returncode == 0, err
+    assert out == "hi\n"
