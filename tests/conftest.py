@@ -40,14 +40,17 @@ def wait_until(predicate: Callable[[], object], timeout: float = WAIT, what: str
 
 
 class Daemon:
-    """A process whose stderr lines are collected, so tests can wait on them."""
+    """A process whose output lines are collected, so tests can wait on them.
+
+    Its stdin is a pipe the test never writes to: it stays open, as a terminal would.
+    """
 
     def __init__(self, argv: list[str], env: dict[str, str], name: str) -> None:
         self.name = name
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self.process = subprocess.Popen(
-            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -196,3 +199,113 @@ def cluster(workdir: Path, base_env: dict[str, str]) -> Iterator[Cluster]:
 @pytest.fixture
 def hub(cluster: Cluster) -> Hub:
     return cluster.start_hub()
+
+
+# --- real system services: rsyslog and OpenSSH -------------------------------------------
+
+
+def require_root_tools(*tools: str) -> None:
+    """Fail in CI (which installs them) and skip elsewhere when a system tool is missing."""
+    missing = [t for t in tools if shutil.which(t) is None and not Path(t).exists()]
+    if os.geteuid() != 0:
+        missing.append("root")
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide {', '.join(missing)} (see .ci/run)")
+        pytest.skip(f"needs {', '.join(missing)}")
+
+
+def _syslog_alive() -> bool:
+    import socket as _socket
+
+    probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+    try:
+        probe.connect("/dev/log")
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+@pytest.fixture(scope="session")
+def rsyslog() -> Path:
+    """A running rsyslogd writing /var/log/auth.log (started once, shared by every worker)."""
+    require_root_tools("rsyslogd", "logger")
+    import fcntl
+
+    with open("/tmp/secmon-test-rsyslog.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _syslog_alive():
+            # Left running for other workers: rsyslog has no per-test state and exits with the machine.
+            subprocess.run(["rsyslogd", "-i", "/run/secmon-test-rsyslogd.pid"], check=True)
+            wait_until(_syslog_alive, what="rsyslogd to listen on /dev/log")
+    auth_log = Path("/var/log/auth.log")
+    marker = f"secmon-test-marker-{os.getpid()}-{time.time()}"
+    subprocess.run(["logger", "-p", "auth.info", marker], check=True)
+    wait_until(lambda: auth_log.exists() and marker in auth_log.read_text(errors="replace"), what="rsyslog to write")
+    return auth_log
+
+
+TEST_USER = "smtest"
+TEST_PASSWORD = "Correct-Horse-Battery-1"
+
+
+@pytest.fixture(scope="session")
+def test_user() -> str:
+    """A local user with a known password, for real ssh logins."""
+    require_root_tools("useradd", "chpasswd")
+    import fcntl
+    import pwd
+
+    with open("/tmp/secmon-test-user.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            pwd.getpwnam(TEST_USER)
+        except KeyError:
+            subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", TEST_USER], check=True)
+        subprocess.run(["chpasswd"], input=f"{TEST_USER}:{TEST_PASSWORD}\n", text=True, check=True)
+    return TEST_USER
+
+
+def free_port() -> int:
+    import socket as _socket
+
+    with _socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sshd(workdir: Path, rsyslog: Path, test_user: str) -> Iterator[int]:
+    """A real OpenSSH server on a free loopback port, logging through rsyslog; yields the port."""
+    require_root_tools("/usr/sbin/sshd", "ssh", "ssh-keygen")
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    subprocess.run(["ssh-keygen", "-A"], check=True, capture_output=True)
+    utmp = Path("/var/run/utmp")
+    if not utmp.exists():  # a fresh container has none, and sshd then records no session
+        utmp.touch()
+        utmp.chmod(0o664)
+    port = free_port()
+    argv = [
+        "/usr/sbin/sshd", "-D", "-p", str(port),
+        "-o", "ListenAddress=127.0.0.1",
+        "-o", f"PidFile={workdir / 'sshd.pid'}",
+        "-o", "UsePAM=yes",
+        "-o", "PasswordAuthentication=yes",
+        "-o", "PermitRootLogin=no",
+        "-o", "LogLevel=INFO",
+    ]  # fmt: skip
+    daemon = Daemon(argv, {"PATH": os.environ["PATH"]}, "sshd")
+    import socket as _socket
+
+    def listening() -> bool:
+        try:
+            _socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    wait_until(listening, what="sshd to listen")
+    yield port
+    daemon.stop()

@@ -120,8 +120,8 @@ _SU_AUTHFAIL = re.compile(
     r"^pam_unix\(su(?:-l)?:auth\): authentication failure;.* ruser=(?P<user>\S*) rhost=\S*(?:\s+user=(?P<target>.*))?$"
 )
 _SU_FAILED = re.compile(r"^FAILED SU \(to (?P<target>.*?)\) (?P<user>.*) on (?P<tty>\S+)$")
-_SUDO = re.compile(r"^\s*(?P<user>.+?) : (?P<rest>(?:.+? ; )?TTY=.*)$")
-_SUDO_FIELDS = re.compile(r"(?:^| ; )(TTY|PWD|USER|COMMAND)=(.*?)(?= ; [A-Z]+=|$)")
+_SUDO = re.compile(r"^\s*(?P<user>\S.*?) : (?P<rest>.*\bCOMMAND=.*)$")
+_SUDO_KEYS = frozenset({"TTY", "PWD", "USER", "GROUP", "ENV", "CHROOT", "CWD", "COMMAND"})
 _SUDO_PAM = re.compile(r"^pam_unix\(sudo:auth\): authentication failure;.* ruser=(?P<user>\S*)")
 
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) (\S+) (.*)$")
@@ -193,17 +193,28 @@ def _classify_sudo(message: str) -> dict[str, Any] | None:
     match = _SUDO.match(message)
     if match is None:
         return None
-    rest = match["rest"]
-    head, _, _ = rest.partition("TTY=")
-    fields = dict(_SUDO_FIELDS.findall("TTY=" + rest.split("TTY=", 1)[1]))
-    event = {
-        "kind": SUDO_FAILURE if head.strip() else SUDO_COMMAND,
+    # "alice : [reason ; ]TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/usr/bin/id" — the TTY part
+    # is missing without a terminal; a leading part that is not KEY=value is a refusal.
+    head = []
+    fields: dict[str, str] = {}
+    for part in match["rest"].split(" ; "):
+        if "COMMAND" in fields:  # COMMAND comes last: the rest is the command's own text
+            fields["COMMAND"] += " ; " + part
+            continue
+        key, sep, value = part.partition("=")
+        if sep and key in _SUDO_KEYS:
+            fields[key] = value
+        elif not fields:
+            head.append(part)
+    if "COMMAND" not in fields:
+        return None
+    return {
+        "kind": SUDO_FAILURE if head else SUDO_COMMAND,
         "user": match["user"],
         "target_user": fields.get("USER"),
-        "command": fields.get("COMMAND"),
+        "command": fields["COMMAND"],
         "tty": fields.get("TTY"),
     }
-    return event
 
 
 def _parse_time(stamp: str, now: float) -> float:

@@ -1,0 +1,108 @@
+"""Following a log file like `tail -F`, and polling sources, against real files and programs."""
+
+from __future__ import annotations
+
+import stat
+
+import anyio
+import pytest
+
+from secmon.collectors.authlog import MAX_LINE
+from secmon.collectors.sources import LineSplitter, follow_file, read_wg_peers
+from secmon.protocol import messages as m
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.status: list[str] = []
+        self._changed = anyio.Event()
+
+    def on_line(self, line: str) -> None:
+        self.lines.append(line)
+        self._changed.set()
+
+    def report(self, name: str, value: str) -> None:
+        assert name == "auth"
+        self.status.append(value)
+        self._changed.set()
+
+    async def wait(self, predicate) -> None:
+        with anyio.fail_after(10):
+            while not predicate():
+                self._changed = anyio.Event()
+                await self._changed.wait()
+
+
+async def test_follow_starts_at_the_end_and_survives_rotation_and_truncation(tmp_path):
+    log = tmp_path / "auth.log"
+    log.write_text("old line before we started\n")
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_file, log, rec.on_line, rec.report, 0.01)
+        await rec.wait(lambda: rec.status == [m.AUTH_OK])
+        with log.open("a") as f:
+            f.write("one\ntw")
+            f.flush()
+            await rec.wait(lambda: rec.lines == ["one"])
+            f.write("o\n")
+        await rec.wait(lambda: rec.lines == ["one", "two"])
+        # rotation: the old file moves away, a new one appears (written to before we look)
+        log.rename(tmp_path / "auth.log.1")
+        log.write_text("three\n")
+        await rec.wait(lambda: rec.lines[-1:] == ["three"])
+        # truncation in place
+        log.write_text("")
+        with log.open("a") as f:
+            f.write("four\n")
+        await rec.wait(lambda: rec.lines[-1:] == ["four"])
+        tg.cancel_scope.cancel()
+    assert rec.lines == ["one", "two", "three", "four"]
+
+
+async def test_follow_waits_for_a_file_that_does_not_exist_yet(tmp_path):
+    log = tmp_path / "later.log"
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_file, log, rec.on_line, rec.report, 0.01)
+        await rec.wait(lambda: rec.status and "waiting for" in rec.status[0])
+        log.write_text("first\n")
+        await rec.wait(lambda: rec.lines == ["first"])  # a new file is read from its start
+        tg.cancel_scope.cancel()
+    assert rec.status[-1] == m.AUTH_OK
+
+
+async def test_unreadable_source_is_an_attribute_error(tmp_path):
+    log = tmp_path / "a-directory"
+    log.mkdir()
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_file, log, rec.on_line, rec.report, 0.01)
+        await rec.wait(lambda: rec.status)
+        tg.cancel_scope.cancel()
+    assert rec.status[0] == f"cannot read {log}: Is a directory"
+
+
+def test_splitter_drops_over_long_lines_and_keeps_going():
+    splitter = LineSplitter()
+    assert splitter.feed(b"a\nb") == ["a"]
+    assert splitter.feed(b"x" * (MAX_LINE + 10)) == []
+    assert splitter.feed(b"yyy\nc\n") == ["c"]  # the rest of the long line is dropped too
+    assert splitter.feed(b"\xff\xfe\n") == ["\ufffd\ufffd"]
+
+
+async def test_wg_missing_or_failing_is_an_error_message(tmp_path):
+    assert await read_wg_peers(str(tmp_path / "no-such-wg")) == "wg not found: install wireguard-tools"
+    fake = tmp_path / "wg"
+    fake.write_text("#!/bin/sh\necho 'Unable to access interface: Operation not permitted' >&2\nexit 1\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    assert await read_wg_peers(str(fake)) == "wg failed (1): Unable to access interface: Operation not permitted"
+    fake.write_text("#!/bin/sh\nprintf 'wg0\\tpub\\t(none)\\t(none)\\t10.0.0.2/32\\t0\\t0\\t0\\toff\\n'\n")
+    assert await read_wg_peers(str(fake)) == [m.WgPeer("wg0", "pub", None, None)]
