@@ -24,7 +24,7 @@ from secmon.protocol import messages as m
 SESSION = m.Session("alice", "pts/0", "192.0.2.7", 1764382141.5)
 PEER = m.WgPeer("wg0", "k" * 44, None, None)
 EVENT = m.AuthEvent(7, 1764382141.0, "ssh_accepted", "sshd", 42, "root", "2001:db8::1", 22, "publickey")
-NODE = m.NodeInfo(3, "web-1", "10.0.0.3", True, 1764382141.0, [SESSION], "wg not found", "ok", ["who", "auth"])
+NODE = m.NodeInfo(3, "web-1", "10.0.0.3", True, 1764382141.0, [SESSION], "wg not found", "ok", ["who"], ["uptime"])
 
 SAMPLES: list[m.Message] = [
     m.Hello(m.PROTOCOL_VERSION, m.ROLE_NODE, "web-1", "abc", ["who", "wg"], "secret"),

@@ -174,7 +174,7 @@ def test_ctrl_c_kills_the_remote_process_group(cluster, hub, workdir):
 def test_killed_node_is_disconnected_then_forgotten(cluster):
     cluster.start_hub(DISCONNECT_GRACE_PERIOD="1")
     node = cluster.start_node(hostname="alpha")
-    subscriber = Daemon(secmon_argv("subscribe", "--json"), cluster.env, "subscribe")
+    subscriber = Daemon(secmon_argv("subscribe", "--since", "0", "--json"), cluster.env, "subscribe")
     wait_until(lambda: len(listed(cluster)) == 1)
     node.signal(signal.SIGKILL)
     subscriber.wait_for(r'"changed": \["connected"\].*"connected": false')

@@ -50,6 +50,7 @@ def node_json(node: m.NodeInfo) -> dict[str, Any]:
         "wg_peers": _attribute(node.wg_peers, peer_json),
         "auth": node.auth if node.auth == m.AUTH_OK else {"error": node.auth},
         "monitors": list(node.monitors),
+        "labels": list(node.labels),
     }
 
 

@@ -98,6 +98,8 @@ def node_details(node: m.NodeInfo, paint: Painter) -> str:
         endpoint = clean(p.endpoint) if p.endpoint else "no endpoint"
         handshake = local_time(p.latest_handshake) if p.latest_handshake else "never"
         lines.append(f"  {clean(p.interface)} {clean(p.public_key)} {endpoint}, handshake {handshake}")
+    if node.labels:
+        lines.append(f"commands: {', '.join(clean(label) for label in node.labels)}")
     if node.auth != m.AUTH_OK:
         lines.append(f"auth events: {paint(YELLOW, clean(node.auth))}")
     return "\n".join(lines)

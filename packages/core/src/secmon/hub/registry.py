@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..protocol import messages as m
 
-STORED_ATTRIBUTES = ("sessions", "wg_peers", "auth")
+STORED_ATTRIBUTES = ("sessions", "wg_peers", "auth", "labels")
 
 
 @dataclass(slots=True)
@@ -28,6 +28,7 @@ class NodeEntry:
     sessions: list[m.Session] | str = m.INITIALIZING
     wg_peers: list[m.WgPeer] | str = m.INITIALIZING
     auth: str = m.INITIALIZING
+    labels: list[str] = field(default_factory=list)
     disconnected_at: float | None = None
     last_event_seq: int = 0  # highest auth event seq received from node_id; older ones are duplicates
 
@@ -42,6 +43,7 @@ class NodeEntry:
             wg_peers=self.wg_peers,
             auth=self.auth,
             monitors=list(self.monitors),
+            labels=list(self.labels),
         )
 
     def matches(self, query: str) -> bool:

@@ -50,6 +50,7 @@ class NodeAgent:
         self.state: dict[str, Any] = {
             attr: (m.INITIALIZING if attr in watched else m.NOT_MONITORED) for attr in MONITORS.values()
         }
+        self.state["labels"] = self.allowed_labels()
         self.unacked: deque[m.AuthEvent] = deque()
         self.dropped = 0
         self._next_seq = 1
@@ -79,6 +80,19 @@ class NodeAgent:
         if self.link is not None:
             self.link.send(m.AuthEvents([event]))
         return event
+
+    def allowed_labels(self) -> list[str]:
+        """The labels the allowlist offers now (none when it cannot be trusted)."""
+        try:
+            return sorted(load_allowlist(self.settings.allowlist))
+        except AllowlistError:
+            return []
+
+    async def watch_allowlist(self, interval: float) -> None:
+        """Keep the advertised labels in step with the allowlist file."""
+        while True:
+            await anyio.sleep(interval)
+            self.set_attribute("labels", self.allowed_labels())
 
     # --- the link -----------------------------------------------------------
 
@@ -185,6 +199,7 @@ class NodeAgent:
         except AllowlistError as exc:
             log.warning("%s", exc)
             return Outcome(m.NOT_ALLOWED, message=str(exc))
+        self.set_attribute("labels", sorted(allowlist))
         argv = allowlist.get(request.label)
         if argv is None:
             return Outcome(m.NOT_ALLOWED, message=f"label {request.label!r} is not in this node's allowlist")

@@ -14,6 +14,7 @@ from .agent import HubGone, NodeAgent
 
 log = logging.getLogger("secmon.node")
 
+ALLOWLIST_INTERVAL = 5.0  # seconds between looks at the allowlist, to advertise its labels
 FOLLOW_POLL = 0.1  # seconds between looks at the auth log: well under the "fraction of a second" we promise
 
 
@@ -30,6 +31,7 @@ async def run_node(settings: NodeSettings, agent: NodeAgent, reconnect: bool) ->
             tg.start_soon(
                 follow_auth, settings.auth_log, lambda fields: agent.add_event(**fields), agent.set_attribute, poll
             )
+        tg.start_soon(agent.watch_allowlist, ALLOWLIST_INTERVAL)
         tg.start_soon(_stop_on_signal, tg.cancel_scope)
         try:
             await agent.run(reconnect)

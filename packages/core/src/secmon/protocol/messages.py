@@ -96,6 +96,7 @@ class NodeInfo:
     wg_peers: list[WgPeer] | str
     auth: str
     monitors: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)  # the command labels the node's allowlist offers
 
 
 # --- messages --------------------------------------------------------------
@@ -154,6 +155,7 @@ class StateUpdate:
     sessions: list[Session] | str | None = None
     wg_peers: list[WgPeer] | str | None = None
     auth: str | None = None
+    labels: list[str] | None = None
 
 
 @record

@@ -1,0 +1,71 @@
+"""`secmon-http`: serve the HTTP bridge and dashboard until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from secmon.errors import SecmonError
+
+USAGE = """\
+usage: secmon-http           serve the HTTP API and dashboard on SERVER_IP:SERVER_PORT
+       secmon-http help      show this help
+
+environment:
+  SERVER_IP, SERVER_PORT   listen address (default 127.0.0.1:9993)
+  HTTP_TOKEN_FILE          file holding the bearer token; required off loopback
+  SECMON_SOCKET            the hub's socket (default: /run/secmon.sock for root)
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("help", "-h", "--help"):
+        print(USAGE, end="")
+        return
+    if args:
+        print(f"secmon-http: unknown argument {args[0]!r}; see `secmon-http help`", file=sys.stderr)
+        sys.exit(2)
+    logging.basicConfig(
+        level=os.environ.get("SECMON_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(name)s: %(message)s"
+    )
+    from .config import HttpSettings
+
+    try:
+        settings = HttpSettings.from_env()
+    except SecmonError as exc:
+        print(f"secmon-http: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    try:
+        asyncio.run(serve(settings))
+    except OSError as exc:
+        print(f"secmon-http: cannot listen on {settings.server_ip}:{settings.server_port}: {exc.strerror}", file=sys.stderr)
+        sys.exit(1)
+
+
+async def serve(settings) -> None:
+    """Serve until SIGTERM or SIGINT; logs the bound address (SERVER_PORT=0 picks a free one)."""
+    from aiohttp import web
+
+    from .app import make_app
+
+    runner = web.AppRunner(make_app(settings), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.server_ip, settings.server_port)
+        await site.start()
+        host, port = site._server.sockets[0].getsockname()[:2]
+        logging.getLogger("secmon.http").info("serving on http://%s:%d", host, port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""The HTTP bridge: the hub's client API as plain JSON over HTTP, and the dashboard.
+
+Every request opens its own connection to the hub's socket, so a hub restart
+costs only the requests made while it is down (503). The WebSocket follows
+the hub with ``follow_updates``, which reconnects and resumes by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import math
+from importlib import resources
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from secmon import jsonform
+from secmon.client import HubClient, follow_updates
+from secmon.errors import HubUnavailable, RequestFailed, UnknownNode
+from secmon.protocol import messages as m
+
+from .config import HttpSettings
+
+log = logging.getLogger("secmon.http")
+
+MAX_BODY = 64 * 1024  # an execute request is a label and a flag
+MAX_EXPIRES_IN = 3600.0  # seconds; longer waits are a mistake, not a plan
+STATIC = resources.files("secmon_http") / "static"
+SETTINGS = web.AppKey("settings", HttpSettings)
+
+
+def error(status: int, text: str) -> web.Response:
+    return web.json_response({"error": text}, status=status)
+
+
+def _hub_errors(handler):
+    """Map hub faults to HTTP statuses once, at the edge."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except HubUnavailable as exc:
+            return error(503, f"hub unavailable: {exc}")
+        except UnknownNode as exc:
+            if exc.code == "not_connected":
+                return error(504, str(exc))
+            return error(404, str(exc))
+        except RequestFailed as exc:
+            return error(502, str(exc))
+
+    return wrapped
+
+
+@web.middleware
+async def require_token(request: web.Request, handler) -> web.StreamResponse:
+    """Bearer token on every data route; the static page carries no data and is public."""
+    token = request.app[SETTINGS].token
+    if token is None or request.path in ("/", "/openapi.json") or request.path.startswith("/static/"):
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    offered = header[7:] if header.startswith("Bearer ") else request.query.get("access_token", "")
+    if not hmac.compare_digest(offered.encode(), token.encode()):
+        return error(401, "missing or wrong bearer token")
+    return await handler(request)
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    return web.Response(text=(STATIC / "index.html").read_text(), content_type="text/html")
+
+
+async def static_file(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    types = {"js": "application/javascript", "css": "text/css", "png": "image/png"}
+    kind = types.get(name.rsplit(".", 1)[-1])
+    if kind is None or "/" in name or name.startswith("."):
+        return error(404, "no such file")
+    path = STATIC / name
+    if not path.is_file():
+        return error(404, "no such file")
+    return web.Response(body=path.read_bytes(), content_type=kind)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(text=(resources.files("secmon_http") / "openapi.json").read_text(), content_type="application/json")
+
+
+@_hub_errors
+async def list_nodes(request: web.Request) -> web.Response:
+    async with HubClient.connect() as hub:
+        nodes = await hub.list_nodes()
+    nodes.sort(key=lambda n: (n.hostname, n.serial))
+    return web.json_response([jsonform.node_json(n) for n in nodes])
+
+
+@_hub_errors
+async def show_node(request: web.Request) -> web.Response:
+    async with HubClient.connect() as hub:
+        node = await hub.find_node(request.match_info["node"])
+    return web.json_response(jsonform.node_json(node))
+
+
+def _expires_in(request: web.Request) -> float:
+    raw = request.headers.get("Expires-In")
+    if raw is None:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"Expires-In must be seconds, got {raw!r}"}),
+                                 content_type="application/json") from None
+    if not 0 <= value <= MAX_EXPIRES_IN or math.isnan(value):
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"Expires-In must be 0 to {MAX_EXPIRES_IN:g} seconds"}),
+                                 content_type="application/json")
+    return value
+
+
+async def _execute_body(request: web.Request) -> tuple[str, bool]:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise _bad(f"body over {MAX_BODY} bytes")
+    try:
+        body = json.loads(await request.content.read(MAX_BODY + 1) or b"null")
+    except ValueError:
+        raise _bad("body must be JSON: {\"label\": \"...\", \"stream\": false}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("label"), str) or not body["label"]:
+        raise _bad('body must be a JSON object with a non-empty string "label"')
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _bad('"stream" must be true or false')
+    unknown = set(body) - {"label", "stream"}
+    if unknown:
+        raise _bad(f"unknown field {sorted(unknown)[0]!r}")
+    return body["label"], stream
+
+
+def _bad(text: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": text}), content_type="application/json")
+
+
+def _result_json(result: m.CommandResult, names: dict[int, str]) -> dict[str, Any]:
+    return {"hostname": names.get(result.serial), **jsonform.result_json(result)}
+
+
+def _status_for(result: m.CommandResult) -> int:
+    if result.status == m.NOT_ALLOWED:
+        return 403
+    if result.status == m.TIMEOUT and result.message.startswith("node did not answer"):
+        return 504
+    if result.status == m.ERROR and "disconnected" in result.message:
+        return 502
+    return 200
+
+
+@_hub_errors
+async def execute(request: web.Request) -> web.StreamResponse:
+    target = request.match_info["node"]
+    wait = _expires_in(request)
+    label, stream = await _execute_body(request)
+    async with HubClient.connect() as hub:
+        names = {n.serial: n.hostname for n in await hub.list_nodes()}
+        items = hub.execute(target, label, stream=stream, wait=wait)
+        started = await anext(items)
+        if not stream:
+            results = [_result_json(item, names) async for item in items if type(item) is m.CommandResult]
+            if target != m.ALL_NODES:
+                only = results[0]
+                status = _status_for(m.CommandResult(0, only["status"], message=only["message"]))
+                if status != 200:
+                    return error(status, only["message"] or only["status"])
+                return web.json_response(only)
+            return web.json_response(results)
+        first = None
+        if target != m.ALL_NODES:
+            first = await anext(items)  # a refusal or a timeout is known before any output: say it with a status
+            if type(first) is m.CommandResult and _status_for(first) != 200:
+                return error(_status_for(first), first.message or first.status)
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+
+        async def emit(obj: dict[str, Any]) -> None:
+            await response.write(json.dumps(obj, ensure_ascii=False).encode() + b"\n")
+
+        await emit({"type": "started", "serials": started.serials})
+        ok = failed = 0
+        pending = [first] if first is not None else []
+
+        async def all_items():
+            for item in pending:
+                yield item
+            async for item in items:
+                yield item
+
+        async for item in all_items():
+            if type(item) is m.CommandOutput:
+                await emit({"type": "output", **jsonform.output_json(item), "hostname": names.get(item.serial)})
+            elif type(item) is m.CommandResult:
+                ok += item.status == m.SUCCESS
+                failed += item.status != m.SUCCESS
+                await emit({"type": "result", **_result_json(item, names)})
+        await emit({"type": "done", "succeeded": ok, "failed": failed})
+        await response.write_eof()
+        return response
+
+
+async def subscribe(request: web.Request) -> web.WebSocketResponse:
+    since_text = request.query.get("since")
+    if since_text is not None and not since_text.isdigit():
+        return error(400, f"since must be a sequence number, got {since_text!r}")
+    ws = web.WebSocketResponse(heartbeat=30)
+    await ws.prepare(request)
+    since = int(since_text) if since_text is not None else None
+
+    async def pump() -> None:
+        async with follow_updates(since=since) as updates:
+            async for update in updates:
+                await ws.send_json(jsonform.update_json(update))
+
+    task = asyncio.ensure_future(pump())
+    try:
+        async for message in ws:  # the page sends nothing; this notices it leaving
+            if message.type == WSMsgType.ERROR:
+                break
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return ws
+
+
+def make_app(settings: HttpSettings) -> web.Application:
+    app = web.Application(middlewares=[require_token], client_max_size=MAX_BODY)
+    app[SETTINGS] = settings
+    app.router.add_get("/", dashboard)
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/static/{name}", static_file)
+    app.router.add_get("/list", list_nodes)
+    app.router.add_get("/subscribe", subscribe)
+    app.router.add_get("/{node}", show_node)
+    app.router.add_post("/{node}/execute", execute)
+    return app
