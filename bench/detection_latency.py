@@ -25,10 +25,10 @@ import time
 import anyio
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from _procs import bench_env, start_hub, start_node  # noqa: E402
+from _procs import bench_env, start_hub, start_node
 
-from secmon.client import HubClient  # noqa: E402
-from secmon.protocol import messages as m  # noqa: E402
+from secmon.client import HubClient
+from secmon.protocol import messages as m
 
 
 async def measure(socket: str, log_path, samples: int, interval: float) -> list[float]:
@@ -81,7 +81,9 @@ def main() -> None:
         "max_ms": round(latencies[-1], 2),
         "follow_interval_s": float(extra.get("SECMON_FOLLOW_INTERVAL", 0.1)),
     }
-    print(f"detection latency over {len(latencies)} lines: median {figures['median_ms']} ms, p99 {figures['p99_ms']} ms")
+    print(
+        f"detection latency over {len(latencies)} lines: median {figures['median_ms']} ms, p99 {figures['p99_ms']} ms"
+    )
     print(json.dumps(figures))
 
 

@@ -144,6 +144,14 @@ class Cluster:
             node.wait_for(r"connected to hub .* as node \d+")
         return node
 
+    def start_http(self, **extra: str) -> Daemon:
+        """The HTTP bridge on a free port; its base URL is in ``.url``."""
+        env = {**self.env, "SERVER_IP": "127.0.0.1", "SERVER_PORT": "0", **extra}
+        daemon = Daemon([sys.executable, "-m", "secmon_http"], env, "secmon-http")
+        self.daemons.append(daemon)
+        daemon.url = daemon.wait_for(r"serving on (http://\S+)")[1]
+        return daemon
+
     def cli(self, *args: str, timeout: float = WAIT, **extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             secmon_argv(*args), env={**self.env, **extra}, capture_output=True, text=True, timeout=timeout

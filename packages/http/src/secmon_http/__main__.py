@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         asyncio.run(serve(settings))
     except OSError as exc:
-        print(f"secmon-http: cannot listen on {settings.server_ip}:{settings.server_port}: {exc.strerror}", file=sys.stderr)
+        print(
+            f"secmon-http: cannot listen on {settings.server_ip}:{settings.server_port}: {exc.strerror}",
+            file=sys.stderr,
+        )
         sys.exit(1)
 
 
@@ -66,6 +69,7 @@ async def serve(settings) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+
 
 if __name__ == "__main__":
     main()

@@ -84,7 +84,9 @@ async def static_file(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.Response(text=(resources.files("secmon_http") / "openapi.json").read_text(), content_type="application/json")
+    return web.Response(
+        text=(resources.files("secmon_http") / "openapi.json").read_text(), content_type="application/json"
+    )
 
 
 @_hub_errors
@@ -109,11 +111,14 @@ def _expires_in(request: web.Request) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise web.HTTPBadRequest(text=json.dumps({"error": f"Expires-In must be seconds, got {raw!r}"}),
-                                 content_type="application/json") from None
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"Expires-In must be seconds, got {raw!r}"}), content_type="application/json"
+        ) from None
     if not 0 <= value <= MAX_EXPIRES_IN or math.isnan(value):
-        raise web.HTTPBadRequest(text=json.dumps({"error": f"Expires-In must be 0 to {MAX_EXPIRES_IN:g} seconds"}),
-                                 content_type="application/json")
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"Expires-In must be 0 to {MAX_EXPIRES_IN:g} seconds"}),
+            content_type="application/json",
+        )
     return value
 
 
@@ -123,7 +128,7 @@ async def _execute_body(request: web.Request) -> tuple[str, bool]:
     try:
         body = json.loads(await request.content.read(MAX_BODY + 1) or b"null")
     except ValueError:
-        raise _bad("body must be JSON: {\"label\": \"...\", \"stream\": false}") from None
+        raise _bad('body must be JSON: {"label": "...", "stream": false}') from None
     if not isinstance(body, dict) or not isinstance(body.get("label"), str) or not body["label"]:
         raise _bad('body must be a JSON object with a non-empty string "label"')
     stream = body.get("stream", False)
