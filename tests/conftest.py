@@ -144,6 +144,16 @@ class Cluster:
             node.wait_for(r"connected to hub .* as node \d+")
         return node
 
+    def wait_auth_ok(self, hostname: str) -> None:
+        """Wait until the node follows its auth log: lines written from now on are seen."""
+        import json
+
+        def ready() -> bool:
+            result = self.cli(hostname, "--json")
+            return result.returncode == 0 and json.loads(result.stdout)["auth"] == "ok"
+
+        wait_until(ready, what=f"{hostname} to follow its auth log")
+
     def start_http(self, **extra: str) -> Daemon:
         """The HTTP bridge on a free port; its base URL is in ``.url``."""
         env = {**self.env, "SERVER_IP": "127.0.0.1", "SERVER_PORT": "0", **extra}
@@ -207,6 +217,24 @@ def cluster(workdir: Path, base_env: dict[str, str]) -> Iterator[Cluster]:
 @pytest.fixture
 def hub(cluster: Cluster) -> Hub:
     return cluster.start_hub()
+
+
+@pytest.fixture
+def fake_discord():
+    from fakes import FakeDiscord
+
+    server = FakeDiscord().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_telegram():
+    from fakes import FakeTelegram
+
+    server = FakeTelegram().start()
+    yield server
+    server.stop()
 
 
 # --- real system services: rsyslog and OpenSSH -------------------------------------------

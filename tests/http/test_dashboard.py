@@ -43,9 +43,9 @@ def test_dashboard_shows_nodes_live_events_and_command_output(cluster, hub, work
     log = workdir / "auth.log"
     log.write_text("")
     allow = cluster.allowlist("uptime=uptime\ngreet=sh -c 'echo hello from the node; echo second line'\n")
-    node = cluster.start_node("who", "auth", hostname="web-1", COMMAND_ALLOWLIST_FILE=str(allow))
+    cluster.start_node("who", "auth", hostname="web-1", COMMAND_ALLOWLIST_FILE=str(allow))
     cluster.start_node("who", hostname="db-1")
-    node.wait_for("following auth events")
+    cluster.wait_auth_ok("web-1")
     http = cluster.start_http()
     page = browser_page
     page.goto(http.url)

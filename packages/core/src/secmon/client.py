@@ -281,6 +281,7 @@ async def follow_updates(
                         log.warning("resumed after seq %s: %d updates were no longer held", last, subscription.missed)
                     if last is None:
                         last = subscription.hub_seq
+                    log.info("following the hub's updates after seq %d", last)
                     delay = 0.25
                     async for update in subscription:
                         await send.send(update)

@@ -1,0 +1,113 @@
+"""`secmon-dc`: push auth events to a Discord channel through a webhook."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import sys
+import time
+from urllib.parse import urlsplit
+
+import aiohttp
+import anyio
+
+from secmon.config import env_float
+from secmon.errors import ConfigError, SecmonError, single_error
+from secmon.folding import Notice
+from secmon.notify import relay_auth_events
+from secmon.protocol import messages as m
+
+from .format import embed, payload
+from .webhook import Webhook, WebhookRejected
+
+log = logging.getLogger("secmon.discord")
+
+USAGE = """\
+usage: secmon-dc          push ssh, su and sudo events to Discord
+       secmon-dc test     send a test message and show Discord's answer
+       secmon-dc help     show this help
+
+environment:
+  DISCORD_WEBHOOK_URL       the channel's webhook (required)
+  DISCORD_MESSAGE_CONTENT   text above each embed (default: none)
+  SECMON_FOLD_WINDOW        seconds over which failures from one source fold into one embed (60)
+  SECMON_SOCKET             the hub's socket
+"""
+
+
+def webhook_url(env) -> str:
+    url = (env.get("DISCORD_WEBHOOK_URL") or "").strip()
+    if not url:
+        raise ConfigError("DISCORD_WEBHOOK_URL is required: the webhook URL from the channel's integrations")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname or "/webhooks/" not in parts.path:
+        raise ConfigError(
+            f"DISCORD_WEBHOOK_URL must be a webhook URL like https://discord.com/api/webhooks/ID/TOKEN, got {url[:80]!r}"
+        )
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise ConfigError("DISCORD_WEBHOOK_URL must use https (plain http is allowed only to loopback)")
+    return url
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+async def send_test(url: str, content: str) -> int:
+    event = m.AuthEvent(0, time.time(), "ssh_accepted", "secmon-dc", None, "test", None, None, "test")
+    notice = Notice(m.AuthUpdate(0, 0, "secmon-dc", "test", event))
+    body = payload([{**embed(notice), "title": "✅ SecMon test message"}], content)
+    async with aiohttp.ClientSession() as session:
+        answer = await Webhook(url, session).post(body)
+    print(f"Discord accepted the test message (id {answer.get('id', '?')} in channel {answer.get('channel_id', '?')})")
+    return 0
+
+
+async def run(url: str, content: str, window: float) -> None:
+    async with aiohttp.ClientSession() as session:
+        webhook = Webhook(url, session)
+
+        async def deliver(notice: Notice) -> None:
+            try:
+                await webhook.post(payload([embed(notice)], content))
+            except WebhookRejected as exc:
+                log.error("%s (event seq %d not delivered)", exc, notice.update.seq)
+
+        log.info("pushing auth events to Discord")
+        await relay_auth_events(deliver, window=window)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("help", "-h", "--help"):
+        print(USAGE, end="")
+        return
+    if args not in ([], ["test"]):
+        print(f"secmon-dc: unknown argument {args[0]!r}; see `secmon-dc help`", file=sys.stderr)
+        sys.exit(2)
+    logging.basicConfig(
+        level=os.environ.get("SECMON_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(name)s: %(message)s"
+    )
+    try:
+        url = webhook_url(os.environ)
+        content = os.environ.get("DISCORD_MESSAGE_CONTENT", "")
+        window = env_float(os.environ, "SECMON_FOLD_WINDOW", 60.0)
+        try:
+            if args == ["test"]:
+                sys.exit(anyio.run(send_test, url, content))
+            anyio.run(run, url, content, window)
+        except BaseExceptionGroup as group:
+            raise single_error(group) from None
+    except (SecmonError, WebhookRejected) as exc:
+        print(f"secmon-dc: {exc}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 1))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

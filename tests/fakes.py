@@ -1,0 +1,199 @@
+"""Local HTTP servers that speak the parts of Discord's and Telegram's APIs we use.
+
+Each runs aiohttp in its own thread and loop, so tests (sync or async) can
+start the real integration as a process pointed at it, then read what it
+received and tell it to answer 429 or 500 next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from aiohttp import web
+
+
+class FakeServer:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.lock = threading.Lock()
+        self.failures: deque[tuple[int, dict[str, Any], dict[str, str]]] = deque()  # (status, body, headers)
+        self.refused: list[float] = []  # when each scripted failure was answered
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        self.routes(app)
+        self.runner = web.AppRunner(app, access_log=None)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        self._started.set()
+        self.loop.run_forever()
+
+    def start(self) -> FakeServer:
+        self._thread.start()
+        self._started.wait(10)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    def fail_next(self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
+        with self.lock:
+            self.failures.append((status, body or {}, headers or {}))
+
+    def _scripted_failure(self) -> web.Response | None:
+        with self.lock:
+            if not self.failures:
+                return None
+            status, body, headers = self.failures.popleft()
+            self.refused.append(time.monotonic())
+        return web.json_response(body, status=status, headers=headers)
+
+
+class FakeDiscord(FakeServer):
+    """A webhook endpoint that records every accepted post."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.posts: list[dict[str, Any]] = []
+        self.accepted_at: list[float] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/webhooks/123/secret-token"
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/webhooks/{id}/{token}", self.execute)
+
+    async def execute(self, request: web.Request) -> web.Response:
+        failure = self._scripted_failure()
+        if failure is not None:
+            return failure
+        body = await request.json()
+        with self.lock:
+            self.posts.append(body)
+            self.accepted_at.append(time.monotonic())
+            number = len(self.posts)
+        return web.json_response({"id": str(1000 + number), "channel_id": "42", "embeds": body.get("embeds", [])})
+
+    def embeds(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [e for post in self.posts for e in post.get("embeds", [])]
+
+
+class FakeTelegram(FakeServer):
+    """The Bot API methods secmon-tg uses: getMe, getUpdates, sendMessage, setMyCommands, …"""
+
+    TOKEN = "123456:TEST-token"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[dict[str, Any]] = []
+        self.calls: list[str] = []
+        self.commands: list[dict[str, Any]] = []
+        self._updates: list[dict[str, Any]] = []
+        self._update_id = 0
+        self._message_id = 0
+        self._new_update: asyncio.Event | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bot{{token}}"
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/bot{token}/{method}", self.method)
+
+    async def _params(self, request: web.Request) -> dict[str, Any]:
+        if request.content_type == "application/json":
+            return await request.json()
+        data = dict(await request.post())
+        for key, value in list(data.items()):
+            if isinstance(value, str) and value[:1] in "[{":
+                try:
+                    data[key] = json.loads(value)
+                except ValueError:
+                    pass
+        return data
+
+    async def method(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.TOKEN:
+            return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+        name = request.match_info["method"]
+        params = await self._params(request)
+        with self.lock:
+            self.calls.append(name)
+        if name == "getMe":
+            return ok({"id": 999, "is_bot": True, "first_name": "SecMon", "username": "secmon_test_bot"})
+        if name in ("deleteWebhook", "setMyCommands", "sendChatAction", "close", "logOut"):
+            if name == "setMyCommands":
+                self.commands = params.get("commands", [])
+            return ok(True)
+        if name == "getUpdates":
+            return ok(await self._get_updates(params))
+        if name in ("sendMessage", "editMessageText"):
+            if name == "sendMessage":
+                failure = self._scripted_failure()
+                if failure is not None:
+                    return failure
+            with self.lock:
+                self._message_id += 1
+                record = {**params, "method": name, "message_id": self._message_id}
+                self.sent.append(record)
+            chat_id = int(params.get("chat_id", 0))
+            return ok(
+                {
+                    "message_id": int(params.get("message_id") or self._message_id),
+                    "date": int(time.time()),
+                    "chat": {"id": chat_id, "type": "private"},
+                    "text": params.get("text", ""),
+                }
+            )
+        return web.json_response({"ok": False, "error_code": 404, "description": f"Not Found: {name}"}, status=404)
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        timeout = min(float(params.get("timeout") or 0), 1.0)  # keep long polls short: tests stop quickly
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                pending = [u for u in self._updates if u["update_id"] >= offset]
+            if pending or time.monotonic() >= deadline:
+                return pending
+            await asyncio.sleep(0.02)
+
+    def send_text(self, user_id: int, text: str) -> None:
+        """A message from ``user_id`` to the bot, as getUpdates will deliver it."""
+        with self.lock:
+            self._update_id += 1
+            message: dict[str, Any] = {
+                "message_id": 10_000 + self._update_id,
+                "date": int(time.time()),
+                "chat": {"id": user_id, "type": "private"},
+                "from": {"id": user_id, "is_bot": False, "first_name": "Operator"},
+                "text": text,
+            }
+            if text.startswith("/"):
+                message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+            self._updates.append({"update_id": self._update_id, "message": message})
+
+    def messages_to(self, chat_id: int) -> list[dict[str, Any]]:
+        with self.lock:
+            return [m for m in self.sent if int(m.get("chat_id", 0)) == chat_id]
+
+
+def ok(result: Any) -> web.Response:
+    return web.json_response({"ok": True, "result": result})
