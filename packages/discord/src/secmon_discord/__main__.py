@@ -43,7 +43,8 @@ def webhook_url(env) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname or "/webhooks/" not in parts.path:
         raise ConfigError(
-            f"DISCORD_WEBHOOK_URL must be a webhook URL like https://discord.com/api/webhooks/ID/TOKEN, got {url[:80]!r}"
+            "DISCORD_WEBHOOK_URL must be a webhook URL like https://discord.com/api/webhooks/ID/TOKEN, "
+            f"got {url[:80]!r}"
         )
     if parts.scheme == "http" and not _loopback(parts.hostname):
         raise ConfigError("DISCORD_WEBHOOK_URL must use https (plain http is allowed only to loopback)")
