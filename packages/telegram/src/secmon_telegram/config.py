@@ -1,0 +1,69 @@
+"""secmon-tg settings from the environment, with one-line errors."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from secmon.config import env_bool, env_float, env_path
+from secmon.errors import ConfigError
+
+DEFAULT_API_URL = "https://api.telegram.org/bot"
+_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]{5,}$")
+
+
+@dataclass(frozen=True, slots=True)
+class BotSettings:
+    token: str
+    user_id: int
+    ipv4_only: bool
+    timezone: tzinfo | None  # None: the machine's local time
+    allowlist: Path | None  # labels the bot may run (one a line); none means no command runs
+    api_url: str
+    fold_window: float
+    node_wait: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> BotSettings:
+        env = os.environ if env is None else env
+        token = (env.get("TELEGRAM_BOT_TOKEN") or "").strip()
+        if not token:
+            raise ConfigError("TELEGRAM_BOT_TOKEN is required: the token @BotFather gave you")
+        if not _TOKEN.match(token):
+            raise ConfigError("TELEGRAM_BOT_TOKEN does not look like a bot token (digits, a colon, then letters)")
+        user = (env.get("TELEGRAM_USER_ID") or "").strip()
+        if not user:
+            raise ConfigError("TELEGRAM_USER_ID is required: the numeric id of the one user the bot answers")
+        if not user.lstrip("-").isdigit():
+            raise ConfigError(f"TELEGRAM_USER_ID must be a number, got {user!r}")
+        zone = (env.get("TIMEZONE") or "local").strip()
+        try:
+            timezone = None if zone == "local" else ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"TIMEZONE must be an IANA zone such as Europe/Berlin, or local; got {zone!r}") from None
+        return cls(
+            token=token,
+            user_id=int(user),
+            ipv4_only=env_bool(env, "IPV4ONLY", False),
+            timezone=timezone,
+            allowlist=env_path(env, "COMMAND_ALLOWLIST_FILE"),
+            api_url=(env.get("TELEGRAM_API_URL") or DEFAULT_API_URL).strip(),
+            fold_window=env_float(env, "SECMON_FOLD_WINDOW", 60.0),
+            node_wait=env_float(env, "NODE_WAIT_TIMEOUT", 0.0),
+        )
+
+
+def read_labels(path: Path | None) -> set[str]:
+    """The bot-side allowlist: one label a line, # comments; re-read on each request."""
+    if path is None:
+        return set()
+    try:
+        text = path.read_text()
+    except OSError:
+        return set()
+    return {line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")}

@@ -1,0 +1,143 @@
+"""Telegram HTML for nodes, events and command results: pure functions.
+
+Everything that came from a monitored server goes through ``html.escape``
+before it is placed in markup, so a user name like ``<b>x</b>`` or ``&`` is
+shown as typed and the message is still valid HTML for Telegram.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from html import escape
+
+__all__ = ["HELP", "command_result", "escape", "event_message", "node_details", "node_list"]
+
+from secmon.collectors import authlog as a
+from secmon.folding import Notice
+from secmon.protocol import messages as m
+
+MESSAGE_LIMIT = 4096  # Telegram's limit on a message's text, markup included
+OUTPUT_ROOM = 3500  # of which command output may use this much, leaving room for the frame and the note
+NOTE_ROOM = 80  # the <pre> frame and the trimming note
+
+LABELS = {
+    a.SSH_ACCEPTED: "SSH login",
+    a.SSH_FAILED_PASSWORD: "SSH password failed",
+    a.SSH_FAILED_PUBLICKEY: "SSH key refused",
+    a.SSH_FAILED_KBDINT: "SSH keyboard-interactive failed",
+    a.SSH_INVALID_USER: "SSH invalid user",
+    a.SSH_PAM_FAILURE: "SSH auth failure",
+    a.SSH_USER_REFUSED: "SSH user not allowed",
+    a.SSH_ROOT_REFUSED: "SSH root refused",
+    a.SSH_TOO_MANY_FAILURES: "SSH too many failures",
+    a.SSH_CLOSED_PREAUTH: "SSH closed before login",
+    a.SSH_DISCONNECTED: "SSH logout",
+    a.SU_OPENED: "su",
+    a.SU_FAILED: "su failed",
+    a.SU_CLOSED: "su closed",
+    a.SUDO_COMMAND: "sudo",
+    a.SUDO_FAILURE: "sudo refused",
+}
+
+HELP = """<b>SecMon</b>
+<code>list</code> or <code>-</code> — all nodes
+<code>NODE</code> — one node (serial, hostname or address)
+<code>NODE LABEL</code> — run an allowed command on a node
+<code>- LABEL</code> — run it on every connected node"""
+
+
+def when(stamp: float | None, tz: tzinfo | None) -> str:
+    if stamp is None:
+        return "never"
+    return datetime.fromtimestamp(stamp, tz).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def node_list(nodes: list[m.NodeInfo]) -> str:
+    if not nodes:
+        return "No node has connected yet."
+    lines = ["<b>Nodes</b>"]
+    for node in sorted(nodes, key=lambda n: (n.hostname, n.serial)):
+        state = "🟢" if node.connected else "🔴"
+        sessions = len(node.sessions) if isinstance(node.sessions, list) else "–"
+        lines.append(
+            f"{state} <b>{escape(node.hostname)}</b> #{node.serial} {escape(node.address)} · sessions: {sessions}"
+        )
+    return "\n".join(lines)
+
+
+def node_details(node: m.NodeInfo, tz: tzinfo | None) -> str:
+    state = "🟢 connected" if node.connected else "🔴 disconnected"
+    lines = [f"<b>{escape(node.hostname)}</b> #{node.serial} {escape(node.address)}", state]
+    lines.append("<b>Sessions</b>")
+    if isinstance(node.sessions, str):
+        lines.append(f"<i>{escape(node.sessions)}</i>")
+    elif not node.sessions:
+        lines.append("none")
+    for s in node.sessions if isinstance(node.sessions, list) else []:
+        origin = f"from {escape(s.host)}" if s.host else "local"
+        lines.append(f"• {escape(s.user)} on {escape(s.tty)} {origin} since {when(s.login_time, tz)}")
+    lines.append("<b>WireGuard peers</b>")
+    if isinstance(node.wg_peers, str):
+        lines.append(f"<i>{escape(node.wg_peers)}</i>")
+    elif not node.wg_peers:
+        lines.append("none")
+    for p in node.wg_peers if isinstance(node.wg_peers, list) else []:
+        handshake = when(p.latest_handshake, tz) if p.latest_handshake else "never"
+        endpoint = escape(p.endpoint) if p.endpoint else "no endpoint"
+        lines.append(
+            f"• {escape(p.interface)} <code>{escape(p.public_key[:12])}…</code> {endpoint}, handshake {handshake}"
+        )
+    if node.labels:
+        lines.append("<b>Commands</b> " + ", ".join(f"<code>{escape(label)}</code>" for label in node.labels))
+    return "\n".join(lines)
+
+
+def event_message(notice: Notice, tz: tzinfo | None) -> str:
+    """A short message for one event, or for a folded burst of failures."""
+    update = notice.update
+    event = update.event
+    failure = event.kind in a.FAILURE_KINDS
+    where = f"{escape(update.hostname)} ({escape(update.address)})"
+    if notice.folded:
+        source = escape(event.host or event.user or "one source")
+        users = ", ".join(escape(u) for u in notice.users)
+        more = " …" if notice.count > len(notice.users) else ""
+        lines = [
+            f"❌ <b>{notice.count} more failures</b> from {source} on {where}",
+            f"since {when(notice.first_time, tz)}" + (f"; users: {users}{more}" if users else ""),
+        ]
+        return "\n".join(lines)
+    parts = [("❌ " if failure else "✅ ") + f"<b>{LABELS.get(event.kind, escape(event.kind))}</b>"]
+    if event.user is not None:
+        parts.append(f"<code>{escape(event.user)}</code>")
+    if event.target_user:
+        parts.append(f"→ <code>{escape(event.target_user)}</code>")
+    if event.host:
+        origin = f"{event.host}:{event.port}" if event.port else event.host
+        parts.append(f"from {escape(origin)}")
+    if event.method:
+        parts.append(f"({escape(event.method)})")
+    lines = [" ".join(parts)]
+    if event.command:
+        lines.append(f"<code>{escape(event.command[:500])}</code>")
+    lines.append(f"{where} · {when(event.time, tz)}")
+    return "\n".join(lines)
+
+
+def command_result(result: m.CommandResult, hostname: str) -> str:
+    """Status and output of one command on one node, within Telegram's limit."""
+    ok = result.status == m.SUCCESS
+    code = f" (exit {result.exit_code})" if result.exit_code not in (None, 0) else ""
+    head = f"{'✅' if ok else '❌'} <b>{escape(hostname)}</b>: {escape(result.status)}{code}"
+    if result.message:
+        head += f"\n<i>{escape(result.message[:300])}</i>"
+    if not result.output.strip():
+        return head
+    output = result.output[-OUTPUT_ROOM:]
+    body = escape(output)
+    while len(head) + len(body) + NOTE_ROOM > MESSAGE_LIMIT:  # escaping can lengthen it
+        output = output[len(output) // 10 :]
+        body = escape(output)
+    cut = len(result.output) - len(output)
+    note = f"\n<i>… output trimmed: first {cut} characters not shown</i>" if cut else ""
+    return f"{head}\n<pre>{body}</pre>{note}"

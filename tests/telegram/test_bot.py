@@ -1,0 +1,200 @@
+"""secmon-tg as a process: a real hub and node, the real library, a local Bot API server."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from html import unescape
+
+from conftest import WAIT, Daemon, wait_until
+from fakes import FakeTelegram
+
+OWNER = 4242
+STRANGER = 666
+
+
+def start_bot(cluster, fake, *modes, **extra) -> Daemon:
+    env = {
+        **cluster.env,
+        "TELEGRAM_BOT_TOKEN": FakeTelegram.TOKEN,
+        "TELEGRAM_USER_ID": str(OWNER),
+        "TELEGRAM_API_URL": fake.api_url,
+        "TIMEZONE": "UTC",
+        "SECMON_FOLD_WINDOW": "2",
+        **extra,
+    }
+    bot = Daemon([sys.executable, "-m", "secmon_telegram", *modes], env, "secmon-tg")
+    cluster.daemons.append(bot)
+    bot.wait_for("bot polling for messages")
+    if "upd" in modes:
+        bot.wait_for("following the hub's updates after seq")
+    return bot
+
+
+def texts(fake, chat=OWNER) -> list[str]:
+    """What the user reads: markup removed, entities decoded."""
+    return [unescape(re.sub(r"<[^>]+>", "", m["text"])) for m in fake.messages_to(chat)]
+
+
+def ask(fake, text, count_before=None):
+    before = len(texts(fake)) if count_before is None else count_before
+    fake.send_text(OWNER, text)
+    wait_until(lambda: len(texts(fake)) > before, what=f"a reply to {text!r}")
+    return texts(fake)[before:]
+
+
+def test_only_the_owner_is_answered_and_commands_are_registered(cluster, hub, fake_telegram):
+    cluster.start_node("who", hostname="web-1")
+    bot = start_bot(cluster, fake_telegram)
+    assert [c["command"] for c in fake_telegram.commands] == ["start", "help", "list"]
+    fake_telegram.send_text(STRANGER, "list")
+    fake_telegram.send_text(STRANGER, "web-1")
+    bot.wait_for(f"ignoring messages from user {STRANGER}")
+    (reply,) = ask(fake_telegram, "/start")
+    assert "list" in reply and "NODE LABEL" in reply
+    assert fake_telegram.messages_to(STRANGER) == []
+    assert bot.count(f"ignoring messages from user {STRANGER}") == 1  # logged once per user
+
+
+def test_each_message_form(cluster, hub, fake_telegram, workdir):
+    allow = cluster.allowlist("hi=echo hello <world> & co\nbad=false\n")
+    labels = workdir / "bot-labels"
+    labels.write_text("hi\nbad\n")
+    for name in ("web-1", "db-1"):
+        cluster.start_node("who", hostname=name, COMMAND_ALLOWLIST_FILE=str(allow))
+    start_bot(cluster, fake_telegram, "exec", COMMAND_ALLOWLIST_FILE=str(labels))
+    for word in ("list", "-", "/list"):
+        (nodes,) = ask(fake_telegram, word)
+        assert nodes.splitlines() == [
+            "Nodes",
+            "🟢 db-1 #2 127.0.0.1 · sessions: 0",
+            "🟢 web-1 #1 127.0.0.1 · sessions: 0",
+        ]
+    (one,) = ask(fake_telegram, "web-1")
+    assert one.startswith("web-1 #1 127.0.0.1\n🟢 connected") and "Commands bad, hi" in one
+    (unknown,) = ask(fake_telegram, "nosuch")
+    assert unknown == "⚠️ no node matches 'nosuch'"
+    before = len(texts(fake_telegram))
+    fake_telegram.send_text(OWNER, "web-1 hi")
+    wait_until(lambda: len(texts(fake_telegram)) >= before + 2)
+    running, result = texts(fake_telegram)[before : before + 2]
+    assert running == "⏳ running hi on web-1…"
+    assert result == "✅ web-1: success\nhello <world> & co\n"
+    before = len(texts(fake_telegram))
+    fake_telegram.send_text(OWNER, "- bad")
+    wait_until(lambda: len(texts(fake_telegram)) >= before + 3)
+    results = sorted(texts(fake_telegram)[before + 1 : before + 3])
+    assert results == ["❌ db-1: failure (exit 1)", "❌ web-1: failure (exit 1)"]
+
+
+def test_exec_needs_the_mode_and_both_allowlists(cluster, hub, fake_telegram, workdir):
+    allow = cluster.allowlist("hi=echo hello\n")
+    labels = workdir / "bot-labels"
+    labels.write_text("hi\nnodehasnot\n")
+    cluster.start_node(hostname="web-1", COMMAND_ALLOWLIST_FILE=str(allow))
+    start_bot(cluster, fake_telegram, "exec", COMMAND_ALLOWLIST_FILE=str(labels))
+    (refused,) = ask(fake_telegram, "web-1 uptime")
+    assert refused == "⛔ uptime is not in this bot's allowlist."
+    replies = ask(fake_telegram, "web-1 nodehasnot")
+    wait_until(lambda: len(texts(fake_telegram)) >= 3)
+    assert "not_allowed" in texts(fake_telegram)[-1] and "not in this node's allowlist" in texts(fake_telegram)[-1]
+    assert replies[0].startswith("⏳")
+
+
+def test_without_exec_no_command_runs(cluster, hub, fake_telegram, workdir):
+    allow = cluster.allowlist("hi=echo hello\n")
+    labels = workdir / "bot-labels"
+    labels.write_text("hi\n")
+    cluster.start_node(hostname="web-1", COMMAND_ALLOWLIST_FILE=str(allow))
+    start_bot(cluster, fake_telegram, COMMAND_ALLOWLIST_FILE=str(labels))
+    (reply,) = ask(fake_telegram, "web-1 hi")
+    assert reply.startswith("Commands are off")
+
+
+def write_auth(log, *messages):
+    with log.open("a") as f:
+        for i, message in enumerate(messages):
+            f.write(f"2026-11-29T02:09:0{i % 10}+00:00 web sshd[{100 + i}]: {message}\n")
+
+
+def test_pushes_escape_hostile_names_and_fold_bursts(cluster, hub, fake_telegram, workdir):
+    log = workdir / "auth.log"
+    log.write_text("")
+    cluster.start_node("auth", hostname="web-1")
+    cluster.wait_auth_ok("web-1")
+    start_bot(cluster, fake_telegram, "upd")
+    write_auth(
+        log, "Invalid user <b>x</b> from 203.0.113.5 port 1111", "Accepted password for & from 192.0.2.9 port 22 ssh2"
+    )
+    wait_until(lambda: len(texts(fake_telegram)) >= 2, what="two pushes")
+    invalid, accepted = texts(fake_telegram)[:2]
+    assert invalid.startswith("❌ SSH invalid user <b>x</b> from 203.0.113.5:1111")
+    assert accepted.startswith("✅ SSH login & from 192.0.2.9:22 (password)")
+    assert "web-1 (127.0.0.1)" in accepted
+    raw = [m["text"] for m in fake_telegram.messages_to(OWNER)][:2]
+    assert "&lt;b&gt;x&lt;/b&gt;" in raw[0] and "<code>&amp;</code>" in raw[1]
+    write_auth(log, *[f"Failed password for root from 198.51.100.77 port {3000 + i} ssh2" for i in range(30)])
+    wait_until(lambda: any("more failures" in t for t in texts(fake_telegram)), what="the folded burst")
+    burst = [t for t in texts(fake_telegram) if "198.51.100.77" in t]
+    assert len(burst) == 2 and burst[1].startswith("❌ 29 more failures from 198.51.100.77 on web-1")
+
+
+def test_a_429_is_waited_out_and_the_message_arrives(cluster, hub, fake_telegram, workdir):
+    log = workdir / "auth.log"
+    log.write_text("")
+    cluster.start_node("auth", hostname="web-1")
+    cluster.wait_auth_ok("web-1")
+    bot = start_bot(cluster, fake_telegram, "upd", SECMON_FOLD_WINDOW="0")
+    fake_telegram.fail_next(
+        429,
+        {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 1",
+            "parameters": {"retry_after": 1},
+        },
+    )
+    write_auth(log, *[f"Accepted publickey for user{i} from 192.0.2.{i} port 22 ssh2" for i in range(3)])
+    wait_until(lambda: len(texts(fake_telegram)) == 3, what="all three pushes")
+    assert [t.split()[3] for t in texts(fake_telegram)] == ["user0", "user1", "user2"]
+    bot.wait_for("Telegram rate limit: waiting 1.0 s")
+
+
+def test_hub_restart_is_resumed(cluster, hub, fake_telegram, workdir):
+    log = workdir / "auth.log"
+    log.write_text("")
+    cluster.start_node("auth", hostname="web-1")
+    cluster.wait_auth_ok("web-1")
+    start_bot(cluster, fake_telegram, "upd", SECMON_FOLD_WINDOW="0")
+    port = hub.port
+    hub.stop()
+    cluster.daemons.remove(hub)
+    cluster.start_hub(BIND_PORT=str(port))
+    cluster.start_node("auth", hostname="web-2")
+    cluster.wait_auth_ok("web-2")
+    write_auth(log, "Accepted password for afterrestart from 192.0.2.1 port 22 ssh2")
+    wait_until(lambda: any("afterrestart" in t for t in texts(fake_telegram)), what="the push after the restart")
+
+
+def test_missing_or_malformed_settings_are_one_line(base_env):
+    cases = [
+        ({}, "TELEGRAM_BOT_TOKEN is required"),
+        ({"TELEGRAM_BOT_TOKEN": "nope"}, "does not look like a bot token"),
+        ({"TELEGRAM_BOT_TOKEN": FakeTelegram.TOKEN}, "TELEGRAM_USER_ID is required"),
+        ({"TELEGRAM_BOT_TOKEN": FakeTelegram.TOKEN, "TELEGRAM_USER_ID": "me"}, "TELEGRAM_USER_ID must be a number"),
+        (
+            {"TELEGRAM_BOT_TOKEN": FakeTelegram.TOKEN, "TELEGRAM_USER_ID": "1", "TIMEZONE": "Mars/Base"},
+            "TIMEZONE must be",
+        ),
+    ]
+    env = {k: v for k, v in base_env.items() if not k.startswith("TELEGRAM_")}
+    for extra, message in cases:
+        result = subprocess.run(
+            [sys.executable, "-m", "secmon_telegram"],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
