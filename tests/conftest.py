@@ -345,3 +345,40 @@ def sshd(workdir: Path, rsyslog: Path, test_user: str) -> Iterator[int]:
     wait_until(listening, what="sshd to listen")
     yield port
     daemon.stop()
+
+
+# --- certificates for TLS tests ---------------------------------------------------------
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+
+
+def _make_ca(directory: Path, name: str) -> None:
+    _openssl("req", "-x509", *EC_KEY, "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2",
+             "-subj", f"/CN={name}", cwd=directory)  # fmt: skip
+
+
+def _make_cert(directory: Path, name: str, ca: str, san: str) -> None:
+    _openssl("req", *EC_KEY, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}",
+             cwd=directory)  # fmt: skip
+    (directory / f"{name}.ext").write_text(f"subjectAltName={san}\n")
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
+             "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=directory)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory) -> Path:
+    """A CA with a hub and a node certificate, and a second CA with a rogue node certificate."""
+    if shutil.which("openssl") is None:
+        require_root_tools("openssl")
+    directory = tmp_path_factory.mktemp("pki")
+    _make_ca(directory, "ca")
+    _make_ca(directory, "other-ca")
+    _make_cert(directory, "hub", "ca", "IP:127.0.0.1")
+    _make_cert(directory, "node", "ca", "DNS:node-a")
+    _make_cert(directory, "rogue", "other-ca", "DNS:rogue")
+    return directory

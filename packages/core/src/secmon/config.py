@@ -129,6 +129,8 @@ class HubSettings:
     link: LinkSettings
     ring_size: int  # updates kept for subscribers that resume
     subscriber_queue: int  # frames a subscriber may fall behind before it is dropped
+    max_nodes: int  # connected nodes; more are refused, so a flood cannot exhaust the hub
+    socket_group: str | None  # a group whose members may use the socket too
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HubSettings:
@@ -142,6 +144,8 @@ class HubSettings:
             link=LinkSettings.from_env(env),
             ring_size=env_int(env, "SECMON_RING_SIZE", 100_000, 1),
             subscriber_queue=env_int(env, "SECMON_SUBSCRIBER_QUEUE", 10_000, 1),
+            max_nodes=env_int(env, "SECMON_MAX_NODES", 20_000, 1),
+            socket_group=_get(env, "SECMON_SOCKET_GROUP"),
         )
 
 

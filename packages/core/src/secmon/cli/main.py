@@ -25,7 +25,8 @@ from . import render
 
 USAGE = """\
 usage:
-  secmon hub                          launch hub daemon
+  secmon hub [--allow-insecure]       launch hub daemon (--allow-insecure: listen off
+                                      loopback without TLS or a token)
   secmon node [who] [wg] [auth]       launch node daemon
     [--reconnect]
   secmon subscribe [--since SEQ]      print live updates from all nodes (resume after SEQ)
@@ -182,11 +183,11 @@ def dispatch(argv: list[str]) -> int:
         return 0
     command, rest = args[0], args[1:]
     if command == "hub":
-        if rest:
-            fail(f"hub takes no arguments, got {' '.join(rest)!r}")
+        if rest not in ([], ["--allow-insecure"]):
+            fail(f"hub takes only --allow-insecure, got {' '.join(rest)!r}")
         from ..hub.server import main as hub_main
 
-        hub_main()
+        hub_main(allow_insecure=bool(rest))
         return 0
     if command == "node":
         reconnect = "--reconnect" in rest

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -26,14 +27,29 @@ log = logging.getLogger("secmon.hub")
 MAX_REQUESTS_IN_FLIGHT = 64  # commands one client may have running; more is a bug or an abuse
 
 
-def peer_uid(stream: ByteStream) -> int | None:
-    """The uid of the process at the other end of a Unix socket."""
+def peer_credentials(stream: ByteStream) -> tuple[int, int] | None:
+    """The uid and gid of the process at the other end of a Unix socket (SO_PEERCRED)."""
     try:
         sock = stream.extra(SocketAttribute.raw_socket)
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except Exception:
         return None
-    return struct.unpack("3i", creds)[1]
+    _pid, uid, gid = struct.unpack("3i", creds)
+    return uid, gid
+
+
+def may_connect(uid: int, gid: int, group: int | None) -> bool:
+    """The hub's own user and root may; with a socket group, its members may too."""
+    if uid in (os.getuid(), 0):
+        return True
+    if group is None:
+        return False
+    if gid == group:
+        return True
+    try:
+        return group in os.getgrouplist(pwd.getpwuid(uid).pw_name, gid)
+    except KeyError:
+        return False
 
 
 @dataclass(eq=False)
@@ -142,11 +158,11 @@ class ClientConnection:
 
 async def serve_client(hub: Hub, stream: ByteStream) -> None:
     """Serve one client connection to its end; never raises."""
-    uid = peer_uid(stream)
+    uid, gid = peer_credentials(stream) or (-1, -1)
     name = f"uid={uid}"
     link = Link(stream, keepalive=hub.settings.link.keepalive, max_queue=hub.settings.subscriber_queue)
     try:
-        if uid not in (os.getuid(), 0):
+        if not may_connect(uid, gid, hub.socket_gid):
             text = f"uid {uid} may not use this hub"
             log.warning("client refused: %s", text)
             await link.refuse("refused", text)

@@ -99,6 +99,8 @@ def check_node_hello(hub: Hub, hello: m.Message) -> str | None:
         return "hello must carry a hostname of at most 255 characters"
     if hub.token is not None and not hmac.compare_digest(hello.token.encode(), hub.token.encode()):
         return "wrong or missing token"
+    if len(hub.nodes) >= hub.settings.max_nodes:
+        return f"the hub already serves its limit of {hub.settings.max_nodes} nodes"
     return None
 
 

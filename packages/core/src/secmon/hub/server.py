@@ -9,10 +9,13 @@ client's command is relayed to nodes under hub-chosen request ids.
 from __future__ import annotations
 
 import errno
+import grp
+import ipaddress
 import logging
 import os
 import signal
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +23,13 @@ from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskStatus
+from anyio.streams.tls import TLSListener
 
-from ..config import HubSettings
-from ..errors import SecmonError
+from ..config import HubSettings, read_secret
+from ..errors import ConfigError, SecmonError
 from ..protocol import encode
 from ..protocol import messages as m
+from ..tls import TlsFiles, hub_context
 from .registry import NodeEntry, NodeRegistry, UpdateRing
 
 if TYPE_CHECKING:
@@ -49,6 +54,22 @@ class Relay:
         return self.node.entry.serial
 
 
+class _TlsNodeListener(TLSListener):
+    """TLS for the node port; a failed handshake is one log line, not a traceback."""
+
+    @staticmethod
+    async def handle_handshake_error(exc: BaseException, stream) -> None:
+        try:
+            peer = stream.extra(anyio.abc.SocketAttribute.remote_address)[0]
+        except Exception:
+            peer = "?"
+        await anyio.aclose_forcefully(stream)
+        if isinstance(exc, anyio.get_cancelled_exc_class()) or not isinstance(exc, Exception):
+            raise exc
+        reason = "handshake timed out" if isinstance(exc, TimeoutError) else (str(exc) or type(exc).__name__)
+        log.warning("node %s: TLS handshake failed: %s", peer, reason[:200])
+
+
 @dataclass(eq=False)
 class Hub:
     settings: HubSettings
@@ -60,6 +81,8 @@ class Hub:
     relays: dict[int, Relay] = field(default_factory=dict)
     node_arrived: anyio.Event = field(default_factory=anyio.Event)
     _next_hub_id: int = 1
+
+    socket_gid: int | None = None
 
     def __post_init__(self) -> None:
         self.registry = NodeRegistry(self.settings.hostname_unique, self.settings.disconnect_grace)
@@ -136,6 +159,53 @@ class Hub:
         self.finish_relay(relay, result)
 
 
+@dataclass(frozen=True, slots=True)
+class HubSecurity:
+    """What protects the node port: a TLS context and/or a shared token."""
+
+    tls: ssl.SSLContext | None = None
+    token: str | None = None
+
+
+def _group_id(group: str | None) -> int | None:
+    if group is None:
+        return None
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ConfigError(f"SECMON_SOCKET_GROUP: no group named {group!r}") from None
+
+
+def check_exposure(settings: HubSettings, tls: bool, token: bool, allow_insecure: bool) -> None:
+    """Refuse a hub that anyone on the network could join, unless the operator insists."""
+    if ipaddress.ip_address(settings.bind_ip).is_loopback or tls or token:
+        return
+    danger = (
+        f"BIND_IP={settings.bind_ip} is reachable from the network, and without TLS "
+        "(SECMON_TLS_CERT/KEY) or a token (SECMON_TOKEN_FILE) anyone who can reach the port can join "
+        "as a node, feed false events, and read the commands you run"
+    )
+    if not allow_insecure:
+        raise ConfigError(danger + "; configure TLS or a token, or start with --allow-insecure")
+    log.warning("DANGER: %s. Running anyway because of --allow-insecure.", danger)
+
+
+def _check_socket_directory(path: Path) -> None:
+    """The socket's directory must not let others replace the socket."""
+    info = path.parent.stat()
+    if info.st_mode & 0o022 and info.st_uid != 0 and not info.st_mode & 0o1000:
+        raise SecmonError(f"{path.parent} is writable by others; put SECMON_SOCKET in a private directory")
+    if info.st_mode & 0o002 and not info.st_mode & 0o1000:
+        raise SecmonError(f"{path.parent} is writable by everyone; put SECMON_SOCKET in a private directory")
+
+
+def _share_with_group(path: Path, gid: int | None) -> None:
+    """With SECMON_SOCKET_GROUP, the group may connect too (0660); its members pass the uid check."""
+    if gid is not None:
+        os.chown(path, -1, gid)
+        path.chmod(0o660)
+
+
 def _check_existing_socket(path: Path) -> None:
     """Refuse to start over a live hub; remove a stale socket."""
     if not path.exists() and not path.is_symlink():
@@ -154,14 +224,21 @@ def _check_existing_socket(path: Path) -> None:
     raise SecmonError(f"a hub is already running on {path}")
 
 
-async def serve(settings: HubSettings, *, task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED) -> None:
+async def serve(
+    settings: HubSettings,
+    security: HubSecurity | None = None,
+    *,
+    task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED,
+) -> None:
     """Run the hub until cancelled. ``task_status`` gets the bound TCP address."""
     from .clients import serve_client
     from .nodes import serve_node
 
-    hub = Hub(settings)
+    security = security or HubSecurity()
+    hub = Hub(settings, token=security.token, socket_gid=_group_id(settings.socket_group))
     path = settings.socket
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_socket_directory(path)
     _check_existing_socket(path)
     old_umask = os.umask(0o177)  # the socket is born 0600: no window where others can connect
     try:
@@ -171,6 +248,7 @@ async def serve(settings: HubSettings, *, task_status: TaskStatus[tuple[str, int
     finally:
         os.umask(old_umask)
     try:
+        _share_with_group(path, hub.socket_gid)
         try:
             tcp_listener = await anyio.create_tcp_listener(
                 local_host=settings.bind_ip, local_port=settings.bind_port, reuse_port=False
@@ -178,9 +256,17 @@ async def serve(settings: HubSettings, *, task_status: TaskStatus[tuple[str, int
         except OSError as exc:
             raise SecmonError(f"cannot listen on {settings.bind_ip}:{settings.bind_port}: {exc.strerror}") from None
         host, port = tcp_listener.extra(anyio.abc.SocketAttribute.local_address)[:2]
-        log.info("listening for nodes on %s:%d and for clients on %s", host, port, path)
+        node_listener = tcp_listener
+        if security.tls is not None:
+            node_listener = _TlsNodeListener(
+                tcp_listener, security.tls, standard_compatible=False, handshake_timeout=settings.link.handshake_timeout
+            )
+        protection = ", ".join(
+            p for p, on in (("TLS", security.tls is not None), ("token", security.token is not None)) if on
+        )
+        log.info("listening for nodes on %s:%d (%s) and for clients on %s", host, port, protection or "plain TCP", path)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(tcp_listener.serve, lambda stream: serve_node(hub, stream))
+            tg.start_soon(node_listener.serve, lambda stream: serve_node(hub, stream))
             tg.start_soon(unix_listener.serve, lambda stream: serve_client(hub, stream))
             tg.start_soon(hub.forget_expired)
             task_status.started((host, port))
@@ -188,20 +274,24 @@ async def serve(settings: HubSettings, *, task_status: TaskStatus[tuple[str, int
         path.unlink(missing_ok=True)
 
 
-async def run_until_signalled(settings: HubSettings) -> None:
+async def run_until_signalled(settings: HubSettings, security: HubSecurity) -> None:
     """Serve until SIGTERM or SIGINT, then close everything and remove the socket."""
     async with anyio.create_task_group() as tg:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            await tg.start(serve, settings)
+            await tg.start(serve, settings, security)
             async for signum in signals:
                 log.info("received %s, shutting down", signal.Signals(signum).name)
                 tg.cancel_scope.cancel()
                 break
 
 
-def main(env: dict[str, str] | None = None) -> None:
+def main(allow_insecure: bool = False) -> None:
     """Entry point of ``secmon hub``; raises SecmonError with one line for the user."""
-    settings = HubSettings.from_env(env)
+    settings = HubSettings.from_env()
+    security = HubSecurity(
+        tls=hub_context(TlsFiles.from_env(os.environ)), token=read_secret(os.environ, "SECMON_TOKEN_FILE")
+    )
+    check_exposure(settings, security.tls is not None, security.token is not None, allow_insecure)
     started = time.monotonic()
-    anyio.run(run_until_signalled, settings)
+    anyio.run(run_until_signalled, settings, security)
     log.info("stopped after %.0f s", time.monotonic() - started)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import socket
+import ssl
 import uuid
 from collections import deque
 from typing import Any
@@ -33,15 +34,31 @@ MAX_UNACKED = 10_000
 MONITORS = {"who": "sessions", "wg": "wg_peers", "auth": "auth"}
 
 
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: the hub's certificate is not trusted ({exc.verify_message})"
+    if isinstance(exc, anyio.BrokenResourceError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, TimeoutError):
+        return "timed out connecting"
+    return str(exc) or exc.__class__.__name__
+
+
 class HubGone(SecmonError):
     """Raised when the hub link ends and the node was not asked to reconnect."""
 
 
 class NodeAgent:
     def __init__(
-        self, settings: NodeSettings, monitors: list[str], hostname: str | None = None, token: str | None = None
+        self,
+        settings: NodeSettings,
+        monitors: list[str],
+        hostname: str | None = None,
+        token: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.settings = settings
+        self.tls = tls
         self.monitors = monitors
         self.hostname = hostname or socket.gethostname()
         self.token = token or ""
@@ -106,8 +123,8 @@ class NodeAgent:
                 reason = "hub closed the connection"
                 delay = 0.5
                 quiet = False
-            except (OSError, HandshakeFailed, HubGone) as exc:
-                reason = str(exc) or exc.__class__.__name__
+            except (OSError, HandshakeFailed, HubGone, TimeoutError, anyio.BrokenResourceError) as exc:
+                reason = _describe(exc)
             if not reconnect:
                 raise HubGone(f"lost the hub at {self.settings.hub_ip}:{self.settings.hub_port}: {reason}")
             if not quiet:
@@ -118,7 +135,13 @@ class NodeAgent:
 
     async def _connect_once(self) -> None:
         s = self.settings
-        stream = await anyio.connect_tcp(s.hub_ip, s.hub_port)
+        if self.tls is not None:
+            with anyio.fail_after(s.link.handshake_timeout):
+                stream = await anyio.connect_tcp(
+                    s.hub_ip, s.hub_port, ssl_context=self.tls, tls_standard_compatible=False
+                )
+        else:
+            stream = await anyio.connect_tcp(s.hub_ip, s.hub_port)
         link = Link(stream, keepalive=s.link.keepalive, max_queue=MAX_UNACKED * 2)
         hello = m.Hello(m.PROTOCOL_VERSION, m.ROLE_NODE, self.hostname, self.node_id, self.monitors, self.token)
         try:

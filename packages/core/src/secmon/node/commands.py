@@ -116,20 +116,23 @@ async def run_allowed_command(
     partial = bytearray()
 
     def emit(line: bytes) -> None:
+        text = line[:MAX_LINE].decode(errors="replace")
+        if len(line) > MAX_LINE:
+            text += f" …[{len(line) - MAX_LINE} bytes cut]"
+        on_line(text)
+
+    def collect(chunk: bytes) -> None:
         nonlocal omitted
-        if on_line is not None:
-            text = line[:MAX_LINE].decode(errors="replace")
-            if len(line) > MAX_LINE:
-                text += f" …[{len(line) - MAX_LINE} bytes cut]"
-            on_line(text)
-        else:
-            room = MAX_OUTPUT - len(collected)
-            collected.extend(line[:room] + b"\n" if room > len(line) else line[:room])
-            omitted += max(0, len(line) + 1 - room)
+        room = MAX_OUTPUT - len(collected)
+        collected.extend(chunk[:room])
+        omitted += max(0, len(chunk) - room)
 
     try:
         with anyio.move_on_after(timeout if timeout > 0 else math.inf) as scope:
             async for chunk in process.stdout:
+                if on_line is None:
+                    collect(chunk)
+                    continue
                 partial.extend(chunk)
                 *lines, rest = partial.split(b"\n")
                 for line in lines:

@@ -10,6 +10,7 @@ import anyio
 
 from ..collectors.sources import follow_auth, poll_sessions, poll_wireguard
 from ..config import NodeSettings, read_secret
+from ..tls import TlsFiles, node_context
 from .agent import HubGone, NodeAgent
 
 log = logging.getLogger("secmon.node")
@@ -53,5 +54,7 @@ async def _stop_on_signal(scope: anyio.CancelScope) -> None:
 def main(monitors: list[str], reconnect: bool) -> None:
     settings = NodeSettings.from_env()
     token = read_secret(os.environ, "SECMON_TOKEN_FILE")
-    agent = NodeAgent(settings, monitors, hostname=os.environ.get("SECMON_HOSTNAME") or None, token=token)
+    tls = node_context(TlsFiles.from_env(os.environ))
+    hostname = os.environ.get("SECMON_HOSTNAME") or None
+    agent = NodeAgent(settings, monitors, hostname=hostname, token=token, tls=tls)
     anyio.run(run_node, settings, agent, reconnect)
