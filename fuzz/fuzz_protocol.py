@@ -68,7 +68,8 @@ def mutate(rng: random.Random, corpus: list[bytes]) -> bytes:
             data[position:position] = rng.choice(corpus)
         elif action == 4 and len(data) >= 4:
             start = rng.randrange(len(data) - 3)
-            data[start : start + 4] = rng.choice([0, 1, LIMIT, LIMIT + 1, 2**32 - 1, rng.randrange(2**32)]).to_bytes(4, "big")
+            length = rng.choice([0, 1, LIMIT, LIMIT + 1, 2**32 - 1, rng.randrange(2**32)])
+            data[start : start + 4] = length.to_bytes(4, "big")
         elif action == 5 and data:
             data[min(position, len(data) - 1)] = rng.choice([0xC0, 0xC1, 0xC2, 0xD9, 0xDC, 0xDE, 0xFF, 0x80, 0x90])
     return bytes(data)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fuzz"))
 
-from fuzz_protocol import LIMIT, run  # noqa: E402
+from fuzz_protocol import LIMIT, run
 
 
 def test_fixed_seed_explores_both_outcomes():
