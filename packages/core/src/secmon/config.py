@@ -131,6 +131,7 @@ class HubSettings:
     subscriber_queue: int  # frames a subscriber may fall behind before it is dropped
     max_nodes: int  # connected nodes; more are refused, so a flood cannot exhaust the hub
     socket_group: str | None  # a group whose members may use the socket too
+    state_dir: Path | None  # where the update ring and event dedup state survive a restart
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HubSettings:
@@ -146,6 +147,7 @@ class HubSettings:
             subscriber_queue=env_int(env, "SECMON_SUBSCRIBER_QUEUE", 10_000, 1),
             max_nodes=env_int(env, "SECMON_MAX_NODES", 20_000, 1),
             socket_group=_get(env, "SECMON_SOCKET_GROUP"),
+            state_dir=env_path(env, "SECMON_STATE_DIR"),
         )
 
 
@@ -161,6 +163,7 @@ class NodeSettings:
     wg_interval: float
     max_commands: int  # commands running at once; the rest queue
     reconnect_max: float  # cap of the reconnect backoff
+    state_dir: Path | None  # where unacknowledged events survive a restart
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> NodeSettings:
@@ -176,4 +179,5 @@ class NodeSettings:
             wg_interval=env_float(env, "SECMON_WG_INTERVAL", 5.0, 0.01),
             max_commands=env_int(env, "SECMON_MAX_COMMANDS", 4, 1, 1024),
             reconnect_max=env_float(env, "SECMON_RECONNECT_MAX", 30.0, 0.01),
+            state_dir=env_path(env, "SECMON_STATE_DIR"),
         )

@@ -50,6 +50,7 @@ class Link:
         self._scope: anyio.CancelScope | None = None
         self._closing = False
         self._keepalive_changed = anyio.Event()
+        self._drained = anyio.Event()
         self.last_received = self.last_sent = anyio.current_time()
 
     # --- sending -----------------------------------------------------------
@@ -79,6 +80,16 @@ class Link:
     @property
     def queued(self) -> int:
         return len(self._queue)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    async def wait_for_room(self) -> None:
+        """Wait until the writer has drained the queue below half its bound (or the link ends)."""
+        while len(self._queue) >= self.max_queue // 2 and not self._closing:
+            self._drained = anyio.Event()
+            await self._drained.wait()
 
     # --- receiving ---------------------------------------------------------
 
@@ -138,6 +149,7 @@ class Link:
         if self.close_reason is None:
             self.close_reason = reason
         self._closing = True
+        self._drained.set()
         if self._scope is not None:
             self._scope.cancel()
 
@@ -183,6 +195,7 @@ class Link:
                 self._stop(self.close_reason or "peer stopped reading")
                 return
             self.last_sent = anyio.current_time()
+            self._drained.set()
 
     def set_keepalive(self, interval: float) -> None:
         """Adopt the interval the hub announced; the running loop picks it up at once."""

@@ -25,6 +25,7 @@ from .server import Hub, Relay
 log = logging.getLogger("secmon.hub")
 
 MAX_REQUESTS_IN_FLIGHT = 64  # commands one client may have running; more is a bug or an abuse
+REPLAY_BATCH = 1_000  # held updates looked up at a time while a subscriber catches up
 
 
 def peer_credentials(stream: ByteStream) -> tuple[int, int] | None:
@@ -106,11 +107,31 @@ class ClientConnection:
 
     def _subscribe(self, request: m.Subscribe) -> None:
         ring = self.hub.ring
-        missed, frames = ring.since(request.since) if request.since is not None else (0, [])
+        if request.since is None:
+            self.link.send(m.Subscribed(request.request_id, ring.seq, 0))
+            self.last_seq = ring.seq
+            self.hub.subscribers.add(self)
+            return
+        point, missed = ring.resume_point(request.since)
         self.link.send(m.Subscribed(request.request_id, ring.seq, missed))
-        for frame in frames:
-            self.link.send_frame(frame)
-        self.last_seq = ring.seq
+        self.tg.start_soon(self._replay, point)
+
+    async def _replay(self, seq: int) -> None:
+        """Send held updates after ``seq`` as fast as the client reads them, then go live.
+
+        The last check for more and joining the live subscribers happen without an
+        await in between, so no update falls into the gap.
+        """
+        ring = self.hub.ring
+        while batch := ring.after(seq, REPLAY_BATCH):
+            for frame_seq, frame in batch:
+                if self.link.queued >= self.link.max_queue // 2:
+                    await self.link.wait_for_room()
+                if self.link.closing:
+                    return
+                self.link.send_frame(frame)
+                seq = frame_seq
+        self.last_seq = seq
         self.hub.subscribers.add(self)
 
     async def _execute(self, request: m.Execute) -> None:

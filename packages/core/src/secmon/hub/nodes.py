@@ -69,13 +69,14 @@ class NodeConnection:
 
     def _on_events(self, message: m.AuthEvents) -> None:
         entry = self.entry
-        last = entry.last_event_seq
+        fresh = []
         for event in message.events:
-            if event.seq > last:  # a resend after reconnecting repeats what we hold
-                last = event.seq
-                self.hub.publish_auth(entry, event)
-        entry.last_event_seq = last
-        self.link.send(m.Ack(last))
+            if event.seq > entry.last_event_seq:  # a resend repeats what we hold; order is enforced
+                entry.last_event_seq = event.seq
+                fresh.append(event)
+        if fresh:
+            self.hub.publish_events(entry, fresh)
+        self.link.send(m.Ack(entry.last_event_seq))
 
     def _relay(self, hub_id: int) -> Relay | None:
         relay = self.hub.relays.get(hub_id)
@@ -124,6 +125,8 @@ async def serve_node(hub: Hub, stream: ByteStream) -> None:
             await link.refuse("refused", refusal)
             return
         entry = hub.registry.connect(hello.hostname, address, hello.node_id, hello.monitors, anyio.current_time())
+        if hub.store is not None and hello.node_id:
+            entry.last_event_seq = max(entry.last_event_seq, hub.store.last_event_seq(hello.node_id))
         conn = NodeConnection(hub, link, entry)
         link.send(m.Welcome(m.PROTOCOL_VERSION, entry.serial, entry.last_event_seq, link.keepalive))
         hub.node_connected(conn)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import islice
 
 from ..protocol import messages as m
 
@@ -142,11 +143,20 @@ class UpdateRing:
 
     size: int
     start: int = 1
+    first: int | None = None  # the first sequence of this hub's lineage (before restarts, with a store)
     seq: int = field(init=False)
     _frames: deque[tuple[int, bytes]] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
         self.seq = self.start - 1
+        if self.first is None:
+            self.first = self.start
+
+    def load(self, frames: list[tuple[int, bytes]]) -> None:
+        """Hold frames a previous run of the hub stored (in sequence order)."""
+        for seq, frame in frames:
+            self.append(seq, frame)
+            self.seq = max(self.seq, seq)
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -157,13 +167,26 @@ class UpdateRing:
         if len(self._frames) > self.size:
             self._frames.popleft()
 
-    def since(self, seq: int) -> tuple[int, list[bytes]]:
-        """Frames after ``seq`` still held, and how many of ours after it are no longer held.
+    def resume_point(self, seq: int) -> tuple[int, int]:
+        """Where a subscriber that saw ``seq`` resumes, and how many updates after it are gone.
 
-        A ``seq`` we never issued (0, or one from another hub run) gets everything we hold.
+        A ``seq`` we never issued (0, or one from another hub run) resumes from the start of
+        what we hold.
         """
-        if seq > self.seq or seq < self.start:
-            seq = self.start - 1
+        if seq > self.seq or seq < self.first - 1:
+            seq = self.first - 1
         oldest = self._frames[0][0] if self._frames else self.seq + 1
         missed = max(0, oldest - seq - 1)
-        return missed, [frame for s, frame in self._frames if s > seq]
+        return max(seq, oldest - 1), missed
+
+    def after(self, seq: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` held frames after ``seq``, in order (sequences are contiguous)."""
+        if not self._frames:
+            return []
+        start = max(0, seq - self._frames[0][0] + 1)
+        return list(islice(self._frames, start, start + limit))
+
+    def since(self, seq: int) -> tuple[int, list[bytes]]:
+        """Every held frame after ``seq``, and how many after it are no longer held."""
+        point, missed = self.resume_point(seq)
+        return missed, [frame for _, frame in self.after(point, len(self._frames))]

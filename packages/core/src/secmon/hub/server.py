@@ -31,6 +31,7 @@ from ..protocol import encode
 from ..protocol import messages as m
 from ..tls import TlsFiles, hub_context
 from .registry import NodeEntry, NodeRegistry, UpdateRing
+from .store import HubStore
 
 if TYPE_CHECKING:
     from .clients import ClientConnection
@@ -84,26 +85,44 @@ class Hub:
 
     socket_gid: int | None = None
 
+    store: HubStore | None = None
+
     def __post_init__(self) -> None:
         self.registry = NodeRegistry(self.settings.hostname_unique, self.settings.disconnect_grace)
-        self.ring = UpdateRing(self.settings.ring_size, start=int(time.time() * 1_000_000))
+        fresh = int(time.time() * 1_000_000)
+        if self.store is None:
+            self.ring = UpdateRing(self.settings.ring_size, start=fresh)
+            return
+        first, frames = self.store.load_ring()
+        start = frames[-1][0] + 1 if frames else fresh  # a stored lineage goes on without a gap
+        self.ring = UpdateRing(self.settings.ring_size, start=start, first=first or start)
+        self.ring.load(frames)
+        self.store.remember_first(self.ring.first)
 
     # --- broadcast ---------------------------------------------------------
 
-    def _publish(self, seq: int, update: m.Message) -> None:
-        frame = encode(update)
-        self.ring.append(seq, frame)
-        for subscriber in list(self.subscribers):
-            subscriber.deliver(seq, frame)
+    def _publish(self, updates: list[tuple[int, m.Message]], node: NodeEntry | None = None) -> None:
+        """Encode each update once, store it (before anyone sees it), then queue it to every subscriber."""
+        frames = [(seq, encode(update)) for seq, update in updates]
+        if self.store is not None:
+            self.store.save(frames, node.node_id if node else None, node.last_event_seq if node else 0)
+        subscribers = list(self.subscribers)
+        for seq, frame in frames:
+            self.ring.append(seq, frame)
+            for subscriber in subscribers:
+                subscriber.deliver(seq, frame)
 
     def publish_node(self, entry: NodeEntry, changed: list[str]) -> None:
         seq = self.ring.next_seq()
-        self._publish(seq, m.NodeUpdate(seq=seq, node=entry.info(), changed=changed))
+        self._publish([(seq, m.NodeUpdate(seq=seq, node=entry.info(), changed=changed))])
 
-    def publish_auth(self, entry: NodeEntry, event: m.AuthEvent) -> None:
-        seq = self.ring.next_seq()
-        update = m.AuthUpdate(seq=seq, serial=entry.serial, hostname=entry.hostname, address=entry.address, event=event)
-        self._publish(seq, update)
+    def publish_events(self, entry: NodeEntry, events: list[m.AuthEvent]) -> None:
+        """Broadcast a node's new auth events; its dedup mark is stored with them."""
+        updates = []
+        for event in events:
+            seq = self.ring.next_seq()
+            updates.append((seq, m.AuthUpdate(seq, entry.serial, entry.hostname, entry.address, event)))
+        self._publish(updates, entry)
 
     # --- node lifecycle ----------------------------------------------------
 
@@ -235,7 +254,8 @@ async def serve(
     from .nodes import serve_node
 
     security = security or HubSecurity()
-    hub = Hub(settings, token=security.token, socket_gid=_group_id(settings.socket_group))
+    store = HubStore(settings.state_dir, settings.ring_size) if settings.state_dir else None
+    hub = Hub(settings, token=security.token, socket_gid=_group_id(settings.socket_group), store=store)
     path = settings.socket
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     _check_socket_directory(path)

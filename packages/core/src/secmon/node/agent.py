@@ -12,8 +12,6 @@ import logging
 import random
 import socket
 import ssl
-import uuid
-from collections import deque
 from typing import Any
 
 import anyio
@@ -25,6 +23,7 @@ from ..link import HandshakeFailed, Link
 from ..protocol import encode
 from ..protocol import messages as m
 from .commands import AllowlistError, Outcome, label_problem, load_allowlist, run_allowed_command
+from .journal import open_journal
 
 log = logging.getLogger("secmon.node")
 
@@ -62,15 +61,14 @@ class NodeAgent:
         self.monitors = monitors
         self.hostname = hostname or socket.gethostname()
         self.token = token or ""
-        self.node_id = uuid.uuid4().hex  # one per process: a restarted node numbers events afresh
+        self.journal = open_journal(settings.state_dir, MAX_UNACKED)
+        self.node_id = self.journal.node_id
         watched = {MONITORS[name] for name in monitors}
         self.state: dict[str, Any] = {
             attr: (m.INITIALIZING if attr in watched else m.NOT_MONITORED) for attr in MONITORS.values()
         }
         self.state["labels"] = self.allowed_labels()
-        self.unacked: deque[m.AuthEvent] = deque()
         self.dropped = 0
-        self._next_seq = 1
         self.link: Link | None = None
         self._running: dict[int, anyio.CancelScope] = {}
         self._slots = anyio.Semaphore(settings.max_commands)
@@ -87,11 +85,8 @@ class NodeAgent:
 
     def add_event(self, **fields: Any) -> m.AuthEvent:
         """Number an auth event, keep it until acknowledged, and send it."""
-        event = m.AuthEvent(seq=self._next_seq, **fields)
-        self._next_seq += 1
-        self.unacked.append(event)
-        if len(self.unacked) > MAX_UNACKED:
-            self.unacked.popleft()
+        event = m.AuthEvent(seq=self.journal.next_seq, **fields)
+        if not self.journal.add(event):
             self.dropped += 1
             self.set_attribute("auth", f"{self.dropped} events dropped: the hub was unreachable for too long")
         if self.link is not None:
@@ -159,10 +154,10 @@ class NodeAgent:
             raise HubGone(f"hub refused us: {text}")
         log.info("connected to hub %s:%d as node %d", s.hub_ip, s.hub_port, welcome.serial)
         link.set_keepalive(welcome.keepalive)
-        self._drop_acked(welcome.last_event_seq)
+        self.journal.acknowledge(welcome.last_event_seq)
         link.send(m.StateUpdate(**self.state))
-        if self.unacked:
-            link.send(m.AuthEvents(list(self.unacked)))
+        if self.journal.events:
+            link.send(m.AuthEvents(list(self.journal.events)))
         self.link = link
         try:
             async with anyio.create_task_group() as tg:
@@ -172,16 +167,11 @@ class NodeAgent:
             self.link = None
         raise HubGone(reason)
 
-    def _drop_acked(self, seq: int) -> None:
-        unacked = self.unacked
-        while unacked and unacked[0].seq <= seq:
-            unacked.popleft()
-
     def _on_messages(self, batch: list[m.Message], tg: TaskGroup) -> None:
         for message in batch:
             kind = type(message)
             if kind is m.Ack:
-                self._drop_acked(message.seq)
+                self.journal.acknowledge(message.seq)
             elif kind is m.RunCommand:
                 scope = anyio.CancelScope()
                 self._running[message.request_id] = scope

@@ -1,0 +1,61 @@
+"""The hub's optional persistence: the update ring and per-node event dedup, in SQLite.
+
+With SECMON_STATE_DIR a restarted hub continues its update sequence where it
+stopped, still holds the recent updates subscribers resume from, and still
+knows the last auth event it took from each node id — so a node's resend
+after a hub crash is not broadcast twice. Updates are committed before they
+are broadcast or acknowledged; WAL with synchronous=NORMAL survives a crash
+of the process (not of the machine) at little cost.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+TRIM_EVERY = 1_000  # updates between trims of the ring table down to its size
+
+
+class HubStore:
+    def __init__(self, directory: Path, ring_size: int) -> None:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.ring_size = ring_size
+        self.db = sqlite3.connect(directory / "hub.sqlite3", isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS ring (seq INTEGER PRIMARY KEY, frame BLOB NOT NULL)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS node_events (node_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+        self._since_trim = 0
+
+    def load_ring(self) -> tuple[int | None, list[tuple[int, bytes]]]:
+        """The first sequence this hub ever issued (None if never), and the held frames in order."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'first_seq'").fetchone()
+        frames = self.db.execute(
+            "SELECT seq, frame FROM (SELECT seq, frame FROM ring ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+            (self.ring_size,),
+        ).fetchall()
+        return (row[0] if row else None), frames
+
+    def remember_first(self, seq: int) -> None:
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('first_seq', ?)", (seq,))
+
+    def last_event_seq(self, node_id: str) -> int:
+        row = self.db.execute("SELECT last_seq FROM node_events WHERE node_id = ?", (node_id,)).fetchone()
+        return row[0] if row else 0
+
+    def save(self, frames: list[tuple[int, bytes]], node_id: str | None = None, last_event_seq: int = 0) -> None:
+        """Commit broadcast frames (and a node's dedup mark) in one transaction."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR REPLACE INTO ring VALUES (?, ?)", frames)
+            if node_id:
+                self.db.execute("INSERT OR REPLACE INTO node_events VALUES (?, ?)", (node_id, last_event_seq))
+        self._since_trim += len(frames)
+        if self._since_trim >= TRIM_EVERY:
+            self._since_trim = 0
+            newest = frames[-1][0]
+            self.db.execute("DELETE FROM ring WHERE seq <= ?", (newest - self.ring_size,))
+
+    def close(self) -> None:
+        self.db.close()

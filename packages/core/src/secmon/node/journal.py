@@ -1,0 +1,96 @@
+"""The node's journal of unacknowledged auth events, kept in SQLite when asked to.
+
+With SECMON_STATE_DIR the node keeps its id, its next event number and every
+event the hub has not acknowledged in ``node.sqlite3`` there, so a node that
+restarts (or crashes) still delivers what it saw. Without it, the same
+interface keeps everything in memory for the life of the process.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections import deque
+from pathlib import Path
+
+import msgpack
+
+from ..protocol import messages as m
+
+_FIELDS = [name for name in m.AuthEvent.__dataclass_fields__]
+
+
+class MemoryJournal:
+    """Unacknowledged events in memory, bounded; the oldest go first when full."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.node_id = uuid.uuid4().hex  # a restarted node numbers its events afresh
+        self.next_seq = 1
+        self.events: deque[m.AuthEvent] = deque()
+
+    def add(self, event: m.AuthEvent) -> bool:
+        """Keep an event; False when the oldest had to be dropped to make room."""
+        self.events.append(event)
+        self.next_seq = event.seq + 1
+        if len(self.events) > self.limit:
+            self.events.popleft()
+            return False
+        return True
+
+    def acknowledge(self, seq: int) -> None:
+        events = self.events
+        while events and events[0].seq <= seq:
+            events.popleft()
+
+    def close(self) -> None:
+        pass
+
+
+class SqliteJournal(MemoryJournal):
+    """The same, written through to SQLite so a restart loses nothing."""
+
+    def __init__(self, directory: Path, limit: int) -> None:
+        super().__init__(limit)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.db = sqlite3.connect(directory / "node.sqlite3", isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # survives a crash of the process, cheaply
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+        meta = dict(self.db.execute("SELECT key, value FROM meta"))
+        if "node_id" in meta:
+            self.node_id = meta["node_id"]
+            self.next_seq = int(meta["next_seq"])
+        else:
+            self._save_meta()
+        for (body,) in self.db.execute("SELECT body FROM events ORDER BY seq"):
+            self.events.append(m.AuthEvent(**dict(zip(_FIELDS, msgpack.unpackb(body), strict=True))))
+
+    def _save_meta(self) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)", [("node_id", self.node_id), ("next_seq", str(self.next_seq))]
+        )
+
+    def add(self, event: m.AuthEvent) -> bool:
+        kept = super().add(event)
+        body = msgpack.packb([getattr(event, name) for name in _FIELDS])
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("INSERT OR REPLACE INTO events VALUES (?, ?)", (event.seq, body))
+            if not kept:
+                self.db.execute("DELETE FROM events WHERE seq < ?", (self.events[0].seq,))
+            self._save_meta()
+        return kept
+
+    def acknowledge(self, seq: int) -> None:
+        if self.events and self.events[0].seq <= seq:
+            super().acknowledge(seq)
+            self.db.execute("DELETE FROM events WHERE seq <= ?", (seq,))
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_journal(directory: Path | None, limit: int) -> MemoryJournal:
+    return MemoryJournal(limit) if directory is None else SqliteJournal(directory, limit)
