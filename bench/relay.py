@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _procs import (  # noqa: E402
+from _procs import (
     bench_env,
     cpu_seconds,
-    memory_kb,
     median,
+    memory_kb,
     percentile,
     result,
     sim,
@@ -61,7 +61,16 @@ def run_once(args, server_pid: int, port: int, socket_path: str, raw: bool) -> d
     # steady mode loses a few events to timing at the edges; accept 99 % of the nominal count
     target = want if not args.rate else int(want * 0.99)
     subscribers = [
-        sim("subscribe", "--socket", socket_path, "--expect", str(target), "--timeout", str(args.timeout), *subscriber_flags)
+        sim(
+            "subscribe",
+            "--socket",
+            socket_path,
+            "--expect",
+            str(target),
+            "--timeout",
+            str(args.timeout),
+            *subscriber_flags,
+        )
         for _ in range(args.subscribers)
     ]
     for s in subscribers:
@@ -126,7 +135,7 @@ async def raw_forwarder(port_file: str, socket_path: str) -> None:
 
     tcp = await asyncio.start_server(on_node, "127.0.0.1", 0)
     unix = await asyncio.start_unix_server(on_client, socket_path)
-    Path(port_file).write_text(str(tcp.sockets[0].getsockname()[1]))
+    Path(port_file).write_text(str(tcp.sockets[0].getsockname()[1]))  # noqa: ASYNC240 - once, at start
     async with tcp, unix:
         await asyncio.Event().wait()
 

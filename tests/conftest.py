@@ -176,6 +176,7 @@ class Cluster:
     def stop(self) -> None:
         for daemon in reversed(self.daemons):
             daemon.stop()
+        self.daemons.clear()
 
 
 @pytest.fixture
@@ -220,20 +221,24 @@ def hub(cluster: Cluster) -> Hub:
 
 
 @pytest.fixture
-def fake_discord():
+def fake_discord(cluster: Cluster):
+    """A local webhook server; it outlives the cluster, so the notifier stops first."""
     from fakes import FakeDiscord
 
     server = FakeDiscord().start()
     yield server
+    cluster.stop()
     server.stop()
 
 
 @pytest.fixture
-def fake_telegram():
+def fake_telegram(cluster: Cluster):
+    """A local Bot API server; it outlives the cluster, so the bot stops first."""
     from fakes import FakeTelegram
 
     server = FakeTelegram().start()
     yield server
+    cluster.stop()
     server.stop()
 
 

@@ -61,10 +61,12 @@ class Link:
 
     def send_frame(self, frame: bytes) -> bool:
         """Queue an encoded frame; False when the queue is full or the link is closing."""
-        if self._closing or len(self._queue) >= self.max_queue:
+        queue = self._queue
+        if self._closing or len(queue) >= self.max_queue:
             return False
-        self._queue.append(frame)
-        self._wakeup.set()
+        if not queue:
+            self._wakeup.set()  # the writer waits only on an empty queue
+        queue.append(frame)
         return True
 
     def close(self, reason: str, final: m.Message | None = None) -> None:

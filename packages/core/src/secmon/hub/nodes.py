@@ -37,14 +37,21 @@ class NodeConnection:
 
     def on_messages(self, batch: list[m.Message]) -> None:
         hub = self.hub
+        entry = self.entry
+        fresh: list[m.AuthEvent] = []  # every new event of this read, published and acknowledged once
+        events_seen = False
         for message in batch:
             kind = type(message)
             if kind is m.AuthEvents:
-                self._on_events(message)
+                events_seen = True
+                for event in message.events:
+                    if event.seq > entry.last_event_seq:  # a resend repeats what we hold; order is enforced
+                        entry.last_event_seq = event.seq
+                        fresh.append(event)
             elif kind is m.StateUpdate:
-                changed = hub.registry.apply(self.entry.serial, message, time.time())
+                changed = hub.registry.apply(entry.serial, message, time.time())
                 if changed:
-                    hub.publish_node(self.entry, changed)
+                    hub.publish_node(entry, changed)
             elif kind is m.CommandOutput:
                 relay = self._relay(message.request_id)
                 if relay is not None:
@@ -65,18 +72,11 @@ class NodeConnection:
             elif kind is not m.Keepalive:
                 text = f"a node may not send {kind.TAG!r}"
                 self.link.close(f"protocol error: {text}", m.Error("unexpected", text))
-                return
-
-    def _on_events(self, message: m.AuthEvents) -> None:
-        entry = self.entry
-        fresh = []
-        for event in message.events:
-            if event.seq > entry.last_event_seq:  # a resend repeats what we hold; order is enforced
-                entry.last_event_seq = event.seq
-                fresh.append(event)
+                break
         if fresh:
-            self.hub.publish_events(entry, fresh)
-        self.link.send(m.Ack(entry.last_event_seq))
+            hub.publish_events(entry, fresh)
+        if events_seen:
+            self.link.send(m.Ack(entry.last_event_seq))
 
     def _relay(self, hub_id: int) -> Relay | None:
         relay = self.hub.relays.get(hub_id)

@@ -21,27 +21,38 @@ from .schema import record_converter
 MAX_FRAME = 16 * 1024 * 1024
 HEADER = 4
 
-_FIELDS: dict[type, tuple[str, ...]] = {}
+_TO_WIRE: dict[type, Any] = {}
+
+
+def _wire_function(cls: type) -> Any:
+    """A generated function that turns one dataclass into its wire map (with its tag, if a message)."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    items = [f"{name!r}: o.{name}" for name in names]
+    tag = getattr(cls, "TAG", None)
+    if tag is not None:
+        items.append(f"'t': {tag!r}")
+    namespace: dict[str, Any] = {}
+    exec(f"def to_wire(o):\n    return {{{', '.join(items)}}}", namespace)
+    return namespace["to_wire"]
 
 
 def _to_wire(obj: Any) -> dict[str, Any]:
     cls = type(obj)
-    names = _FIELDS.get(cls)
-    if names is None:
+    function = _TO_WIRE.get(cls)
+    if function is None:
         if not dataclasses.is_dataclass(obj):
             raise LocalProtocolError(f"cannot encode {cls.__name__}")
-        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    wire = {name: getattr(obj, name) for name in names}
-    tag = getattr(cls, "TAG", None)
-    if tag is not None:
-        wire["t"] = tag
-    return wire
+        function = _TO_WIRE[cls] = _wire_function(cls)
+    return function(obj)
+
+
+_PACKER = msgpack.Packer(default=_to_wire)
 
 
 def encode_body(message: Message) -> bytes:
     """The MessagePack body of one message, without the frame header."""
     try:
-        return msgpack.packb(message, default=_to_wire)
+        return _PACKER.pack(message)
     except (TypeError, ValueError, OverflowError) as exc:
         raise LocalProtocolError(f"cannot encode {type(message).__name__}: {exc}") from exc
 

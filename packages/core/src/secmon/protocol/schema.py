@@ -106,31 +106,82 @@ def converter_for(hint: Any) -> Converter:
 
 
 _RECORDS: dict[type, Converter] = {}
+_MISSING = object()
+_SIMPLE = {int: "int", str: "str", bool: "bool", bytes: "bytes", float: "float"}
+
+
+def _simple_check(hint: Any, var: str, where: str, indent: str) -> list[str] | None:
+    """Inline source that checks (and for float, converts) ``var``; None if the hint is not simple."""
+    optional = False
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (types.UnionType, typing.Union) and len(args) == 2 and type(None) in args:
+        hint = next(a for a in args if a is not type(None))
+        optional = True
+    if hint not in _SIMPLE:
+        return None
+    name = _SIMPLE[hint] + (" or nil" if optional else "")
+    guard = f"{var} is not None and " if optional else ""
+    if hint is float:
+        return [
+            f"{indent}if {guard}type({var}) is not float:",
+            f"{indent}    if type({var}) is int:",
+            f"{indent}        {var} = float({var})",
+            f"{indent}    else:",
+            f"{indent}        _fail({where}, {name!r}, {var})",
+        ]
+    return [f"{indent}if {guard}type({var}) is not {hint.__name__}:", f"{indent}    _fail({where}, {name!r}, {var})"]
 
 
 def record_converter(cls: type) -> Converter:
-    """Converter for a dataclass carried as a map of its field names."""
+    """Converter for a dataclass carried as a map of its field names.
+
+    The converter is generated as Python source once per class, with simple field
+    checks inlined, because it runs for every field of every message received.
+    """
     if cls in _RECORDS:
         return _RECORDS[cls]
-    fields: list[tuple[str, Converter, bool]] = []
 
-    def convert(value: Any, path: str) -> Any:
-        if type(value) is not dict:
-            _fail(path, f"map ({cls.__name__})", value)
-        kwargs = {}
-        for name, field_converter, required in fields:
-            if name in value:
-                kwargs[name] = field_converter(value[name], f"{path}.{name}")
-            elif required:
-                raise InvalidMessage(f"{path}: missing field {name!r}")
-        if len(kwargs) != len(value):
-            extra = sorted(str(k) for k in value if k not in kwargs)
-            raise InvalidMessage(f"{path}: unknown field {', '.join(extra)}")
-        return cls(**kwargs)
+    def late(value: Any, path: str) -> Any:  # stands in while the real one is built (self-nesting)
+        return _RECORDS[cls](value, path)
 
-    _RECORDS[cls] = convert  # registered before recursion, so a record may nest itself
+    _RECORDS[cls] = late
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        fields.append((f.name, converter_for(hints[f.name]), required))
-    return convert
+    namespace: dict[str, Any] = {
+        "_fail": _fail, "_MISSING": _MISSING, "InvalidMessage": InvalidMessage, "cls": cls,
+    }  # fmt: skip
+    body = [
+        "def convert(value, path):",
+        "    if type(value) is not dict:",
+        f"        _fail(path, {'map (' + cls.__name__ + ')'!r}, value)",
+        "    present = 0",
+    ]
+    names = []
+    for index, f in enumerate(dataclasses.fields(cls)):
+        var = f"v{index}"
+        names.append(f"{f.name}={var}")
+        where = f"path + {'.' + f.name!r}"
+        body.append(f"    {var} = value.get({f.name!r}, _MISSING)")
+        body.append(f"    if {var} is _MISSING:")
+        if f.default is not dataclasses.MISSING:
+            namespace[f"d{index}"] = f.default
+            body.append(f"        {var} = d{index}")
+        elif f.default_factory is not dataclasses.MISSING:
+            namespace[f"d{index}"] = f.default_factory
+            body.append(f"        {var} = d{index}()")
+        else:
+            body.append(f"        raise InvalidMessage(path + {': missing field ' + repr(f.name)!r})")
+        body.append("    else:")
+        body.append("        present += 1")
+        check = _simple_check(hints[f.name], var, where, "        ")
+        if check is None:
+            namespace[f"c{index}"] = converter_for(hints[f.name])
+            check = [f"        {var} = c{index}({var}, {where})"]
+        body.extend(check)
+    body.append("    if present != len(value):")
+    body.append("        known = {" + ", ".join(repr(f.name) for f in dataclasses.fields(cls)) + "}")
+    body.append("        extra = sorted(str(k) for k in value if k not in known)")
+    body.append("        raise InvalidMessage(f\"{path}: unknown field {', '.join(extra)}\")")
+    body.append(f"    return cls({', '.join(names)})")
+    exec("\n".join(body), namespace)
+    _RECORDS[cls] = namespace["convert"]
+    return namespace["convert"]

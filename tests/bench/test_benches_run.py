@@ -1,0 +1,34 @@
+"""Every benchmark runs once at a tiny size, so they keep working. Timings are not asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+CASES = [
+    ("detection_latency.py", ["--samples", "5"], {"median_ms", "p99_ms", "samples"}),
+    ("relay.py", ["--nodes", "2", "--events", "50"], {"events_per_s", "hub_cpu_us_per_event", "ratio_to_raw"}),
+    (
+        "relay.py",
+        ["--nodes", "2", "--rate", "20", "--seconds", "1"],
+        {"events_per_s", "p50_ms", "p99_ms", "hub_peak_rss_kb"},
+    ),
+    ("reconnect_storm.py", ["--nodes", "20", "--runs", "1"], {"reconnect_storm_s", "initial_connect_s"}),
+]
+
+
+@pytest.mark.parametrize(("script", "args", "keys"), CASES, ids=[f"{c[0]}{' '.join(c[1])}" for c in CASES])
+def test_bench_runs_and_ends_with_its_figures(script, args, keys):
+    result = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) >= 2  # a readable summary, then the figures
+    figures = json.loads(lines[-1])
+    assert keys <= set(figures), figures
+    assert all(figures[k] is not None for k in keys), figures
