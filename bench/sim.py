@@ -56,8 +56,8 @@ async def node(args, index: int, stats: dict) -> None:
     while True:
         try:
             reader, writer = await asyncio.open_connection(args.host, args.port)
-            await hello(reader, writer, hostname, node_id)
-        except OSError:
+            welcome = await hello(reader, writer, hostname, node_id)
+        except (OSError, ConnectionError):
             if not args.reconnect:
                 stats["failed"] += 1
                 return
@@ -72,10 +72,13 @@ async def node(args, index: int, stats: dict) -> None:
             await flood(writer, args, stats)
         elif args.mode == "rate":
             await steady(writer, args, stats)
+        elif args.mode == "command":
+            acks.cancel()
+            acks = asyncio.ensure_future(answer_commands(reader, writer, args.command.split()))
         keepalive = encode(m.Keepalive())
         while not acks.done():  # stay connected until the hub (or the bench) ends us
             writer.write(keepalive)
-            await asyncio.wait([acks], timeout=2)
+            await asyncio.wait([acks], timeout=welcome.keepalive / 2)  # as often as a real node
         writer.close()
         if not args.reconnect or args.mode != "idle":
             return
@@ -115,10 +118,29 @@ async def steady(writer, args, stats: dict) -> None:
         await asyncio.sleep(max(0.0, start + seq * interval - time.monotonic()))
 
 
+async def answer_commands(reader, writer, argv: list[str]) -> None:
+    """Run ``argv`` for every RunCommand, as a node whose allowlist maps every label to it."""
+    decoder = FrameDecoder()
+
+    async def run(request: m.RunCommand) -> None:
+        process = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+        output, _ = await process.communicate()
+        status = m.SUCCESS if process.returncode == 0 else m.FAILURE
+        writer.write(encode(m.CommandResult(request.request_id, status, process.returncode, output.decode())))
+
+    running = set()
+    while data := await reader.read(READ):
+        for message in decoder.feed(data):
+            if type(message) is m.RunCommand:
+                task = asyncio.ensure_future(run(message))
+                running.add(task)
+                task.add_done_callback(running.discard)
+
+
 async def run_nodes(args) -> dict:
     stats = {"connected": 0, "failed": 0, "sent": 0}
     tasks = [asyncio.ensure_future(node(args, args.first + i, stats)) for i in range(args.count)]
-    if args.mode == "idle":
+    if args.mode in ("idle", "command"):
         await asyncio.sleep(args.hold)
         for t in tasks:
             t.cancel()
@@ -177,7 +199,8 @@ def main() -> None:
     nodes.add_argument("--count", type=int, default=1)
     nodes.add_argument("--first", type=int, default=0)
     nodes.add_argument("--prefix", default="sim-")
-    nodes.add_argument("--mode", choices=["idle", "flood", "rate"], default="idle")
+    nodes.add_argument("--mode", choices=["idle", "flood", "rate", "command"], default="idle")
+    nodes.add_argument("--command", default="true", help="command mode: what every label runs")
     nodes.add_argument("--events", type=int, default=0)
     nodes.add_argument("--rate", type=float, default=0)
     nodes.add_argument("--seconds", type=float, default=0)
@@ -199,6 +222,7 @@ def main() -> None:
         pass
     result = asyncio.run(run_nodes(args) if args.what == "nodes" else run_subscriber(args))
     print(json.dumps({"pid": os.getpid(), **result}), flush=True)
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

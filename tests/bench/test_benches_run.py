@@ -20,6 +20,9 @@ CASES = [
         {"events_per_s", "p50_ms", "p99_ms", "hub_peak_rss_kb"},
     ),
     ("reconnect_storm.py", ["--nodes", "20", "--runs", "1"], {"reconnect_storm_s", "initial_connect_s"}),
+    ("idle_nodes.py", ["--nodes", "20", "--idle-seconds", "1"], {"rss_kb_per_node", "connect_s", "idle_cpu_pct"}),
+    ("fanout.py", ["--sizes", "1,3", "--runs", "1", "--command", "true"], {"time_ratio_100_to_1", "seconds"}),
+    ("node_footprint.py", ["--seconds", "2"], {"cpu_pct", "rss_kb", "who_spawn_cpu_pct"}),
 ]
 
 
