@@ -125,9 +125,23 @@ class Cluster:
 
     def start_hub(self, **extra: str) -> Hub:
         hub = Hub({**self.env, **extra})
+        hub.extra = extra
         self.daemons.append(hub)
         self.hub = hub
         return hub
+
+    def stop_hub(self, signum: int = signal.SIGTERM) -> Hub:
+        """Stop the hub by signal and wait for it; returns it (its port and settings stay readable)."""
+        hub = self.hub
+        hub.signal(signum)
+        hub.process.wait(WAIT)
+        self.daemons.remove(hub)
+        return hub
+
+    def restart_hub(self, signum: int = signal.SIGTERM) -> Hub:
+        """A new hub on the same socket and port, with the same settings, after the old one stops."""
+        old = self.stop_hub(signum)
+        return self.start_hub(**{**old.extra, "BIND_PORT": str(old.port)})
 
     def start_node(self, *monitors: str, hostname: str = "node-a", wait: bool = True, **extra: str) -> Daemon:
         assert self.hub is not None

@@ -33,9 +33,9 @@ class FakeServer:
         asyncio.set_event_loop(self.loop)
         app = web.Application()
         self.routes(app)
-        self.runner = web.AppRunner(app, access_log=None)
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)  # a client may still be polling
         self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0, shutdown_timeout=0.5)  # a client may still be polling
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
         self.loop.run_until_complete(site.start())
         self.port = site._server.sockets[0].getsockname()[1]
         self._started.set()

@@ -113,10 +113,8 @@ async def test_follow_updates_survives_a_hub_restart(cluster, workdir):
         with anyio.fail_after(15):
             first = await updates.receive()
             assert first.node.hostname == "alpha"
-            hub.stop()
-            cluster.daemons.remove(hub)
             # A new hub on the same socket and port; the node has --reconnect off, so start one anew.
-            hub2 = cluster.start_hub(BIND_PORT=str(hub.port))
+            hub2 = cluster.restart_hub()
             cluster.start_node(hostname="beta")
             async for update in updates:
                 if type(update) is m.NodeUpdate and update.node.hostname == "beta":

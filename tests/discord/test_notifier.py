@@ -82,10 +82,7 @@ def test_a_hub_restart_is_resumed(cluster, hub, workdir, fake_discord):
     start_dc(cluster, fake_discord, SECMON_FOLD_WINDOW="0")
     write(log, "Accepted password for before from 192.0.2.1 port 22 ssh2")
     wait_until(lambda: len(fake_discord.embeds()) == 1)
-    port = hub.port
-    hub.stop()
-    cluster.daemons.remove(hub)
-    cluster.start_hub(BIND_PORT=str(port))
+    cluster.restart_hub()
     cluster.start_node("auth", hostname="web-2")
     cluster.wait_auth_ok("web-2")
     write(log, "Accepted password for after from 192.0.2.2 port 22 ssh2")

@@ -54,7 +54,7 @@ def test_chaos_every_event_exactly_once_in_order(cluster, workdir):
     log.write_text("")
     state = workdir / "hub-state"
     port = free_port()
-    hub = cluster.start_hub(BIND_PORT=str(port), SECMON_STATE_DIR=str(state))
+    cluster.start_hub(BIND_PORT=str(port), SECMON_STATE_DIR=str(state))
     proxy = ChaosProxy(port)
     node = cluster.start_node("auth", "--reconnect", hostname="chaos", HUB_PORT=str(proxy.port))
     cluster.wait_auth_ok("chaos")
@@ -81,10 +81,7 @@ def test_chaos_every_event_exactly_once_in_order(cluster, workdir):
         if fault == "cut":
             proxy.cut()
         elif fault.startswith("hub"):
-            hub.signal(signal.SIGTERM if fault == "hub-term" else signal.SIGKILL)
-            hub.process.wait(WAIT)
-            cluster.daemons.remove(hub)
-            hub = cluster.start_hub(BIND_PORT=str(port), SECMON_STATE_DIR=str(state))
+            cluster.restart_hub(signal.SIGTERM if fault == "hub-term" else signal.SIGKILL)
         else:
             node.signal(signal.SIGSTOP)
             time.sleep(2.0)  # past three keepalive intervals (0.5 s): the hub must drop it
@@ -132,7 +129,7 @@ def test_resume_after_a_hub_restart_with_state_is_exact(cluster, workdir):
     log.write_text("")
     state = workdir / "hub-state"
     port = free_port()
-    hub = cluster.start_hub(BIND_PORT=str(port), SECMON_STATE_DIR=str(state), SECMON_RING_SIZE="5")
+    cluster.start_hub(BIND_PORT=str(port), SECMON_STATE_DIR=str(state), SECMON_RING_SIZE="5")
     cluster.start_node("auth", "--reconnect", hostname="alpha")
     cluster.wait_auth_ok("alpha")
     first = Daemon(secmon_argv("subscribe", "--since", "0", "--json"), cluster.env, "first")
@@ -143,9 +140,7 @@ def test_resume_after_a_hub_restart_with_state_is_exact(cluster, workdir):
     first.stop()
     seqs = [json.loads(x)["seq"] for x in first.lines if x.startswith("{")]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
-    hub.stop()
-    cluster.daemons.remove(hub)
-    cluster.start_hub(BIND_PORT=str(port), SECMON_STATE_DIR=str(state), SECMON_RING_SIZE="5")
+    cluster.restart_hub()
     # Resuming from just before the end: exactly the two updates that followed, from before the restart.
     late = Daemon(secmon_argv("subscribe", "--since", str(seqs[-3]), "--json"), cluster.env, "late")
     late.wait_for('"ev19"')

@@ -167,10 +167,7 @@ def test_hub_restart_is_resumed(cluster, hub, fake_telegram, workdir):
     cluster.start_node("auth", hostname="web-1")
     cluster.wait_auth_ok("web-1")
     start_bot(cluster, fake_telegram, "upd", SECMON_FOLD_WINDOW="0")
-    port = hub.port
-    hub.stop()
-    cluster.daemons.remove(hub)
-    cluster.start_hub(BIND_PORT=str(port))
+    cluster.restart_hub()
     cluster.start_node("auth", hostname="web-2")
     cluster.wait_auth_ok("web-2")
     write_auth(log, "Accepted password for afterrestart from 192.0.2.1 port 22 ssh2")
