@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 
 import anyio
@@ -106,3 +107,35 @@ async def test_wg_missing_or_failing_is_an_error_message(tmp_path):
     assert await read_wg_peers(str(fake)) == "wg failed (1): Unable to access interface: Operation not permitted"
     fake.write_text("#!/bin/sh\nprintf 'wg0\\tpub\\t(none)\\t(none)\\t10.0.0.2/32\\t0\\t0\\t0\\toff\\n'\n")
     assert await read_wg_peers(str(fake)) == [m.WgPeer("wg0", "pub", None, None)]
+
+
+async def test_journal_source_is_restarted_after_the_last_cursor(tmp_path, monkeypatch):
+    """A stand-in journalctl on PATH prints two entries and dies; the follower says so and resumes."""
+    from secmon.collectors.sources import follow_journal
+
+    calls = tmp_path / "calls"
+    fake = tmp_path / "journalctl"
+    entry = (
+        '{"__CURSOR":"c%d","SYSLOG_IDENTIFIER":"sshd","_PID":"7","MESSAGE":"Invalid user u%d from 192.0.2.1 port 22"}'
+    )
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {calls}\n'
+        f"n=$(wc -l < {calls})\n"
+        f"printf '{entry}\\n' $((n*2-1)) $((n*2-1)) $((n*2)) $((n*2))\n"
+        "echo 'journal went away' >&2\n"
+        "exit 1\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_journal, rec.on_line, rec.report)
+        await rec.wait(lambda: len(rec.lines) >= 4)
+        tg.cancel_scope.cancel()
+    first, second = calls.read_text().splitlines()[:2]
+    assert "-f -o json -n 0 SYSLOG_IDENTIFIER=sshd SYSLOG_IDENTIFIER=sshd-session" in first
+    assert "--after-cursor=c2" in second  # nothing between the two runs is skipped or repeated
+    assert "journalctl exited with 1: journal went away" in rec.status
+    assert rec.status[0] == m.AUTH_OK
+    assert [json.loads(x)["MESSAGE"].split()[2] for x in rec.lines[:4]] == ["u1", "u2", "u3", "u4"]
