@@ -65,28 +65,31 @@ def node_list(nodes: list[m.NodeInfo]) -> str:
     return "\n".join(lines)
 
 
+def _session(s: m.Session, tz: tzinfo | None) -> str:
+    origin = f"from {escape(s.host)}" if s.host else "local"
+    return f"{escape(s.user)} on {escape(s.tty)} {origin} since {when(s.login_time, tz)}"
+
+
+def _peer(p: m.WgPeer, tz: tzinfo | None) -> str:
+    handshake = when(p.latest_handshake, tz) if p.latest_handshake else "never"
+    endpoint = escape(p.endpoint) if p.endpoint else "no endpoint"
+    return f"{escape(p.interface)} <code>{escape(p.public_key[:12])}…</code> {endpoint}, handshake {handshake}"
+
+
+def _attribute_lines(value: list | str, describe) -> list[str]:
+    """An attribute's items as bullets, or its error (initializing, not_monitored, why it failed)."""
+    if isinstance(value, str):
+        return [f"<i>{escape(value)}</i>"]
+    return [f"• {describe(item)}" for item in value] or ["none"]
+
+
 def node_details(node: m.NodeInfo, tz: tzinfo | None) -> str:
     state = "🟢 connected" if node.connected else "🔴 disconnected"
     lines = [f"<b>{escape(node.hostname)}</b> #{node.serial} {escape(node.address)}", state]
     lines.append("<b>Sessions</b>")
-    if isinstance(node.sessions, str):
-        lines.append(f"<i>{escape(node.sessions)}</i>")
-    elif not node.sessions:
-        lines.append("none")
-    for s in node.sessions if isinstance(node.sessions, list) else []:
-        origin = f"from {escape(s.host)}" if s.host else "local"
-        lines.append(f"• {escape(s.user)} on {escape(s.tty)} {origin} since {when(s.login_time, tz)}")
+    lines += _attribute_lines(node.sessions, lambda s: _session(s, tz))
     lines.append("<b>WireGuard peers</b>")
-    if isinstance(node.wg_peers, str):
-        lines.append(f"<i>{escape(node.wg_peers)}</i>")
-    elif not node.wg_peers:
-        lines.append("none")
-    for p in node.wg_peers if isinstance(node.wg_peers, list) else []:
-        handshake = when(p.latest_handshake, tz) if p.latest_handshake else "never"
-        endpoint = escape(p.endpoint) if p.endpoint else "no endpoint"
-        lines.append(
-            f"• {escape(p.interface)} <code>{escape(p.public_key[:12])}…</code> {endpoint}, handshake {handshake}"
-        )
+    lines += _attribute_lines(node.wg_peers, lambda p: _peer(p, tz))
     if node.labels:
         lines.append("<b>Commands</b> " + ", ".join(f"<code>{escape(label)}</code>" for label in node.labels))
     return "\n".join(lines)

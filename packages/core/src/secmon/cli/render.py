@@ -75,6 +75,24 @@ def node_table(nodes: list[m.NodeInfo], paint: Painter) -> str:
     return "\n".join(lines)
 
 
+def _session(s: m.Session) -> str:
+    origin = f"from {clean(s.host)}" if s.host else "local"
+    return f"{clean(s.user)} on {clean(s.tty)} {origin} since {local_time(s.login_time)}"
+
+
+def _peer(p: m.WgPeer) -> str:
+    endpoint = clean(p.endpoint) if p.endpoint else "no endpoint"
+    handshake = local_time(p.latest_handshake) if p.latest_handshake else "never"
+    return f"{clean(p.interface)} {clean(p.public_key)} {endpoint}, handshake {handshake}"
+
+
+def _attribute_lines(value: list | str, describe, paint: Painter) -> list[str]:
+    """An attribute's items, one a line, or its error (initializing, not_monitored, why it failed)."""
+    if isinstance(value, str):
+        return [f"  {paint(YELLOW, clean(value))}"]
+    return [f"  {describe(item)}" for item in value] or ["  none"]
+
+
 def node_details(node: m.NodeInfo, paint: Painter) -> str:
     state = paint(GREEN, "connected") if node.connected else paint(RED, "disconnected")
     lines = [
@@ -82,22 +100,9 @@ def node_details(node: m.NodeInfo, paint: Painter) -> str:
         f"last update: {local_time(node.last_state_update)}",
     ]
     lines.append("sessions:")
-    if isinstance(node.sessions, str):
-        lines.append(f"  {paint(YELLOW, clean(node.sessions))}")
-    elif not node.sessions:
-        lines.append("  none")
-    for s in node.sessions if isinstance(node.sessions, list) else []:
-        origin = f"from {clean(s.host)}" if s.host else "local"
-        lines.append(f"  {clean(s.user)} on {clean(s.tty)} {origin} since {local_time(s.login_time)}")
+    lines += _attribute_lines(node.sessions, _session, paint)
     lines.append("wireguard peers:")
-    if isinstance(node.wg_peers, str):
-        lines.append(f"  {paint(YELLOW, clean(node.wg_peers))}")
-    elif not node.wg_peers:
-        lines.append("  none")
-    for p in node.wg_peers if isinstance(node.wg_peers, list) else []:
-        endpoint = clean(p.endpoint) if p.endpoint else "no endpoint"
-        handshake = local_time(p.latest_handshake) if p.latest_handshake else "never"
-        lines.append(f"  {clean(p.interface)} {clean(p.public_key)} {endpoint}, handshake {handshake}")
+    lines += _attribute_lines(node.wg_peers, _peer, paint)
     if node.labels:
         lines.append(f"commands: {', '.join(clean(label) for label in node.labels)}")
     if node.auth != m.AUTH_OK:
