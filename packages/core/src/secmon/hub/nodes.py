@@ -25,6 +25,9 @@ log = logging.getLogger("secmon.hub")
 
 # A node sends little; its queue holds commands and acks. 1,000 frames is far past normal.
 NODE_QUEUE = 1_000
+# Acks go out every this many events, and otherwise once a second: an ack per event would cost
+# a frame and a wake-up per event, and the node's journal holds a second's worth easily.
+ACK_EVERY = 1_000
 MAX_HOSTNAME = 255
 
 
@@ -34,6 +37,7 @@ class NodeConnection:
     link: Link
     entry: NodeEntry
     relays: set[Relay] = field(default_factory=set)
+    unacknowledged: int = 0  # events taken since the last Ack
 
     def on_messages(self, batch: list[m.Message]) -> None:
         hub = self.hub
@@ -76,7 +80,15 @@ class NodeConnection:
         if fresh:
             hub.publish_events(entry, fresh)
         if events_seen:
-            self.link.send(m.Ack(entry.last_event_seq))
+            self.unacknowledged += len(fresh) or 1
+            if self.unacknowledged >= ACK_EVERY:
+                self.acknowledge()
+
+    def acknowledge(self) -> None:
+        """Tell the node what the hub now holds; the hub also calls this about once a second."""
+        if self.unacknowledged:
+            self.unacknowledged = 0
+            self.link.send(m.Ack(self.entry.last_event_seq))
 
     def _relay(self, hub_id: int) -> Relay | None:
         relay = self.hub.relays.get(hub_id)

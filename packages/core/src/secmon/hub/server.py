@@ -144,11 +144,13 @@ class Hub:
             if entry is not None:
                 self.publish_node(entry, ["connected"])
 
-    async def forget_expired(self) -> None:
-        """Forget nodes past their grace period, checking often enough to be on time."""
+    async def housekeeping(self) -> None:
+        """Once a period: acknowledge events taken since the last ack; forget nodes past their grace."""
         period = min(1.0, max(self.settings.disconnect_grace / 4, 0.05))
         while True:
             await anyio.sleep(period)
+            for conn in list(self.nodes.values()):
+                conn.acknowledge()
             for entry in self.registry.expire(anyio.current_time()):
                 log.info("forgot node %d (%s) after the grace period", entry.serial, entry.hostname)
                 self.publish_node(entry, ["forgotten"])
@@ -288,7 +290,7 @@ async def serve(
         async with anyio.create_task_group() as tg:
             tg.start_soon(node_listener.serve, lambda stream: serve_node(hub, stream))
             tg.start_soon(unix_listener.serve, lambda stream: serve_client(hub, stream))
-            tg.start_soon(hub.forget_expired)
+            tg.start_soon(hub.housekeeping)
             task_status.started((host, port))
     finally:
         path.unlink(missing_ok=True)
