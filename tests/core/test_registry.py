@@ -81,22 +81,38 @@ def test_apply_reports_only_real_changes_and_stamps_the_time():
     assert registry.apply(entry.serial, m.StateUpdate(wg_peers="wg not found"), wall=70) == ["wg_peers"]
 
 
+def resume(ring: UpdateRing, seq: int) -> tuple[int, list[bytes]]:
+    """What a subscriber resuming after ``seq`` is told it missed, and the frames it is sent."""
+    point, missed = ring.resume_point(seq)
+    return missed, [frame for _, frame in ring.after(point, ring.size)]
+
+
 def test_ring_resume_replays_what_it_holds_and_counts_what_it_lost():
     ring = UpdateRing(size=3, start=100)
     for _ in range(5):
         seq = ring.next_seq()
         ring.append(seq, f"frame{seq}".encode())
     assert ring.seq == 104
-    assert ring.since(103) == (0, [b"frame104"])
-    assert ring.since(101) == (0, [b"frame102", b"frame103", b"frame104"])
-    assert ring.since(100) == (1, [b"frame102", b"frame103", b"frame104"])
-    assert ring.since(104) == (0, [])
+    assert resume(ring, 103) == (0, [b"frame104"])
+    assert resume(ring, 101) == (0, [b"frame102", b"frame103", b"frame104"])
+    assert resume(ring, 100) == (1, [b"frame102", b"frame103", b"frame104"])
+    assert resume(ring, 104) == (0, [])
 
 
 def test_ring_resume_from_zero_or_another_hub_run_gets_everything_held():
     ring = UpdateRing(size=10, start=5000)
     seq = ring.next_seq()
     ring.append(seq, b"one")
-    assert ring.since(0) == (0, [b"one"])
-    assert ring.since(4000) == (0, [b"one"])  # from a hub run before this one
-    assert ring.since(9000) == (0, [b"one"])  # from a future we have not reached
+    assert resume(ring, 0) == (0, [b"one"])
+    assert resume(ring, 4000) == (0, [b"one"])  # from a hub run before this one
+    assert resume(ring, 9000) == (0, [b"one"])  # from a future we have not reached
+
+
+def test_ring_hands_out_batches_in_order():
+    ring = UpdateRing(size=10, start=1)
+    for _ in range(7):
+        seq = ring.next_seq()
+        ring.append(seq, str(seq).encode())
+    assert [s for s, _ in ring.after(2, 3)] == [3, 4, 5]
+    assert [s for s, _ in ring.after(5, 100)] == [6, 7]
+    assert ring.after(7, 100) == []

@@ -185,8 +185,3 @@ class UpdateRing:
             return []
         start = max(0, seq - self._frames[0][0] + 1)
         return list(islice(self._frames, start, start + limit))
-
-    def since(self, seq: int) -> tuple[int, list[bytes]]:
-        """Every held frame after ``seq``, and how many after it are no longer held."""
-        point, missed = self.resume_point(seq)
-        return missed, [frame for _, frame in self.after(point, len(self._frames))]

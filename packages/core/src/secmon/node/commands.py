@@ -28,7 +28,6 @@ from ..protocol import messages as m
 MAX_LABEL = 64  # labels are names, not payloads
 MAX_LINE = 16 * 1024  # one streamed line; longer ones are cut so one frame stays small
 MAX_OUTPUT = 1024 * 1024  # a whole result; fits a frame many times over
-READ_CHUNK = 64 * 1024
 
 
 class AllowlistError(Exception):
