@@ -15,12 +15,13 @@ import struct
 from dataclasses import dataclass, field
 
 import anyio
-from anyio.abc import ByteStream, SocketAttribute, TaskGroup
+from anyio.abc import TaskGroup
 
-from ..link import HandshakeFailed, Link
+from ..link import HandshakeFailed
 from ..protocol import messages as m
 from .nodes import NodeConnection
 from .server import Hub, Relay
+from .wire import HubLink
 
 log = logging.getLogger("secmon.hub")
 
@@ -28,10 +29,10 @@ MAX_REQUESTS_IN_FLIGHT = 64  # commands one client may have running; more is a b
 REPLAY_BATCH = 1_000  # held updates looked up at a time while a subscriber catches up
 
 
-def peer_credentials(stream: ByteStream) -> tuple[int, int] | None:
+def peer_credentials(link: HubLink) -> tuple[int, int] | None:
     """The uid and gid of the process at the other end of a Unix socket (SO_PEERCRED)."""
     try:
-        sock = stream.extra(SocketAttribute.raw_socket)
+        sock = link.transport.get_extra_info("socket")
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except Exception:
         return None
@@ -56,7 +57,7 @@ def may_connect(uid: int, gid: int, group: int | None) -> bool:
 @dataclass(eq=False)
 class ClientConnection:
     hub: Hub
-    link: Link
+    link: HubLink
     tg: TaskGroup
     name: str
     relays: set[Relay] = field(default_factory=set)
@@ -177,11 +178,10 @@ class ClientConnection:
             self.hub.cancel_relay(relay, m.CANCELLED, "client went away")
 
 
-async def serve_client(hub: Hub, stream: ByteStream) -> None:
+async def serve_client(hub: Hub, link: HubLink) -> None:
     """Serve one client connection to its end; never raises."""
-    uid, gid = peer_credentials(stream) or (-1, -1)
+    uid, gid = peer_credentials(link) or (-1, -1)
     name = f"uid={uid}"
-    link = Link(stream, keepalive=hub.settings.link.keepalive, max_queue=hub.settings.subscriber_queue)
     try:
         if not may_connect(uid, gid, hub.socket_gid):
             text = f"uid {uid} may not use this hub"

@@ -14,12 +14,12 @@ import time
 from dataclasses import dataclass, field
 
 import anyio
-from anyio.abc import ByteStream, SocketAttribute
 
-from ..link import HandshakeFailed, Link
+from ..link import HandshakeFailed
 from ..protocol import messages as m
 from .registry import NodeEntry
 from .server import Hub, Relay
+from .wire import HubLink
 
 log = logging.getLogger("secmon.hub")
 
@@ -34,7 +34,7 @@ MAX_HOSTNAME = 255
 @dataclass(eq=False)
 class NodeConnection:
     hub: Hub
-    link: Link
+    link: HubLink
     entry: NodeEntry
     relays: set[Relay] = field(default_factory=set)
     unacknowledged: int = 0  # events taken since the last Ack
@@ -117,13 +117,9 @@ def check_node_hello(hub: Hub, hello: m.Message) -> str | None:
     return None
 
 
-async def serve_node(hub: Hub, stream: ByteStream) -> None:
+async def serve_node(hub: Hub, link: HubLink) -> None:
     """Serve one node connection to its end; never raises."""
-    try:
-        address = stream.extra(SocketAttribute.remote_address)[0]
-    except Exception:
-        address = "?"
-    link = Link(stream, keepalive=hub.settings.link.keepalive, max_queue=NODE_QUEUE)
+    address = link.peer
     try:
         try:
             hello = await link.handshake(hub.settings.link.handshake_timeout)

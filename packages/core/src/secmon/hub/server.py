@@ -1,13 +1,16 @@
 """The hub daemon: shared state, broadcast, command relay, and start-up.
 
-One event loop, one root task group. The TCP side (nodes.py) and the Unix
-side (clients.py) run one task group per connection and meet here: a node's
-update is encoded once and the same frame is queued to every subscriber; a
-client's command is relayed to nodes under hub-chosen request ids.
+One event loop, one root task group. Every connection is a HubLink
+(wire.py) driven by the loop's callbacks, plus one lifecycle coroutine: the
+TCP side (nodes.py) and the Unix side (clients.py, with a task group per
+client for its commands) meet here: a node's update is encoded once and the
+same frame is queued to every subscriber; a client's command is relayed to
+nodes under hub-chosen request ids.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import grp
 import ipaddress
@@ -22,8 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
-from anyio.abc import TaskStatus
-from anyio.streams.tls import TLSListener
+from anyio.abc import TaskGroup, TaskStatus
 
 from ..config import HubSettings, read_secret
 from ..errors import ConfigError, SecmonError
@@ -32,12 +34,15 @@ from ..protocol import messages as m
 from ..tls import TlsFiles, hub_context
 from .registry import NodeEntry, NodeRegistry, UpdateRing
 from .store import HubStore
+from .wire import HubLink
 
 if TYPE_CHECKING:
     from .clients import ClientConnection
     from .nodes import NodeConnection
 
 log = logging.getLogger("secmon.hub")
+
+LISTEN_BACKLOG = 4096  # a storm of reconnecting nodes must not overflow the accept queue
 
 
 @dataclass(slots=True, eq=False)
@@ -55,22 +60,6 @@ class Relay:
         return self.node.entry.serial
 
 
-class _TlsNodeListener(TLSListener):
-    """TLS for the node port; a failed handshake is one log line, not a traceback."""
-
-    @staticmethod
-    async def handle_handshake_error(exc: BaseException, stream) -> None:
-        try:
-            peer = stream.extra(anyio.abc.SocketAttribute.remote_address)[0]
-        except Exception:
-            peer = "?"
-        await anyio.aclose_forcefully(stream)
-        if isinstance(exc, anyio.get_cancelled_exc_class()) or not isinstance(exc, Exception):
-            raise exc
-        reason = "handshake timed out" if isinstance(exc, TimeoutError) else (str(exc) or type(exc).__name__)
-        log.warning("node %s: TLS handshake failed: %s", peer, reason[:200])
-
-
 @dataclass(eq=False)
 class Hub:
     settings: HubSettings
@@ -78,6 +67,7 @@ class Hub:
     registry: NodeRegistry = field(init=False)
     ring: UpdateRing = field(init=False)
     nodes: dict[int, NodeConnection] = field(default_factory=dict)
+    links: set[HubLink] = field(default_factory=set)  # every open connection, for the keepalive sweep
     subscribers: set[ClientConnection] = field(default_factory=set)
     relays: dict[int, Relay] = field(default_factory=dict)
     node_arrived: anyio.Event = field(default_factory=anyio.Event)
@@ -145,10 +135,15 @@ class Hub:
                 self.publish_node(entry, ["connected"])
 
     async def housekeeping(self) -> None:
-        """Once a period: acknowledge events taken since the last ack; forget nodes past their grace."""
-        period = min(1.0, max(self.settings.disconnect_grace / 4, 0.05))
+        """Once a period: keepalives for every link, acks for events taken since the last one,
+        and nodes past their grace forgotten. One sweep instead of a timer per connection."""
+        settings = self.settings
+        period = max(0.01, min(1.0, settings.disconnect_grace / 4, settings.link.keepalive / 4))
         while True:
             await anyio.sleep(period)
+            now = time.monotonic()
+            for link in list(self.links):
+                link.tick(now)
             for conn in list(self.nodes.values()):
                 conn.acknowledge()
             for entry in self.registry.expire(anyio.current_time()):
@@ -253,7 +248,7 @@ async def serve(
 ) -> None:
     """Run the hub until cancelled. ``task_status`` gets the bound TCP address."""
     from .clients import serve_client
-    from .nodes import serve_node
+    from .nodes import NODE_QUEUE, serve_node
 
     security = security or HubSecurity()
     store = HubStore(settings.state_dir, settings.ring_size) if settings.state_dir else None
@@ -262,38 +257,52 @@ async def serve(
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     _check_socket_directory(path)
     _check_existing_socket(path)
-    old_umask = os.umask(0o177)  # the socket is born 0600: no window where others can connect
-    try:
-        unix_listener = await anyio.create_unix_listener(path)
-    except OSError as exc:
-        raise SecmonError(f"cannot listen on {path}: {exc.strerror}") from None
-    finally:
-        os.umask(old_umask)
-    try:
-        _share_with_group(path, hub.socket_gid)
+    loop = asyncio.get_running_loop()
+    link_settings = settings.link
+
+    def accept(tg: TaskGroup, lifecycle, max_queue: int, tls: ssl.SSLContext | None = None):
+        """A protocol factory whose connections each get their lifecycle coroutine in ``tg``."""
+
+        def opened(link: HubLink) -> None:
+            tg.start_soon(lifecycle, hub, link)
+
+        return lambda: HubLink(opened, hub.links, keepalive=link_settings.keepalive, max_queue=max_queue, tls=tls)
+
+    async with anyio.create_task_group() as tg:
+        old_umask = os.umask(0o177)  # the socket is born 0600: no window where others can connect
         try:
-            tcp_listener = await anyio.create_tcp_listener(
-                local_host=settings.bind_ip, local_port=settings.bind_port, reuse_port=False
-            )
+            unix_server = await loop.create_unix_server(accept(tg, serve_client, settings.subscriber_queue), str(path))
         except OSError as exc:
-            raise SecmonError(f"cannot listen on {settings.bind_ip}:{settings.bind_port}: {exc.strerror}") from None
-        host, port = tcp_listener.extra(anyio.abc.SocketAttribute.local_address)[:2]
-        node_listener = tcp_listener
-        if security.tls is not None:
-            node_listener = _TlsNodeListener(
-                tcp_listener, security.tls, standard_compatible=False, handshake_timeout=settings.link.handshake_timeout
+            raise SecmonError(f"cannot listen on {path}: {exc.strerror}") from None
+        finally:
+            os.umask(old_umask)
+        try:
+            _share_with_group(path, hub.socket_gid)
+            try:
+                tcp_server = await loop.create_server(
+                    accept(tg, serve_node, NODE_QUEUE, security.tls),
+                    settings.bind_ip,
+                    settings.bind_port,
+                    backlog=LISTEN_BACKLOG,
+                )
+            except OSError as exc:
+                raise SecmonError(f"cannot listen on {settings.bind_ip}:{settings.bind_port}: {exc.strerror}") from None
+            host, port = tcp_server.sockets[0].getsockname()[:2]
+            protection = ", ".join(
+                p for p, on in (("TLS", security.tls is not None), ("token", security.token is not None)) if on
             )
-        protection = ", ".join(
-            p for p, on in (("TLS", security.tls is not None), ("token", security.token is not None)) if on
-        )
-        log.info("listening for nodes on %s:%d (%s) and for clients on %s", host, port, protection or "plain TCP", path)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(node_listener.serve, lambda stream: serve_node(hub, stream))
-            tg.start_soon(unix_listener.serve, lambda stream: serve_client(hub, stream))
+            log.info(
+                "listening for nodes on %s:%d (%s) and for clients on %s", host, port, protection or "plain TCP", path
+            )
             tg.start_soon(hub.housekeeping)
             task_status.started((host, port))
-    finally:
-        path.unlink(missing_ok=True)
+            try:
+                await anyio.sleep_forever()
+            finally:
+                tcp_server.close()
+                unix_server.close()
+        finally:
+            path.unlink(missing_ok=True)
 
 
 async def run_until_signalled(settings: HubSettings, security: HubSecurity) -> None:

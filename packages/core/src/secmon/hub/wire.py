@@ -1,0 +1,348 @@
+"""The hub's end of a connection: an asyncio protocol driven by the loop's callbacks.
+
+The hub holds thousands of node connections and relays every event, so a
+connection has no reader, writer or keepalive task of its own. Bytes that
+arrive are decoded and handled in the read callback; frames sent during one
+pass of the event loop are joined into one write at its end; one sweep over
+all connections (``tick``, from the hub's housekeeping) sends keepalives and
+drops silent peers. TLS runs through memory BIOs, so a failed handshake is an
+error we see and log with the peer's address, not something the loop hides.
+
+The interface is that of ``secmon.link.Link``: ``handshake``, ``run``,
+``send``, ``close``, ``refuse``; the lifecycle of a connection stays one
+readable coroutine (see nodes.py and clients.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable
+
+import anyio
+
+from ..link import MISSED_KEEPALIVES, HandshakeFailed
+from ..protocol import FrameDecoder, RemoteProtocolError, encode
+from ..protocol import messages as m
+
+log = logging.getLogger("secmon.hub")
+
+# Above this many bytes waiting in the kernel-bound buffer, frames stay in our queue,
+# where they are counted against the peer's bound.
+WRITE_HIGH_WATER = 256 * 1024
+TLS_READ = 256 * 1024
+KEEPALIVE_FRAME = encode(m.Keepalive())
+
+MessageHandler = Callable[[list[m.Message]], None]
+
+
+class HubLink(asyncio.Protocol):
+    """One peer of the hub, in ``links`` while connected; ``on_open`` is called once it is."""
+
+    __slots__ = (
+        "_closed",
+        "_closing",
+        "_closing_since",
+        "_decoder",
+        "_flush_scheduled",
+        "_links",
+        "_on_messages",
+        "_on_open",
+        "_out",
+        "_paused",
+        "_pending",
+        "_tls",
+        "_tls_context",
+        "_tls_error",
+        "_tls_in",
+        "_tls_out",
+        "_tls_ready",
+        "_waiter",
+        "close_reason",
+        "keepalive",
+        "last_received",
+        "last_sent",
+        "max_queue",
+        "peer",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        on_open: Callable[[HubLink], None],
+        links: set[HubLink],
+        *,
+        keepalive: float,
+        max_queue: int,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self._on_open = on_open
+        self._links = links
+        self.keepalive = keepalive
+        self.max_queue = max_queue
+        self.close_reason: str | None = None
+        self.peer = "?"
+        self.transport: asyncio.Transport | None = None
+        self._decoder = FrameDecoder()
+        self._out: deque[bytes] = deque()
+        self._flush_scheduled = False
+        self._paused = False
+        self._closing = False
+        self._closing_since = 0.0
+        self._closed = asyncio.get_running_loop().create_future()
+        self._on_messages: MessageHandler | None = None
+        self._pending: list[m.Message] = []
+        self._waiter: asyncio.Future[None] | None = None  # handshake() or wait_for_room()
+        self._tls_context = tls
+        self._tls: ssl.SSLObject | None = None
+        self._tls_ready = tls is None
+        self._tls_in = self._tls_out = None
+        self._tls_error: str | None = None
+        self.last_received = self.last_sent = time.monotonic()
+
+    # --- asyncio callbacks ---------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if isinstance(peer, tuple) and peer else "?"
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        if self._tls_context is not None:
+            self._tls_in, self._tls_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+            self._tls = self._tls_context.wrap_bio(self._tls_in, self._tls_out, server_side=True)
+        self._links.add(self)
+        self._on_open(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_received = time.monotonic()
+        if self._tls is not None:
+            data = self._decrypt(data)
+        if self._closing or not data:
+            return
+        try:
+            batch = self._decoder.feed(data)
+        except RemoteProtocolError as exc:
+            self.close(f"protocol error: {exc}", m.Error(exc.code, str(exc)))
+            self._wake()
+            return
+        if not batch:
+            return
+        if self._on_messages is None:
+            self._pending += batch
+            self._wake()
+            return
+        try:
+            self._on_messages(batch)
+        except Exception as exc:  # a bug in one connection must not take the hub down
+            log.error("%s: internal error: %r", self.peer, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            self._stop("internal error")
+
+    def eof_received(self) -> None:
+        self._stop("connection closed by peer")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.close_reason is None:
+            self.close_reason = "connection closed by peer" if exc is None else f"connection lost: {exc}"
+        self._closing = True
+        self.transport = None
+        self._out.clear()
+        self._links.discard(self)
+        if not self._closed.done():
+            self._closed.set_result(None)
+        self._wake()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._schedule_flush()
+
+    # --- TLS over memory BIOs ------------------------------------------------
+
+    def _decrypt(self, data: bytes) -> bytes:
+        tls = self._tls
+        self._tls_in.write(data)
+        chunks = []
+        try:
+            if not self._tls_ready:
+                tls.do_handshake()
+                self._tls_ready = True
+            while chunk := tls.read(TLS_READ):
+                chunks.append(chunk)
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLZeroReturnError:
+            self._stop("connection closed by peer")
+        except ssl.SSLError as exc:
+            self._tls_error = f"TLS handshake failed: {exc.reason or exc}" if not self._tls_ready else f"TLS: {exc}"
+            self._send_tls_records()  # the alert that tells the peer why
+            self._stop(self._tls_error, abort=False)
+            return b""
+        self._send_tls_records()
+        return b"".join(chunks)
+
+    def _send_tls_records(self) -> None:
+        records = self._tls_out.read()
+        if records and self.transport is not None:
+            self.transport.write(records)
+
+    # --- sending -------------------------------------------------------------
+
+    def send(self, message: m.Message) -> bool:
+        """Queue a message; False when the queue is full (the message is not sent)."""
+        return self.send_frame(encode(message))
+
+    def send_frame(self, frame: bytes) -> bool:
+        """Queue an encoded frame for the end of this pass of the loop; False if full or closing."""
+        if self._closing or len(self._out) >= self.max_queue:
+            return False
+        self._out.append(frame)
+        if not self._flush_scheduled:
+            self._schedule_flush()
+        return True
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled and self.transport is not None:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Write what this pass queued, in joined chunks, until the transport asks us to pause."""
+        self._flush_scheduled = False
+        transport = self.transport
+        out = self._out
+        wrote = False
+        while out and not self._paused and transport is not None:
+            if len(out) == 1:
+                data = out.popleft()
+            else:
+                chunk, size = [], 0
+                while out and size < WRITE_HIGH_WATER:
+                    frame = out.popleft()
+                    chunk.append(frame)
+                    size += len(frame)
+                data = b"".join(chunk)
+            try:
+                if self._tls is not None:
+                    self._tls.write(data)
+                    data = self._tls_out.read()
+                transport.write(data)  # may call pause_writing() before it returns
+            except (ssl.SSLError, RuntimeError) as exc:
+                self._stop(f"connection lost while sending: {exc}")
+                return
+            wrote = True
+        if wrote:
+            self.last_sent = time.monotonic()
+            self._wake()
+        if self._closing and not out and transport is not None:
+            transport.close()  # after what the transport holds has been sent
+
+    def close(self, reason: str, final: m.Message | None = None) -> None:
+        """End the link after flushing what is queued, plus ``final`` if given."""
+        if self._closing:
+            return
+        if final is not None:
+            self._out.append(encode(final))  # one frame past the bound, so a slow peer learns why
+        self._closing = True
+        self._closing_since = time.monotonic()
+        self.close_reason = reason
+        self._schedule_flush()
+
+    def _stop(self, reason: str, *, abort: bool = True) -> None:
+        """End the link now, dropping what is queued (``abort=False``: after what the transport holds)."""
+        if self.close_reason is None:
+            self.close_reason = reason
+        self._closing = True
+        self._out.clear()
+        if self.transport is None:
+            return
+        if abort:
+            self.transport.abort()
+        else:
+            self.transport.close()
+
+    @property
+    def queued(self) -> int:
+        return len(self._out)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    async def wait_for_room(self) -> None:
+        """Wait until the queue is below half its bound (or the link ends)."""
+        while len(self._out) >= self.max_queue // 2 and not self._closing:
+            await self._wait()
+
+    # --- the sweep -----------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Keepalive duty, from the hub's sweep: speak when quiet, drop a silent or stuck peer."""
+        interval = self.keepalive
+        if self._closing:
+            if now - self._closing_since > interval and self.transport is not None:
+                self._stop(self.close_reason or "peer stopped reading")  # one interval to drain, no more
+        elif self._on_messages is None:
+            return  # before the hello, the handshake deadline rules
+        elif now - self.last_received > MISSED_KEEPALIVES * interval:
+            self._stop(f"peer silent for {MISSED_KEEPALIVES} keepalive intervals")
+        elif now - self.last_sent >= interval / 2 and not self._out:
+            self.send_frame(KEEPALIVE_FRAME)
+
+    # --- the lifecycle -------------------------------------------------------
+
+    async def handshake(self, timeout: float) -> m.Message:
+        """Wait for the peer's first message; anything after it is kept for ``run``."""
+        try:
+            with anyio.fail_after(timeout):
+                while not self._pending and not self._closing:
+                    await self._wait()
+        except TimeoutError:
+            if not self._tls_ready:
+                self._stop("TLS handshake failed: handshake timed out")
+                raise HandshakeFailed(self.close_reason) from None
+            text = f"no hello within {timeout:g} s"
+            self.close(text, m.Error("timeout", text))
+            raise HandshakeFailed(text) from None
+        if not self._pending:
+            raise HandshakeFailed(self._tls_error or self.close_reason or "connection closed before hello")
+        return self._pending.pop(0)
+
+    async def finish(self) -> None:
+        """Wait until the link has flushed and closed (the sweep bounds how long)."""
+        try:
+            await asyncio.shield(self._closed)
+        finally:
+            if self.transport is not None and not self._closed.done():
+                self._stop("hub shutting down")
+
+    async def refuse(self, code: str, text: str) -> None:
+        """Tell the peer why, flush, and close."""
+        self.close(text, m.Error(code, text))
+        await self.finish()
+
+    async def run(self, on_messages: MessageHandler) -> str:
+        """Serve the link until it ends; returns why it ended."""
+        self._on_messages = on_messages
+        if self._pending and not self._closing:
+            pending, self._pending = self._pending, []
+            on_messages(pending)
+        await self.finish()
+        return self.close_reason or "closed"
