@@ -64,10 +64,10 @@ class ClientConnection:
     executing: int = 0
     last_seq: int = 0
 
-    def deliver(self, seq: int, frame: bytes) -> None:
-        """Queue one broadcast frame; a subscriber that fell too far behind is dropped."""
-        if self.link.send_frame(frame):
-            self.last_seq = seq
+    def deliver(self, frames: list[bytes], last_seq: int) -> None:
+        """Queue broadcast frames, the last numbered ``last_seq``; one that fell too far behind is dropped."""
+        if self.link.send_frames(frames):
+            self.last_seq = last_seq
             return
         self.hub.subscribers.discard(self)
         text = f"subscriber too slow: more than {self.link.max_queue} updates queued; resume with since={self.last_seq}"

@@ -145,9 +145,10 @@ class UpdateRing:
     start: int = 1
     first: int | None = None  # the first sequence of this hub's lineage (before restarts, with a store)
     seq: int = field(init=False)
-    _frames: deque[tuple[int, bytes]] = field(default_factory=deque)
+    _frames: deque[tuple[int, bytes]] = field(init=False)
 
     def __post_init__(self) -> None:
+        self._frames = deque(maxlen=self.size)  # the oldest falls out as the newest comes in
         self.seq = self.start - 1
         if self.first is None:
             self.first = self.start
@@ -164,8 +165,9 @@ class UpdateRing:
 
     def append(self, seq: int, frame: bytes) -> None:
         self._frames.append((seq, frame))
-        if len(self._frames) > self.size:
-            self._frames.popleft()
+
+    def extend(self, frames: list[tuple[int, bytes]]) -> None:
+        self._frames.extend(frames)
 
     def resume_point(self, seq: int) -> tuple[int, int]:
         """Where a subscriber that saw ``seq`` resumes, and how many updates after it are gone.

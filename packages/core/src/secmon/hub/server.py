@@ -22,7 +22,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -91,27 +91,33 @@ class Hub:
 
     # --- broadcast ---------------------------------------------------------
 
-    def _publish(self, updates: list[tuple[int, m.Message]], node: NodeEntry | None = None) -> None:
+    def _publish(self, updates: list[tuple[int, m.Message | dict[str, Any]]], node: NodeEntry | None = None) -> None:
         """Encode each update once, store it (before anyone sees it), then queue it to every subscriber."""
         frames = [(seq, encode(update)) for seq, update in updates]
         if self.store is not None:
             self.store.save(frames, node.node_id if node else None, node.last_event_seq if node else 0)
-        subscribers = list(self.subscribers)
-        for seq, frame in frames:
-            self.ring.append(seq, frame)
-            for subscriber in subscribers:
-                subscriber.deliver(seq, frame)
+        self.ring.extend(frames)
+        if self.subscribers:
+            data = [frame for _, frame in frames]
+            last_seq = frames[-1][0]
+            for subscriber in list(self.subscribers):
+                subscriber.deliver(data, last_seq)
 
     def publish_node(self, entry: NodeEntry, changed: list[str]) -> None:
         seq = self.ring.next_seq()
         self._publish([(seq, m.NodeUpdate(seq=seq, node=entry.info(), changed=changed))])
 
-    def publish_events(self, entry: NodeEntry, events: list[m.AuthEvent]) -> None:
-        """Broadcast a node's new auth events; its dedup mark is stored with them."""
+    def publish_events(self, entry: NodeEntry, events: list[dict[str, Any]]) -> None:
+        """Broadcast a node's new auth events (checked maps); its dedup mark is stored with them.
+
+        Each becomes an AuthUpdate's wire map directly, so encoding is msgpack's work alone.
+        """
         updates = []
+        tag, serial, hostname, address = m.AuthUpdate.TAG, entry.serial, entry.hostname, entry.address
         for event in events:
             seq = self.ring.next_seq()
-            updates.append((seq, m.AuthUpdate(seq, entry.serial, entry.hostname, entry.address, event)))
+            wire = {"t": tag, "seq": seq, "serial": serial, "hostname": hostname, "address": address, "event": event}
+            updates.append((seq, wire))
         self._publish(updates, entry)
 
     # --- node lifecycle ----------------------------------------------------
@@ -248,7 +254,7 @@ async def serve(
 ) -> None:
     """Run the hub until cancelled. ``task_status`` gets the bound TCP address."""
     from .clients import serve_client
-    from .nodes import NODE_QUEUE, serve_node
+    from .nodes import NODE_CONVERTERS, NODE_QUEUE, serve_node
 
     security = security or HubSecurity()
     store = HubStore(settings.state_dir, settings.ring_size) if settings.state_dir else None
@@ -260,13 +266,14 @@ async def serve(
     loop = asyncio.get_running_loop()
     link_settings = settings.link
 
-    def accept(tg: TaskGroup, lifecycle, max_queue: int, tls: ssl.SSLContext | None = None):
+    def accept(tg: TaskGroup, lifecycle, max_queue: int, tls: ssl.SSLContext | None = None, converters=None):
         """A protocol factory whose connections each get their lifecycle coroutine in ``tg``."""
 
         def opened(link: HubLink) -> None:
             tg.start_soon(lifecycle, hub, link)
 
-        return lambda: HubLink(opened, hub.links, keepalive=link_settings.keepalive, max_queue=max_queue, tls=tls)
+        options = dict(keepalive=link_settings.keepalive, max_queue=max_queue, tls=tls, converters=converters)
+        return lambda: HubLink(opened, hub.links, **options)
 
     async with anyio.create_task_group() as tg:
         old_umask = os.umask(0o177)  # the socket is born 0600: no window where others can connect
@@ -280,7 +287,7 @@ async def serve(
             _share_with_group(path, hub.socket_gid)
             try:
                 tcp_server = await loop.create_server(
-                    accept(tg, serve_node, NODE_QUEUE, security.tls),
+                    accept(tg, serve_node, NODE_QUEUE, security.tls, NODE_CONVERTERS),
                     settings.bind_ip,
                     settings.bind_port,
                     backlog=LISTEN_BACKLOG,

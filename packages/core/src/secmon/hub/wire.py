@@ -27,6 +27,7 @@ import anyio
 from ..link import MISSED_KEEPALIVES, HandshakeFailed
 from ..protocol import FrameDecoder, RemoteProtocolError, encode
 from ..protocol import messages as m
+from ..protocol.schema import Converter
 
 log = logging.getLogger("secmon.hub")
 
@@ -78,6 +79,7 @@ class HubLink(asyncio.Protocol):
         keepalive: float,
         max_queue: int,
         tls: ssl.SSLContext | None = None,
+        converters: dict[str, Converter] | None = None,
     ) -> None:
         self._on_open = on_open
         self._links = links
@@ -86,7 +88,7 @@ class HubLink(asyncio.Protocol):
         self.close_reason: str | None = None
         self.peer = "?"
         self.transport: asyncio.Transport | None = None
-        self._decoder = FrameDecoder()
+        self._decoder = FrameDecoder(converters=converters)
         self._out: deque[bytes] = deque()
         self._flush_scheduled = False
         self._paused = False
@@ -202,6 +204,16 @@ class HubLink(asyncio.Protocol):
         if self._closing or len(self._out) >= self.max_queue:
             return False
         self._out.append(frame)
+        if not self._flush_scheduled:
+            self._schedule_flush()
+        return True
+
+    def send_frames(self, frames: list[bytes]) -> bool:
+        """Queue frames, all or none; False if they do not fit or the link is closing."""
+        out = self._out
+        if self._closing or len(out) + len(frames) > self.max_queue:
+            return False
+        out.extend(frames)
         if not self._flush_scheduled:
             self._schedule_flush()
         return True

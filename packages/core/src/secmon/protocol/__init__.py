@@ -5,7 +5,7 @@ feed it bytes and send the bytes it returns. Messages live in
 ``secmon.protocol.messages``.
 """
 
-from .codec import MAX_FRAME, FrameDecoder, decode_body, encode, encode_body
+from .codec import CONVERTERS, MAX_FRAME, FrameDecoder, decode_body, encode, encode_body
 from .errors import (
     FrameTooLarge,
     InvalidMessage,
@@ -14,8 +14,10 @@ from .errors import (
     ProtocolError,
     RemoteProtocolError,
 )
+from .schema import record_checker
 
 __all__ = [
+    "CONVERTERS",
     "MAX_FRAME",
     "FrameDecoder",
     "FrameTooLarge",
@@ -27,4 +29,5 @@ __all__ = [
     "decode_body",
     "encode",
     "encode_body",
+    "record_checker",
 ]

@@ -8,18 +8,20 @@ arrived, so one socket read is decoded in one call.
 from __future__ import annotations
 
 import dataclasses
+import struct
 from typing import Any
 
 import msgpack
 
 from .errors import FrameTooLarge, InvalidMessage, LocalProtocolError, MalformedFrame
 from .messages import MESSAGE_TYPES, Message
-from .schema import record_converter
+from .schema import Converter, record_converter
 
 # Large enough for a full node state or a whole command result, small enough that a
 # hostile header cannot make us buffer gigabytes.
 MAX_FRAME = 16 * 1024 * 1024
 HEADER = 4
+_HEADER = struct.Struct(">I")
 
 _TO_WIRE: dict[type, Any] = {}
 
@@ -59,14 +61,18 @@ def encode_body(message: Message) -> bytes:
 
 def encode(message: Message) -> bytes:
     """One whole frame: header and body."""
-    body = encode_body(message)
-    return len(body).to_bytes(HEADER, "big") + body
+    try:
+        body = _PACKER.pack(message)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise LocalProtocolError(f"cannot encode {type(message).__name__}: {exc}") from exc
+    return _HEADER.pack(len(body)) + body
 
 
-_CONVERTERS = {tag: record_converter(cls) for tag, cls in MESSAGE_TYPES.items()}
+# The validating converter of every message type, by tag.
+CONVERTERS: dict[str, Converter] = {tag: record_converter(cls) for tag, cls in MESSAGE_TYPES.items()}
 
 
-def decode_body(body: bytes) -> Message:
+def decode_body(body: bytes | memoryview, converters: dict[str, Converter] = CONVERTERS) -> Message:
     """Decode and validate one frame body; any fault raises a RemoteProtocolError."""
     try:
         raw = msgpack.unpackb(body)
@@ -75,41 +81,58 @@ def decode_body(body: bytes) -> Message:
     if type(raw) is not dict:
         raise InvalidMessage(f"message: expected map, got {type(raw).__name__}")
     tag = raw.pop("t", None)
-    converter = _CONVERTERS.get(tag) if type(tag) is str else None
+    converter = converters.get(tag) if type(tag) is str else None
     if converter is None:
         raise InvalidMessage(f"message: unknown type {tag!r}"[:200])
     return converter(raw, tag)
 
 
 class FrameDecoder:
-    """Turns a byte stream into messages. After an error it must not be fed again."""
+    """Turns a byte stream into messages. After an error it must not be fed again.
 
-    def __init__(self, max_frame: int = MAX_FRAME) -> None:
+    ``converters`` maps tags to the functions that validate them (the default: every
+    message type); a daemon may pass its own for tags it handles differently.
+    """
+
+    def __init__(self, max_frame: int = MAX_FRAME, converters: dict[str, Converter] | None = None) -> None:
         self.max_frame = max_frame
-        self._buffer = bytearray()
+        self._converters = CONVERTERS if converters is None else converters
+        self._partial = bytearray()  # the start of a frame whose end has not arrived
+        self._needed = 0  # bytes _partial must hold before it is worth parsing again
 
     @property
     def buffered(self) -> int:
         """Bytes held while waiting for the rest of a frame."""
-        return len(self._buffer)
+        return len(self._partial)
 
     def feed(self, data: bytes) -> list[Message]:
         """Add bytes; return every message they complete, in order."""
-        buffer = self._buffer
-        buffer += data
+        if self._partial:
+            self._partial += data
+            if len(self._partial) < self._needed:
+                return []  # a large frame arriving in pieces is copied once, not once per piece
+            data = bytes(self._partial)
+            self._partial.clear()
+        view = memoryview(data)  # frame bodies are sliced out without copying
         messages: list[Message] = []
         offset = 0
-        end = len(buffer)
+        end = len(data)
+        max_frame = self.max_frame
+        converters = self._converters
+        needed = HEADER
         try:
             while end - offset >= HEADER:
-                length = int.from_bytes(buffer[offset : offset + HEADER], "big")
-                if length > self.max_frame:
-                    raise FrameTooLarge(f"frame of {length} bytes exceeds the limit of {self.max_frame}")
-                if end - offset - HEADER < length:
-                    break
+                (length,) = _HEADER.unpack_from(data, offset)
+                if length > max_frame:
+                    raise FrameTooLarge(f"frame of {length} bytes exceeds the limit of {max_frame}")
                 start = offset + HEADER
+                if end - start < length:
+                    needed = HEADER + length
+                    break
                 offset = start + length
-                messages.append(decode_body(bytes(buffer[start:offset])))
+                messages.append(decode_body(view[start:offset], converters))
         finally:
-            del buffer[:offset]
+            if offset < end:
+                self._partial += view[offset:]
+                self._needed = needed
         return messages

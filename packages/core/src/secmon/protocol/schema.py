@@ -44,7 +44,10 @@ def _list(item: Converter) -> Converter:
     def convert(value: Any, path: str) -> list[Any]:
         if type(value) is not list:
             _fail(path, "array", value)
-        return [item(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        try:
+            return [item(v, path) for v in value]
+        except InvalidMessage:  # rare: check again, naming the item's index in the error
+            return [item(v, f"{path}[{i}]") for i, v in enumerate(value)]
 
     return convert
 
@@ -106,6 +109,7 @@ def converter_for(hint: Any) -> Converter:
 
 
 _RECORDS: dict[type, Converter] = {}
+MAX_SHAPES = 1024  # distinct passing shapes a checker remembers; past that, it checks every map in full
 _MISSING = object()
 _SIMPLE = {int: "int", str: "str", bool: "bool", bytes: "bytes", float: "float"}
 
@@ -145,6 +149,38 @@ def record_converter(cls: type) -> Converter:
         return _RECORDS[cls](value, path)
 
     _RECORDS[cls] = late
+    _RECORDS[cls] = _generate(cls, construct=True)
+    return _RECORDS[cls]
+
+
+def record_checker(cls: type) -> Converter:
+    """Like ``record_converter``, but the map itself is returned, checked, instead of an object.
+
+    For a daemon that only passes records on (the hub re-broadcasts auth events):
+    the same checks and errors, no object built and none to encode again. Float
+    fields sent as integers are made floats in the map; absent fields stay absent
+    (a reader fills in their defaults). Only records of simple fields qualify.
+    """
+    check = _generate(cls, construct=False)
+    known: set[tuple[tuple[Any, ...], tuple[type, ...]]] = set()
+
+    def checker(value: Any, path: str) -> Any:
+        # Whether a map of simple fields passes depends only on its keys and the types of its
+        # values: a shape seen to pass unchanged passes again, checked by C code alone.
+        if type(value) is dict:
+            shape = (tuple(value), tuple(map(type, value.values())))
+            if shape in known:
+                return value
+            check(value, path)
+            if len(known) < MAX_SHAPES and shape == (tuple(value), tuple(map(type, value.values()))):
+                known.add(shape)  # (not when a value had to be converted)
+            return value
+        return check(value, path)
+
+    return checker
+
+
+def _generate(cls: type, construct: bool) -> Converter:
     hints = typing.get_type_hints(cls)
     namespace: dict[str, Any] = {
         "_fail": _fail, "_MISSING": _MISSING, "InvalidMessage": InvalidMessage, "cls": cls,
@@ -174,14 +210,23 @@ def record_converter(cls: type) -> Converter:
         body.append("        present += 1")
         check = _simple_check(hints[f.name], var, where, "        ")
         if check is None:
+            if not construct:
+                raise TypeError(f"{cls.__name__}.{f.name}: a checker handles simple fields only")
             namespace[f"c{index}"] = converter_for(hints[f.name])
             check = [f"        {var} = c{index}({var}, {where})"]
+        elif not construct and _base(hints[f.name]) is float:
+            check.append(f"        value[{f.name!r}] = {var}")
         body.extend(check)
     body.append("    if present != len(value):")
     body.append("        known = {" + ", ".join(repr(f.name) for f in dataclasses.fields(cls)) + "}")
     body.append("        extra = sorted(str(k) for k in value if k not in known)")
     body.append("        raise InvalidMessage(f\"{path}: unknown field {', '.join(extra)}\")")
-    body.append(f"    return cls({', '.join(names)})")
+    body.append(f"    return cls({', '.join(names)})" if construct else "    return value")
     exec("\n".join(body), namespace)
-    _RECORDS[cls] = namespace["convert"]
     return namespace["convert"]
+
+
+def _base(hint: Any) -> Any:
+    """``X`` for ``X | None``, else the hint itself."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if typing.get_origin(hint) in (types.UnionType, typing.Union) and len(args) == 1 else hint

@@ -1,0 +1,99 @@
+"""The hub reads auth events as checked maps; it must judge them exactly as the typed decoder does."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secmon.hub.nodes import NODE_CONVERTERS, AuthEventMaps
+from secmon.protocol import FrameDecoder, InvalidMessage, encode
+from secmon.protocol import messages as m
+
+GOOD = {"seq": 1, "time": 1764382141.5, "kind": "ssh_failed_password", "process": "sshd", "pid": 9, "user": "root"}
+FIELDS = ["seq", "time", "kind", "process", "pid", "user", "host", "port", "method", "target_user", "command", "tty"]
+
+
+def frame(raw: object) -> bytes:
+    body = msgpack.packb(raw)
+    return len(body).to_bytes(4, "big") + body
+
+
+def verdicts(raw: object) -> tuple[object, object]:
+    """What the typed decoder and the hub's decoder make of one frame: messages or error text."""
+    results = []
+    for decoder in (FrameDecoder(), FrameDecoder(converters=NODE_CONVERTERS)):
+        try:
+            results.append(decoder.feed(frame(raw)))
+        except InvalidMessage as exc:
+            results.append(str(exc))
+    return results[0], results[1]
+
+
+def same_verdict(raw: object) -> None:
+    typed, checked = verdicts(raw)
+    if isinstance(typed, str):
+        assert checked == typed
+        return
+    [message] = typed
+    [maps] = checked
+    assert type(maps) is AuthEventMaps
+    # What the hub passes on decodes to exactly the events the typed decoder built.
+    wire = msgpack.unpackb(msgpack.packb(maps.events))
+    rebuilt = FrameDecoder().feed(frame({"t": "auth_events", "events": wire}))
+    assert rebuilt == [message]
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [GOOD],
+        [GOOD, {**GOOD, "seq": 2, "time": 5}],  # an integer time is made a float
+        [{**GOOD, "seq": True}],
+        [GOOD, {**GOOD, "pid": "9"}],  # the error names the second event
+        [{**GOOD, "extra": 1}],
+        [{k: v for k, v in GOOD.items() if k != "kind"}],
+        [["not", "a", "map"]],
+        "not a list",
+    ],
+)
+def test_checked_maps_agree_with_the_typed_decoder(events):
+    same_verdict({"t": "auth_events", "events": events})
+
+
+def test_unknown_fields_of_the_message_itself_are_refused():
+    typed, checked = verdicts({"t": "auth_events", "events": [], "x": 1})
+    assert checked == "auth_events: unknown field x"
+    assert typed == checked
+
+
+def test_a_remembered_shape_still_rejects_values_of_other_types():
+    same_verdict({"t": "auth_events", "events": [GOOD]})  # this shape is now remembered as good
+    assert "auth_events.events[0].seq: expected int, got str" in verdicts(
+        {"t": "auth_events", "events": [{**GOOD, "seq": "1"}]}
+    )
+    # a shape that needed converting is not remembered as passing unchanged
+    for _ in range(2):
+        [maps] = FrameDecoder(converters=NODE_CONVERTERS).feed(
+            frame({"t": "auth_events", "events": [{**GOOD, "time": 3}]})
+        )
+        assert type(maps.events[0]["time"]) is float
+
+
+VALUES = st.one_of(
+    st.integers(-(2**63), 2**64 - 1), st.floats(allow_nan=False), st.text(max_size=5), st.none(), st.booleans()
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from([*FIELDS, "junk"]), VALUES, min_size=3), max_size=3))
+def test_random_events_get_the_same_verdict_twice(events):
+    for _ in range(2):  # the second time, shapes that passed are taken from memory
+        same_verdict({"t": "auth_events", "events": events})
+
+
+def test_the_node_and_the_hub_encode_events_the_same_way():
+    event = m.AuthEvent(3, 1.5, "su_opened", "su", None, "alice", target_user="root")
+    [maps] = FrameDecoder(converters=NODE_CONVERTERS).feed(encode(m.AuthEvents([event])))
+    assert maps.events[0]["target_user"] == "root" and maps.events[0]["seq"] == 3
