@@ -9,7 +9,9 @@ import anyio
 import pytest
 
 from secmon.collectors.authlog import MAX_LINE
-from secmon.collectors.sources import LineSplitter, follow_file, read_wg_peers
+from secmon.collectors.inotify import FileWatch
+from secmon.collectors.sessions import RECORD, USER_PROCESS
+from secmon.collectors.sources import LineSplitter, follow_file, poll_sessions, read_wg_peers
 from secmon.protocol import messages as m
 
 pytestmark = pytest.mark.anyio
@@ -42,12 +44,22 @@ class Recorder:
                 await self._changed.wait()
 
 
-async def test_follow_starts_at_the_end_and_survives_rotation_and_truncation(tmp_path):
+@pytest.fixture(params=["inotify", "polling"])
+def poll(request, monkeypatch) -> float:
+    """The follower's poll interval: with inotify, one so long that only a notification is in time."""
+    if request.param == "polling":
+        monkeypatch.setattr(FileWatch, "open", classmethod(lambda cls, path: None))
+        return 0.01
+    return 3600.0
+
+
+async def test_follow_starts_at_the_end_and_survives_rotation_and_truncation(tmp_path, poll):
     log = tmp_path / "auth.log"
     log.write_text("old line before we started\n")
+    (tmp_path / "other.log").write_text("")
     rec = Recorder()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(follow_file, log, rec.on_line, rec.report, 0.01)
+        tg.start_soon(follow_file, log, rec.on_line, rec.report, poll)
         await rec.wait(lambda: rec.status == [m.AUTH_OK])
         with log.open("a") as f:
             f.write("one\ntw")
@@ -55,6 +67,7 @@ async def test_follow_starts_at_the_end_and_survives_rotation_and_truncation(tmp
             await rec.wait(lambda: rec.lines == ["one"])
             f.write("o\n")
         await rec.wait(lambda: rec.lines == ["one", "two"])
+        (tmp_path / "other.log").write_text("a neighbour's write is not ours\n")
         # rotation: the old file moves away, a new one appears (written to before we look)
         log.rename(tmp_path / "auth.log.1")
         log.write_text("three\n")
@@ -68,11 +81,11 @@ async def test_follow_starts_at_the_end_and_survives_rotation_and_truncation(tmp
     assert rec.lines == ["one", "two", "three", "four"]
 
 
-async def test_follow_waits_for_a_file_that_does_not_exist_yet(tmp_path):
+async def test_follow_waits_for_a_file_that_does_not_exist_yet(tmp_path, poll):
     log = tmp_path / "later.log"
     rec = Recorder()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(follow_file, log, rec.on_line, rec.report, 0.01)
+        tg.start_soon(follow_file, log, rec.on_line, rec.report, poll)
         await rec.wait(lambda: rec.status and "waiting for" in rec.status[0])
         log.write_text("first\n")
         await rec.wait(lambda: rec.lines == ["first"])  # a new file is read from its start
@@ -139,3 +152,48 @@ async def test_journal_source_is_restarted_after_the_last_cursor(tmp_path, monke
     assert "journalctl exited with 1: journal went away" in rec.status
     assert rec.status[0] == m.AUTH_OK
     assert [json.loads(x)["MESSAGE"].split()[2] for x in rec.lines[:4]] == ["u1", "u2", "u3", "u4"]
+
+
+def utmp_record(user: str, tty: str) -> bytes:
+    fields = [USER_PROCESS, 1, tty.encode(), b"", user.encode(), b"", 0, 0, 0, 1764382141, 0, b""]
+    return RECORD.pack(*fields)
+
+
+async def test_sessions_are_reported_when_utmp_changes(tmp_path, monkeypatch, poll):
+    utmp = tmp_path / "utmp"
+    utmp.write_bytes(utmp_record("alice", "pts/0"))
+    monkeypatch.setenv("SECMON_UTMP", str(utmp))
+    reports: list[list[str]] = []
+    changed = anyio.Event()
+
+    def report(name: str, value) -> None:
+        assert name == "sessions"
+        reports.append([s.user for s in value])
+        changed.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(poll_sessions, report, poll)
+        with anyio.fail_after(10):
+            while reports != [["alice"]]:
+                await changed.wait()
+                changed = anyio.Event()
+            (tmp_path / "wtmp").write_bytes(b"x")  # a neighbour changes: no re-read, no report
+            with utmp.open("ab") as f:
+                f.write(utmp_record("bob", "pts/1"))
+            while reports[-1] != ["alice", "bob"]:
+                await changed.wait()
+                changed = anyio.Event()
+        tg.cancel_scope.cancel()
+    assert reports == [["alice"], ["alice", "bob"]]
+
+
+async def test_a_watch_on_a_missing_directory_falls_back_to_polling(tmp_path):
+    assert FileWatch.open(tmp_path / "no-such-dir" / "auth.log") is None
+    watch = FileWatch.open(tmp_path / "auth.log")
+    assert watch is not None
+    try:
+        assert await watch.changed(0.05) is False  # nothing happened: the timeout ends the wait
+        (tmp_path / "auth.log").write_text("x\n")
+        assert await watch.changed(5) is True
+    finally:
+        watch.close()

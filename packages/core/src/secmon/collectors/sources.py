@@ -21,6 +21,7 @@ import anyio
 
 from ..protocol import messages as m
 from .authlog import MAX_LINE, parse_line
+from .inotify import FileWatch
 from .sessions import read_sessions, utmp_path
 from .wireguard import parse_dump
 
@@ -31,25 +32,45 @@ JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
 JOURNAL_IDENTIFIERS = ("sshd", "sshd-session", "su", "sudo")
 READ_CHUNK = 64 * 1024
 MAX_BACKOFF = 30.0
+# With a watch, look anyway this often: a safety net for changes inotify cannot see (network filesystems).
+RECHECK = 10.0
 
 SetAttribute = Callable[[str, Any], None]
 OnEvent = Callable[[dict[str, Any]], None]
 
 
 async def poll_sessions(report: SetAttribute, interval: float) -> None:
-    """Report sessions each interval; the file is re-parsed only when it changed."""
+    """Report sessions when utmp changes (inotify; else looked at each interval), parsed only then."""
     last_stamp: tuple[float, int] | None = None
-    while True:
-        path = utmp_path()
-        try:
-            info = path.stat()
-            stamp = (info.st_mtime, info.st_size)
-        except OSError:
-            stamp = None
-        if stamp is None or stamp != last_stamp:
-            report("sessions", read_sessions(path))
-            last_stamp = stamp
-        await anyio.sleep(interval)
+    watched: Path | None = None
+    watch: FileWatch | None = None
+    try:
+        while True:
+            path = utmp_path()
+            if path != watched:
+                if watch is not None:
+                    watch.close()
+                watch, watched = FileWatch.open(path), path
+            try:
+                info = path.stat()
+                stamp = (info.st_mtime_ns, info.st_size)
+            except OSError:
+                stamp = None
+            if stamp is None or stamp != last_stamp:
+                report("sessions", read_sessions(path))
+                last_stamp = stamp
+            await _idle(watch, interval)
+    finally:
+        if watch is not None:
+            watch.close()
+
+
+async def _idle(watch: FileWatch | None, poll: float) -> None:
+    """Until the watched file changes, or for one poll interval where nothing watches it."""
+    if watch is None:
+        await anyio.sleep(poll)
+    else:
+        await watch.changed(RECHECK)
 
 
 async def read_wg_peers(wg: str = "wg") -> list[m.WgPeer] | str:
@@ -108,7 +129,21 @@ class LineSplitter:
 
 
 async def follow_file(path: Path, on_line: Callable[[str], None], report: SetAttribute, poll: float) -> None:
-    """Follow ``path`` like `tail -F`: from its end, across rotation and truncation, waiting if absent."""
+    """Follow ``path`` like `tail -F`: from its end, across rotation and truncation, waiting if absent.
+
+    With inotify the follower sleeps until the file changes; otherwise it looks every ``poll`` seconds.
+    """
+    watch = FileWatch.open(path)
+    try:
+        await _follow_file(path, on_line, report, poll, watch)
+    finally:
+        if watch is not None:
+            watch.close()
+
+
+async def _follow_file(
+    path: Path, on_line: Callable[[str], None], report: SetAttribute, poll: float, watch: FileWatch | None
+) -> None:
     handle = None
     identity = None
     first = True
@@ -120,7 +155,7 @@ async def follow_file(path: Path, on_line: Callable[[str], None], report: SetAtt
             except FileNotFoundError:
                 report("auth", f"waiting for {path} to appear")
                 first = False
-                await anyio.sleep(poll)
+                await _idle(watch, poll)
                 continue
             except OSError as exc:
                 report("auth", f"cannot read {path}: {exc.strerror}")
@@ -149,7 +184,7 @@ async def follow_file(path: Path, on_line: Callable[[str], None], report: SetAtt
         if info.st_size < handle.tell():
             handle.seek(0)  # truncated in place
             continue
-        await anyio.sleep(poll)
+        await _idle(watch, poll)
 
 
 async def follow_journal(on_line: Callable[[str], None], report: SetAttribute) -> None:
