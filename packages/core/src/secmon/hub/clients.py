@@ -124,14 +124,13 @@ class ClientConnection:
         await in between, so no update falls into the gap.
         """
         ring = self.hub.ring
-        while batch := ring.after(seq, REPLAY_BATCH):
-            for frame_seq, frame in batch:
-                if self.link.queued >= self.link.max_queue // 2:
-                    await self.link.wait_for_room()
-                if self.link.closing:
-                    return
-                self.link.send_frame(frame)
-                seq = frame_seq
+        link = self.link
+        step = max(1, min(REPLAY_BATCH, link.max_queue // 2))
+        while batch := ring.after(seq, step):
+            await link.wait_for_room()
+            if not link.send_frames([frame for _, frame in batch]):
+                return  # the link is closing
+            seq = batch[-1][0]
         self.last_seq = seq
         self.hub.subscribers.add(self)
 

@@ -2,9 +2,10 @@
 
 The hub holds thousands of node connections and relays every event, so a
 connection has no reader, writer or keepalive task of its own. Bytes that
-arrive are decoded and handled in the read callback; frames sent during one
-pass of the event loop are joined into one write at its end; one sweep over
-all connections (``tick``, from the hub's housekeeping) sends keepalives and
+arrive are decoded and handled in the read callback; frames go to the socket
+at once, a batch (every update of one read) joined into one write, and wait in
+a bounded queue only while the peer is slow to read; one sweep over all
+connections (``tick``, from the hub's housekeeping) sends keepalives and
 drops silent peers. TLS runs through memory BIOs, so a failed handshake is an
 error we see and log with the peer's address, not something the loop hides.
 
@@ -200,12 +201,12 @@ class HubLink(asyncio.Protocol):
         return self.send_frame(encode(message))
 
     def send_frame(self, frame: bytes) -> bool:
-        """Queue an encoded frame for the end of this pass of the loop; False if full or closing."""
+        """Send a frame now, or queue it while the peer is slow; False if the queue is full or closing."""
         if self._closing or len(self._out) >= self.max_queue:
             return False
         self._out.append(frame)
-        if not self._flush_scheduled:
-            self._schedule_flush()
+        if not self._paused:
+            self._flush()
         return True
 
     def send_frames(self, frames: list[bytes]) -> bool:
@@ -214,8 +215,8 @@ class HubLink(asyncio.Protocol):
         if self._closing or len(out) + len(frames) > self.max_queue:
             return False
         out.extend(frames)
-        if not self._flush_scheduled:
-            self._schedule_flush()
+        if not self._paused:
+            self._flush()
         return True
 
     def _schedule_flush(self) -> None:
@@ -224,7 +225,7 @@ class HubLink(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
-        """Write what this pass queued, in joined chunks, until the transport asks us to pause."""
+        """Write what is queued, in joined chunks, until the transport asks us to pause."""
         self._flush_scheduled = False
         transport = self.transport
         out = self._out
@@ -300,7 +301,7 @@ class HubLink(asyncio.Protocol):
 
     async def wait_for_room(self) -> None:
         """Wait until the queue is below half its bound (or the link ends)."""
-        while len(self._out) >= self.max_queue // 2 and not self._closing:
+        while len(self._out) >= max(1, self.max_queue // 2) and not self._closing:
             await self._wait()
 
     # --- the sweep -----------------------------------------------------------
