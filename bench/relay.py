@@ -35,6 +35,8 @@ from _procs import (
     wait_line,
 )
 
+from secmon.hub.server import loop_options
+
 WORKERS = 2  # node worker processes; the hub gets what is left of the machine
 
 
@@ -164,7 +166,13 @@ def main() -> None:
     parser.add_argument("--serve-raw", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_raw:
-        asyncio.run(raw_forwarder(*args.serve_raw))
+        # the forwarder runs on the same kind of event loop as the hub
+        if loop_options():
+            import uvloop
+
+            uvloop.run(raw_forwarder(*args.serve_raw))
+        else:
+            asyncio.run(raw_forwarder(*args.serve_raw))
         return
     env, workdir = bench_env(SECMON_SUBSCRIBER_QUEUE="10000000")
     hub_runs, raw_runs, peak = [], [], 0

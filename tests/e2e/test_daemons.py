@@ -298,3 +298,24 @@ def test_node_wait_timeout_waits_for_a_node_to_come_back(cluster, hub):
     out, err = waiting.communicate(timeout=WAIT)
     assert waiting.returncode == 0, err
     assert out == "hi\n"
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_the_hub_serves_on_either_event_loop(cluster, workdir, loop):
+    """uvloop is the `fast` extra; without it (or with SECMON_UVLOOP=0) the standard loop serves the same."""
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    hub = cluster.start_hub(SECMON_UVLOOP="1" if loop == "uvloop" else "0")
+    hub.wait_for(f"event loop: {loop}")
+    (workdir / "auth.log").write_text("")
+    allow = cluster.allowlist("hello=echo hello\n")
+    cluster.start_node("auth", hostname="alpha", COMMAND_ALLOWLIST_FILE=str(allow))
+    cluster.wait_auth_ok("alpha")
+    subscriber = Daemon(secmon_argv("subscribe", "--since", "0", "--json"), cluster.env, "subscribe")
+    cluster.daemons.append(subscriber)
+    with (workdir / "auth.log").open("a") as f:
+        f.write("2026-11-29T05:00:00+00:00 alpha sshd[77]: Failed password for root from 192.0.2.9 port 2222 ssh2\n")
+    update = json.loads(subscriber.wait_for(r'^\{.*"type": "auth".*').group(0))
+    assert update["event"]["user"] == "root" and update["event"]["port"] == 2222 and update["hostname"] == "alpha"
+    result = cluster.cli("alpha", "hello")
+    assert result.returncode == 0 and result.stdout == "hello\n"

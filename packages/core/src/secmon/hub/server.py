@@ -301,6 +301,7 @@ async def serve(
             log.info(
                 "listening for nodes on %s:%d (%s) and for clients on %s", host, port, protection or "plain TCP", path
             )
+            log.info("event loop: %s", "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio")
             tg.start_soon(hub.housekeeping)
             task_status.started((host, port))
             try:
@@ -323,6 +324,17 @@ async def run_until_signalled(settings: HubSettings, security: HubSecurity) -> N
                 break
 
 
+def loop_options() -> dict[str, bool]:
+    """uvloop when it is installed (the ``fast`` extra) and SECMON_UVLOOP is not 0."""
+    if os.environ.get("SECMON_UVLOOP", "1") == "0":
+        return {}
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return {}
+    return {"use_uvloop": True}
+
+
 def main(allow_insecure: bool = False) -> None:
     """Entry point of ``secmon hub``; raises SecmonError with one line for the user."""
     settings = HubSettings.from_env()
@@ -331,5 +343,5 @@ def main(allow_insecure: bool = False) -> None:
     )
     check_exposure(settings, security.tls is not None, security.token is not None, allow_insecure)
     started = time.monotonic()
-    anyio.run(run_until_signalled, settings, security)
+    anyio.run(run_until_signalled, settings, security, backend_options=loop_options())
     log.info("stopped after %.0f s", time.monotonic() - started)
