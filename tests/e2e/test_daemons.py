@@ -319,3 +319,24 @@ def test_the_hub_serves_on_either_event_loop(cluster, workdir, loop):
     assert update["event"]["user"] == "root" and update["event"]["port"] == 2222 and update["hostname"] == "alpha"
     result = cluster.cli("alpha", "hello")
     assert result.returncode == 0 and result.stdout == "hello\n"
+
+
+def test_the_hub_keeps_a_quiet_client_alive_and_drops_a_silent_one(cluster, hub):
+    """The hub's keepalive sweep: it speaks when it has been quiet, and hangs up after three silent intervals."""
+    from secmon.protocol import FrameDecoder, encode
+    from secmon.protocol import messages as m
+
+    with socket.socket(socket.AF_UNIX) as raw:
+        raw.connect(hub.socket)
+        raw.sendall(encode(m.Hello(m.PROTOCOL_VERSION, m.ROLE_CLIENT)))
+        raw.settimeout(WAIT)
+        decoder = FrameDecoder()
+        received: list[object] = []
+        while True:  # the welcome, then keepalives from the hub, then the end (we never answer)
+            data = raw.recv(4096)
+            if not data:
+                break
+            received += [type(message) for message in decoder.feed(data)]
+    assert received[0] is m.Welcome
+    assert received[1:].count(m.Keepalive) >= 2  # about one per half interval (0.5 s here) over 1.5 s
+    hub.wait_for(r"client uid=\d+: peer silent for 3 keepalive intervals")

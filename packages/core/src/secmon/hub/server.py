@@ -309,6 +309,8 @@ async def serve(
             finally:
                 tcp_server.close()
                 unix_server.close()
+                for link in list(hub.links):
+                    link.abort("hub shutting down")
         finally:
             path.unlink(missing_ok=True)
 

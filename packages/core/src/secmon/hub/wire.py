@@ -125,6 +125,8 @@ class HubLink(asyncio.Protocol):
             data = self._decrypt(data)
         if self._closing or not data:
             return
+        if data == KEEPALIVE_FRAME and not self._decoder.buffered:
+            return  # most of what thousands of idle nodes send: nothing to decode
         try:
             batch = self._decoder.feed(data)
         except RemoteProtocolError as exc:
@@ -137,6 +139,9 @@ class HubLink(asyncio.Protocol):
             self._pending += batch
             self._wake()
             return
+        self._dispatch(batch)
+
+    def _dispatch(self, batch: list[m.Message]) -> None:
         try:
             self._on_messages(batch)
         except Exception as exc:  # a bug in one connection must not take the hub down
@@ -265,6 +270,10 @@ class HubLink(asyncio.Protocol):
         self.close_reason = reason
         self._schedule_flush()
 
+    def abort(self, reason: str) -> None:
+        """End the link at once, sending nothing more."""
+        self._stop(reason)
+
     def _stop(self, reason: str, *, abort: bool = True) -> None:
         """End the link now, dropping what is queued (``abort=False``: after what the transport holds)."""
         if self.close_reason is None:
@@ -355,6 +364,6 @@ class HubLink(asyncio.Protocol):
         self._on_messages = on_messages
         if self._pending and not self._closing:
             pending, self._pending = self._pending, []
-            on_messages(pending)
+            self._dispatch(pending)
         await self.finish()
         return self.close_reason or "closed"

@@ -16,7 +16,7 @@ from .agent import HubGone, NodeAgent
 log = logging.getLogger("secmon.node")
 
 ALLOWLIST_INTERVAL = 5.0  # seconds between looks at the allowlist, to advertise its labels
-FOLLOW_POLL = 0.1  # seconds between looks at the auth log: well under the "fraction of a second" we promise
+FOLLOW_POLL = 0.1  # seconds between looks at the auth log where inotify is unavailable
 
 
 async def run_node(settings: NodeSettings, agent: NodeAgent, reconnect: bool) -> None:
