@@ -163,6 +163,12 @@ class UpdateRing:
         self.seq += 1
         return self.seq
 
+    def reserve(self, count: int) -> range:
+        """The next ``count`` sequences, taken at once."""
+        first = self.seq + 1
+        self.seq += count
+        return range(first, self.seq + 1)
+
     def append(self, seq: int, frame: bytes) -> None:
         self._frames.append((seq, frame))
 

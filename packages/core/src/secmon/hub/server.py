@@ -112,12 +112,11 @@ class Hub:
 
         Each becomes an AuthUpdate's wire map directly, so encoding is msgpack's work alone.
         """
-        updates = []
         tag, serial, hostname, address = m.AuthUpdate.TAG, entry.serial, entry.hostname, entry.address
-        for event in events:
-            seq = self.ring.next_seq()
-            wire = {"t": tag, "seq": seq, "serial": serial, "hostname": hostname, "address": address, "event": event}
-            updates.append((seq, wire))
+        updates = [
+            (seq, {"t": tag, "seq": seq, "serial": serial, "hostname": hostname, "address": address, "event": event})
+            for seq, event in zip(self.ring.reserve(len(events)), events, strict=True)
+        ]
         self._publish(updates, entry)
 
     # --- node lifecycle ----------------------------------------------------
