@@ -215,5 +215,5 @@ class Link:
             if now - self.last_received > MISSED_KEEPALIVES * interval:
                 self._stop(f"peer silent for {MISSED_KEEPALIVES} keepalive intervals")
                 return
-            if now - self.last_sent >= interval / 2 and not self._queue:
+            if now - self.last_sent >= interval and not self._queue:  # quiet for an interval: 3x margin
                 self.send_frame(frame)

@@ -287,14 +287,6 @@ class HubLink(asyncio.Protocol):
         else:
             self.transport.close()
 
-    @property
-    def queued(self) -> int:
-        return len(self._out)
-
-    @property
-    def closing(self) -> bool:
-        return self._closing
-
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -324,7 +316,7 @@ class HubLink(asyncio.Protocol):
             return  # before the hello, the handshake deadline rules
         elif now - self.last_received > MISSED_KEEPALIVES * interval:
             self._stop(f"peer silent for {MISSED_KEEPALIVES} keepalive intervals")
-        elif now - self.last_sent >= interval / 2 and not self._out:
+        elif now - self.last_sent >= interval and not self._out:  # quiet for an interval: 3x margin
             self.send_frame(KEEPALIVE_FRAME)
 
     # --- the lifecycle -------------------------------------------------------
