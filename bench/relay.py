@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -37,6 +38,9 @@ from _procs import (
 
 from secmon.hub.server import loop_options
 
+# --pin: the server under test gets a core to itself and the simulated load the other, so
+# the figure is the server's capacity rather than its share of a contended machine.
+SERVER_CPUS, LOAD_CPUS = {1}, {0}
 WORKERS = 2  # node worker processes; the hub gets what is left of the machine
 
 
@@ -80,6 +84,9 @@ def run_once(args, server_pid: int, port: int, socket_path: str, raw: bool) -> d
     cpu_before = cpu_seconds(server_pid)
     started = time.monotonic()
     workers = [sim(*node_args(args, port, w)) for w in range(WORKERS)]
+    if args.pin:
+        for process in (*subscribers, *workers):
+            os.sched_setaffinity(process.pid, LOAD_CPUS)
     results = [result(s, args.timeout + 30) for s in subscribers]
     elapsed = time.monotonic() - started
     cpu = cpu_seconds(server_pid) - cpu_before
@@ -163,6 +170,11 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=1)
     parser.add_argument("--runs", type=int, default=1, help="repeat and report medians")
     parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the hub (or forwarder) on CPU 1, the simulated nodes and subscribers on CPU 0",
+    )
     parser.add_argument("--serve-raw", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_raw:
@@ -178,12 +190,16 @@ def main() -> None:
     hub_runs, raw_runs, peak = [], [], 0
     for _ in range(args.runs):
         hub, port = start_hub(env)
+        if args.pin:
+            os.sched_setaffinity(hub.process.pid, SERVER_CPUS)
         try:
             hub_runs.append(run_once(args, hub.process.pid, port, env["SECMON_SOCKET"], raw=False))
             peak = max(peak, memory_kb(hub.process.pid, "VmHWM"))
         finally:
             hub.stop()
         raw, raw_port, raw_socket = start_raw(workdir)
+        if args.pin:
+            os.sched_setaffinity(raw.pid, SERVER_CPUS)
         try:
             raw_runs.append(run_once(args, raw.pid, raw_port, raw_socket, raw=True))
         finally:
@@ -197,6 +213,7 @@ def main() -> None:
 
     figures = {
         "mode": "steady" if args.rate else "flood",
+        "pinned": args.pin,
         "nodes": args.nodes,
         "subscribers": args.subscribers,
         "runs": args.runs,

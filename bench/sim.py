@@ -78,7 +78,7 @@ async def node(args, index: int, stats: dict) -> None:
         keepalive = encode(m.Keepalive())
         while not acks.done():  # stay connected until the hub (or the bench) ends us
             writer.write(keepalive)
-            await asyncio.wait([acks], timeout=welcome.keepalive / 2)  # as often as a real node
+            await asyncio.wait([acks], timeout=welcome.keepalive)  # as often as a real node: once a quiet interval
         writer.close()
         if not args.reconnect or args.mode != "idle":
             return
