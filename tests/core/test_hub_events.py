@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secmon.hub.nodes import NODE_CONVERTERS, AuthEventMaps
+from secmon.hub.events import AuthEventMaps, NodeDecoder, auth_update_frames, lone_event_bytes
+from secmon.hub.registry import NodeEntry
 from secmon.protocol import FrameDecoder, InvalidMessage, encode
 from secmon.protocol import messages as m
 
@@ -23,7 +24,7 @@ def frame(raw: object) -> bytes:
 def verdicts(raw: object) -> tuple[object, object]:
     """What the typed decoder and the hub's decoder make of one frame: messages or error text."""
     results = []
-    for decoder in (FrameDecoder(), FrameDecoder(converters=NODE_CONVERTERS)):
+    for decoder in (FrameDecoder(), NodeDecoder()):
         try:
             results.append(decoder.feed(frame(raw)))
         except InvalidMessage as exc:
@@ -75,9 +76,7 @@ def test_a_remembered_shape_still_rejects_values_of_other_types():
     )
     # a shape that needed converting is not remembered as passing unchanged
     for _ in range(2):
-        [maps] = FrameDecoder(converters=NODE_CONVERTERS).feed(
-            frame({"t": "auth_events", "events": [{**GOOD, "time": 3}]})
-        )
+        [maps] = NodeDecoder().feed(frame({"t": "auth_events", "events": [{**GOOD, "time": 3}]}))
         assert type(maps.events[0]["time"]) is float
 
 
@@ -95,5 +94,43 @@ def test_random_events_get_the_same_verdict_twice(events):
 
 def test_the_node_and_the_hub_encode_events_the_same_way():
     event = m.AuthEvent(3, 1.5, "su_opened", "su", None, "alice", target_user="root")
-    [maps] = FrameDecoder(converters=NODE_CONVERTERS).feed(encode(m.AuthEvents([event])))
+    [maps] = NodeDecoder().feed(encode(m.AuthEvents([event])))
     assert maps.events[0]["target_user"] == "root" and maps.events[0]["seq"] == 3
+
+
+ENTRY = NodeEntry(4, "web-<4>", "192.0.2.44", "id", ["auth"])
+
+
+def relayed(frame_bytes: bytes) -> list[m.AuthUpdate]:
+    """What a subscriber's typed decoder makes of the hub's frames for one node frame."""
+    [maps] = NodeDecoder().feed(frame_bytes)
+    frames = auth_update_frames(ENTRY, range(100, 100 + len(maps.events)), [(e, maps.encoded) for e in maps.events])
+    return FrameDecoder().feed(b"".join(f for _, f in frames))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        msgpack.packb({"t": "auth_events", "events": [GOOD]}),  # tag first
+        msgpack.packb({"events": [GOOD], "t": "auth_events"}),  # events first, as our encoder writes
+        msgpack.packb({"events": [{**GOOD, "time": 5}], "t": "auth_events"}),  # an integer time, spliced as is
+        b"\x82\xa6events\x91" + msgpack.packb(GOOD) + b"\xd9\x01t" + msgpack.packb("auth_events"),  # odd tag
+        msgpack.packb({"t": "auth_events", "events": [GOOD, {**GOOD, "seq": 2}]}),  # two events
+    ],
+)
+def test_relayed_events_read_exactly_as_the_node_sent_them(body):
+    typed = FrameDecoder().feed(frame_bytes := len(body).to_bytes(4, "big") + body)[0]
+    updates = relayed(frame_bytes)
+    assert [u.event for u in updates] == typed.events
+    assert [(u.seq, u.serial, u.hostname, u.address) for u in updates] == [
+        (100 + i, 4, "web-<4>", "192.0.2.44") for i in range(len(typed.events))
+    ]
+
+
+def test_only_a_recognised_lone_event_is_spliced():
+    event = msgpack.packb(GOOD)
+    assert lone_event_bytes(msgpack.packb({"t": "auth_events", "events": [GOOD]})) == event
+    assert lone_event_bytes(msgpack.packb({"events": [GOOD], "t": "auth_events"})) == event
+    assert lone_event_bytes(b"\x82\xa6events\x91" + event + b"\xd9\x01t" + msgpack.packb("auth_events")) is None
+    [maps] = NodeDecoder().feed(frame({"t": "auth_events", "events": [GOOD, GOOD]}))
+    assert maps.encoded is None  # two events: encoded again, not spliced

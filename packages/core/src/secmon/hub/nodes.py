@@ -17,8 +17,8 @@ from typing import Any
 import anyio
 
 from ..link import HandshakeFailed
-from ..protocol import CONVERTERS, InvalidMessage, record_checker
 from ..protocol import messages as m
+from .events import AuthEventMaps
 from .registry import NodeEntry
 from .server import Hub, Relay
 from .wire import HubLink
@@ -33,37 +33,6 @@ ACK_EVERY = 1_000
 MAX_HOSTNAME = 255
 
 
-@dataclass(slots=True)
-class AuthEventMaps:
-    """A node's auth_events as the hub reads them: every event checked against AuthEvent
-    but left a map. The hub only numbers events and passes them on, and building an
-    object per event to encode it again cost more than the rest of the relay."""
-
-    events: list[dict[str, Any]]
-
-
-_check_event = record_checker(m.AuthEvent)
-
-
-def _auth_event_maps(raw: dict[str, Any], path: str) -> AuthEventMaps:
-    events = raw.pop("events", None)
-    if raw:
-        raise InvalidMessage(f"{path}: unknown field {', '.join(sorted(map(str, raw)))}")
-    if type(events) is not list:
-        raise InvalidMessage(f"{path}.events: expected array, got {type(events).__name__}")
-    try:
-        for event in events:
-            _check_event(event, f"{path}.events")
-    except InvalidMessage:  # rare: check again, naming the event's index in the error
-        for index, event in enumerate(events):
-            _check_event(event, f"{path}.events[{index}]")
-    return AuthEventMaps(events)
-
-
-# What the hub's node links decode with: auth events stay maps, everything else as usual.
-NODE_CONVERTERS = {**CONVERTERS, m.AuthEvents.TAG: _auth_event_maps}
-
-
 @dataclass(eq=False)
 class NodeConnection:
     hub: Hub
@@ -75,17 +44,18 @@ class NodeConnection:
     def on_messages(self, batch: list[m.Message]) -> None:
         hub = self.hub
         entry = self.entry
-        fresh: list[dict[str, Any]] = []  # every new event of this read, published and acknowledged once
+        fresh: list[tuple[dict[str, Any], bytes | None]] = []  # this read's new events (and their bytes)
         events_seen = False
         for message in batch:
             kind = type(message)
             if kind is AuthEventMaps:
                 events_seen = True
+                encoded = message.encoded
                 for event in message.events:
                     seq = event["seq"]
                     if seq > entry.last_event_seq:  # a resend repeats what we hold; order is enforced
                         entry.last_event_seq = seq
-                        fresh.append(event)
+                        fresh.append((event, encoded))
             elif kind is m.StateUpdate:
                 changed = hub.registry.apply(entry.serial, message, time.time())
                 if changed:

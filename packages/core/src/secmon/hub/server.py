@@ -29,9 +29,10 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from ..config import HubSettings, read_secret
 from ..errors import ConfigError, SecmonError
-from ..protocol import encode
+from ..protocol import FrameDecoder, encode
 from ..protocol import messages as m
 from ..tls import TlsFiles, hub_context
+from .events import NodeDecoder, auth_update_frames
 from .registry import NodeEntry, NodeRegistry, UpdateRing
 from .store import HubStore
 from .wire import HubLink
@@ -91,9 +92,8 @@ class Hub:
 
     # --- broadcast ---------------------------------------------------------
 
-    def _publish(self, updates: list[tuple[int, m.Message | dict[str, Any]]], node: NodeEntry | None = None) -> None:
-        """Encode each update once, store it (before anyone sees it), then queue it to every subscriber."""
-        frames = [(seq, encode(update)) for seq, update in updates]
+    def _publish(self, frames: list[tuple[int, bytes]], node: NodeEntry | None = None) -> None:
+        """Store encoded updates (before anyone sees them), then queue the same bytes to every subscriber."""
         if self.store is not None:
             self.store.save(frames, node.node_id if node else None, node.last_event_seq if node else 0)
         self.ring.extend(frames)
@@ -105,19 +105,14 @@ class Hub:
 
     def publish_node(self, entry: NodeEntry, changed: list[str]) -> None:
         seq = self.ring.next_seq()
-        self._publish([(seq, m.NodeUpdate(seq=seq, node=entry.info(), changed=changed))])
+        self._publish([(seq, encode(m.NodeUpdate(seq=seq, node=entry.info(), changed=changed)))])
 
-    def publish_events(self, entry: NodeEntry, events: list[dict[str, Any]]) -> None:
-        """Broadcast a node's new auth events (checked maps); its dedup mark is stored with them.
+    def publish_events(self, entry: NodeEntry, events: list[tuple[dict[str, Any], bytes | None]]) -> None:
+        """Broadcast a node's new auth events (checked maps, with their bytes when known).
 
-        Each becomes an AuthUpdate's wire map directly, so encoding is msgpack's work alone.
+        The node's dedup mark is stored with them.
         """
-        tag, serial, hostname, address = m.AuthUpdate.TAG, entry.serial, entry.hostname, entry.address
-        updates = [
-            (seq, {"t": tag, "seq": seq, "serial": serial, "hostname": hostname, "address": address, "event": event})
-            for seq, event in zip(self.ring.reserve(len(events)), events, strict=True)
-        ]
-        self._publish(updates, entry)
+        self._publish(auth_update_frames(entry, self.ring.reserve(len(events)), events), entry)
 
     # --- node lifecycle ----------------------------------------------------
 
@@ -253,7 +248,7 @@ async def serve(
 ) -> None:
     """Run the hub until cancelled. ``task_status`` gets the bound TCP address."""
     from .clients import serve_client
-    from .nodes import NODE_CONVERTERS, NODE_QUEUE, serve_node
+    from .nodes import NODE_QUEUE, serve_node
 
     security = security or HubSecurity()
     store = HubStore(settings.state_dir, settings.ring_size) if settings.state_dir else None
@@ -265,13 +260,13 @@ async def serve(
     loop = asyncio.get_running_loop()
     link_settings = settings.link
 
-    def accept(tg: TaskGroup, lifecycle, max_queue: int, tls: ssl.SSLContext | None = None, converters=None):
+    def accept(tg: TaskGroup, lifecycle, max_queue: int, tls: ssl.SSLContext | None = None, decoder=FrameDecoder):
         """A protocol factory whose connections each get their lifecycle coroutine in ``tg``."""
 
         def opened(link: HubLink) -> None:
             tg.start_soon(lifecycle, hub, link)
 
-        options = dict(keepalive=link_settings.keepalive, max_queue=max_queue, tls=tls, converters=converters)
+        options = dict(keepalive=link_settings.keepalive, max_queue=max_queue, tls=tls, decoder=decoder)
         return lambda: HubLink(opened, hub.links, **options)
 
     async with anyio.create_task_group() as tg:
@@ -286,7 +281,7 @@ async def serve(
             _share_with_group(path, hub.socket_gid)
             try:
                 tcp_server = await loop.create_server(
-                    accept(tg, serve_node, NODE_QUEUE, security.tls, NODE_CONVERTERS),
+                    accept(tg, serve_node, NODE_QUEUE, security.tls, NodeDecoder),
                     settings.bind_ip,
                     settings.bind_port,
                     backlog=LISTEN_BACKLOG,

@@ -28,7 +28,6 @@ import anyio
 from ..link import MISSED_KEEPALIVES, HandshakeFailed
 from ..protocol import FrameDecoder, RemoteProtocolError, encode
 from ..protocol import messages as m
-from ..protocol.schema import Converter
 
 log = logging.getLogger("secmon.hub")
 
@@ -80,7 +79,7 @@ class HubLink(asyncio.Protocol):
         keepalive: float,
         max_queue: int,
         tls: ssl.SSLContext | None = None,
-        converters: dict[str, Converter] | None = None,
+        decoder: Callable[[], FrameDecoder] = FrameDecoder,
     ) -> None:
         self._on_open = on_open
         self._links = links
@@ -89,7 +88,7 @@ class HubLink(asyncio.Protocol):
         self.close_reason: str | None = None
         self.peer = "?"
         self.transport: asyncio.Transport | None = None
-        self._decoder = FrameDecoder(converters=converters)
+        self._decoder = decoder()
         self._out: deque[bytes] = deque()
         self._flush_scheduled = False
         self._paused = False

@@ -105,6 +105,10 @@ class FrameDecoder:
         """Bytes held while waiting for the rest of a frame."""
         return len(self._partial)
 
+    def decode(self, body: memoryview) -> Message:
+        """One frame body to one message; a subclass may add to what it keeps."""
+        return decode_body(body, self._converters)
+
     def feed(self, data: bytes) -> list[Message]:
         """Add bytes; return every message they complete, in order."""
         if self._partial:
@@ -118,7 +122,7 @@ class FrameDecoder:
         offset = 0
         end = len(data)
         max_frame = self.max_frame
-        converters = self._converters
+        decode = self.decode
         needed = HEADER
         try:
             while end - offset >= HEADER:
@@ -130,7 +134,7 @@ class FrameDecoder:
                     needed = HEADER + length
                     break
                 offset = start + length
-                messages.append(decode_body(view[start:offset], converters))
+                messages.append(decode(view[start:offset]))
         finally:
             if offset < end:
                 self._partial += view[offset:]

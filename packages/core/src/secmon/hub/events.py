@@ -1,0 +1,110 @@
+"""How the hub reads auth events and passes them on without rebuilding them.
+
+The hub only numbers a node's events and broadcasts them, so it never needs
+them as objects: each event is checked against AuthEvent (same checks, same
+errors as the typed decoder) and stays a map. When a frame carries a single
+event, as a node's frames usually do, the event's own bytes are spliced into
+the AuthUpdate frame, so nothing is encoded again. This module is the flood
+path: profiling showed object construction and re-encoding costing more than
+everything else the hub does per event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from ..protocol import CONVERTERS, FrameDecoder, InvalidMessage, decode_body, encode, record_checker
+from ..protocol import messages as m
+from .registry import NodeEntry
+
+_pack = msgpack.Packer().pack
+
+
+@dataclass(slots=True)
+class AuthEventMaps:
+    """A node's auth_events, each event a checked map; ``encoded`` is a lone event's own bytes."""
+
+    events: list[dict[str, Any]]
+    encoded: bytes | None = None
+
+
+_check_event = record_checker(m.AuthEvent)
+
+
+def _auth_event_maps(raw: dict[str, Any], path: str) -> AuthEventMaps:
+    events = raw.pop("events", None)
+    if raw:
+        raise InvalidMessage(f"{path}: unknown field {', '.join(sorted(map(str, raw)))}")
+    if type(events) is not list:
+        raise InvalidMessage(f"{path}.events: expected array, got {type(events).__name__}")
+    try:
+        for event in events:
+            _check_event(event, f"{path}.events")
+    except InvalidMessage:  # rare: check again, naming the event's index in the error
+        for index, event in enumerate(events):
+            _check_event(event, f"{path}.events[{index}]")
+    return AuthEventMaps(events)
+
+
+# What the hub's node links decode with: auth events stay maps, everything else as usual.
+NODE_CONVERTERS = {**CONVERTERS, m.AuthEvents.TAG: _auth_event_maps}
+
+# A one-event auth_events body, in either key order: tag first (as most packers write a
+# literal map) or events first (as our encoder writes fields before the tag).
+_TAG_ENTRY = _pack("t") + _pack(m.AuthEvents.TAG)
+_LONE_TAG_FIRST = b"\x82" + _TAG_ENTRY + _pack("events") + b"\x91"
+_LONE_EVENTS_FIRST = b"\x82" + _pack("events") + b"\x91"
+
+
+def lone_event_bytes(body: memoryview | bytes) -> bytes | None:
+    """The bytes of the one event in a *valid* one-event auth_events body, or None.
+
+    The body is a map of exactly "t" and "events" (the checks passed), so once the
+    map header, the first key and a one-item array header are where we expect them,
+    the event runs to the end (tag first) or up to the 14 bytes of the minimal
+    "t": "auth_events" entry (events first; no other encoding of that entry ends in
+    those bytes). Any other layout is simply encoded again by the caller.
+    """
+    if body[: len(_LONE_TAG_FIRST)] == _LONE_TAG_FIRST:
+        return bytes(body[len(_LONE_TAG_FIRST) :])
+    if body[: len(_LONE_EVENTS_FIRST)] == _LONE_EVENTS_FIRST and body[-len(_TAG_ENTRY) :] == _TAG_ENTRY:
+        return bytes(body[len(_LONE_EVENTS_FIRST) : -len(_TAG_ENTRY)])
+    return None
+
+
+class NodeDecoder(FrameDecoder):
+    """The frame decoder of a node link: auth events as AuthEventMaps, with a lone event's bytes."""
+
+    def __init__(self) -> None:
+        super().__init__(converters=NODE_CONVERTERS)
+
+    def decode(self, body: memoryview) -> m.Message:
+        message = decode_body(body, NODE_CONVERTERS)
+        if type(message) is AuthEventMaps and len(message.events) == 1:
+            message.encoded = lone_event_bytes(body)
+        return message
+
+
+_UPDATE_HEAD = b"\x86" + _pack("t") + _pack(m.AuthUpdate.TAG) + _pack("seq")
+
+
+def auth_update_frames(
+    entry: NodeEntry, seqs: range, events: list[tuple[dict[str, Any], bytes | None]]
+) -> list[tuple[int, bytes]]:
+    """The AuthUpdate frames for a node's new events, numbered ``seqs``; spliced where bytes are known."""
+    tail = b"".join(
+        _pack(x) for x in ("serial", entry.serial, "hostname", entry.hostname, "address", entry.address, "event")
+    )
+    frames = []
+    for seq, (event, encoded) in zip(seqs, events, strict=True):
+        if encoded is None:
+            wire = {"t": m.AuthUpdate.TAG, "seq": seq, "serial": entry.serial, "hostname": entry.hostname,
+                    "address": entry.address, "event": event}  # fmt: skip
+            frames.append((seq, encode(wire)))
+        else:
+            body = b"".join((_UPDATE_HEAD, _pack(seq), tail, encoded))
+            frames.append((seq, len(body).to_bytes(4, "big") + body))
+    return frames
