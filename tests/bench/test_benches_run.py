@@ -23,6 +23,7 @@ CASES = [
     ("idle_nodes.py", ["--nodes", "20", "--idle-seconds", "1"], {"rss_kb_per_node", "connect_s", "idle_cpu_pct"}),
     ("fanout.py", ["--sizes", "1,3", "--runs", "1", "--command", "true"], {"time_ratio_100_to_1", "seconds"}),
     ("node_footprint.py", ["--seconds", "2"], {"cpu_pct", "rss_kb", "who_spawn_cpu_pct"}),
+    ("hub_path.py", ["--events", "1000", "--runs", "1"], {"us_per_event"}),
 ]
 
 

@@ -1,0 +1,132 @@
+"""The hub's per-event cost on the flood path, in one process, without sockets.
+
+Recorded node frames (one auth event each, 500 to a read, as the relay bench
+sends them) go through a real node link's read callback into the real hub,
+which numbers, stores in its ring and hands each update to one subscriber
+link whose transport only counts bytes. Two figures:
+
+- ``us_per_event``: CPU time per event, best of ``--runs`` (noisy: the machine's
+  speed varies);
+- ``instructions_per_event`` (with ``--callgrind``): the same path counted by
+  valgrind, which is repeatable to a few instructions whatever else the machine
+  does; it is (a run relaying N events - the same run without relaying) / N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import msgpack
+
+READ = 500  # frames per read
+
+
+class CountingTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    def get_extra_info(self, name: str, default=None):
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def set_write_buffer_limits(self, high=None, low=None) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def node_reads(events: int) -> list[bytes]:
+    frames = []
+    for seq in range(1, events + 1):
+        event = {"seq": seq, "time": time.time(), "kind": "ssh_failed_password", "process": "sshd", "pid": 1,
+                 "user": "flood", "host": "192.0.2.1", "port": 22}  # fmt: skip
+        body = msgpack.packb({"t": "auth_events", "events": [event]})
+        frames.append(len(body).to_bytes(4, "big") + body)
+    return [b"".join(frames[i : i + READ]) for i in range(0, events, READ)]
+
+
+async def run(events: int, runs: int, frames_only: bool) -> list[float]:
+    from secmon.config import HubSettings
+    from secmon.hub.clients import ClientConnection
+    from secmon.hub.events import NodeDecoder
+    from secmon.hub.nodes import NodeConnection
+    from secmon.hub.server import Hub
+    from secmon.hub.wire import HubLink
+
+    reads = node_reads(events)
+    settings = HubSettings.from_env({"SECMON_SOCKET": "/nonexistent/hub.sock"})
+    timings = []
+    for _ in range(runs):
+        hub = Hub(settings)
+        subscriber = HubLink(lambda link: None, set(), keepalive=10, max_queue=10**9)
+        subscriber.connection_made(CountingTransport())
+        hub.subscribers.add(ClientConnection(hub, subscriber, None, "bench"))
+        node = HubLink(lambda link: None, set(), keepalive=10, max_queue=1000, decoder=NodeDecoder)
+        node.connection_made(CountingTransport())
+        entry = hub.registry.connect("bench-node", "127.0.0.1", "id", ["auth"], 0)
+        node._on_messages = NodeConnection(hub, node, entry).on_messages  # as run() would
+        if frames_only:  # the baseline of --callgrind: everything but the relaying
+            continue
+        started = time.process_time()
+        for data in reads:
+            node.data_received(data)
+        timings.append((time.process_time() - started) / events * 1e6)
+        if hub.ring.seq - hub.ring.start + 1 != events:
+            raise RuntimeError("not every event was relayed")
+    return timings
+
+
+def callgrind(events: int) -> int:
+    """Instructions per event: a run with the hub's work minus a run that only builds the frames."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--callgrind needs valgrind (apt install valgrind)")
+    counts = []
+    for frames_only in (False, True):
+        argv = [sys.executable, __file__, "--events", str(events), "--runs", "1", "--inner"]
+        argv += ["--frames-only"] if frames_only else []
+        result = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv], capture_output=True, text=True
+        )
+        match = re.search(r"Collected : (\d+)", result.stderr)
+        if match is None:
+            raise RuntimeError(result.stderr[-2000:])
+        counts.append(int(match[1]))
+    return round((counts[0] - counts[1]) / events)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--callgrind", action="store_true", help="also count instructions (slow: use --events 3000)")
+    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--frames-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    timings = asyncio.run(run(args.events, args.runs, args.frames_only))
+    if args.inner:
+        return
+    figures = {"events": args.events, "us_per_event": round(min(timings), 2), "runs_us": [round(t, 2) for t in timings]}
+    if args.callgrind:
+        figures["instructions_per_event"] = callgrind(min(args.events, 3000))
+    print(
+        f"hub flood path in-process: {figures['us_per_event']} µs CPU per event (best of {args.runs})"
+        + (f", {figures['instructions_per_event']} instructions per event" if args.callgrind else "")
+    )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("SECMON_LOG_LEVEL", "WARNING")
+    main()
