@@ -9,8 +9,10 @@ is written only after the previous one arrived, so samples do not queue, and
 after a random pause of up to one follow interval, so writes land at every
 phase of the follower's polling instead of right after it looked.
 
-The file follower looks at the file every SECMON_FOLLOW_INTERVAL seconds
-(default 0.1), which bounds the median from below at about half of that.
+With inotify (Linux) the node is woken when the file is written, so the
+latency is the node's and hub's own work; where inotify is unavailable the
+follower looks every SECMON_FOLLOW_INTERVAL seconds (default 0.1), which bounds
+the median from below at about half of that.
 """
 
 from __future__ import annotations
