@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from secmon.hub.events import AuthEventMaps, NodeDecoder, auth_update_frames, lone_event_bytes
 from secmon.hub.registry import NodeEntry
-from secmon.protocol import FrameDecoder, InvalidMessage, encode
+from secmon.protocol import FrameDecoder, InvalidMessage, ProtocolError, encode
 from secmon.protocol import messages as m
 
 GOOD = {"seq": 1, "time": 1764382141.5, "kind": "ssh_failed_password", "process": "sshd", "pid": 9, "user": "root"}
@@ -134,3 +134,21 @@ def test_only_a_recognised_lone_event_is_spliced():
     assert lone_event_bytes(b"\x82\xa6events\x91" + event + b"\xd9\x01t" + msgpack.packb("auth_events")) is None
     [maps] = NodeDecoder().feed(frame({"t": "auth_events", "events": [GOOD, GOOD]}))
     assert maps.encoded is None  # two events: encoded again, not spliced
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x82\xa1t\xabauth_events\xa6events\x91" + msgpack.packb(GOOD) + b"\xc0",  # a byte after the event
+        b"\x82\xa6events\x91" + msgpack.packb(GOOD) + b"\xc0\xa1t\xabauth_events",  # one before the tag
+        b"\x82\xa1t\xabauth_events\xa6events\x91" + msgpack.packb({1: 2}),  # a key that is not a string
+        b"\x82\xa1t\xabauth_events\xa6events\x91" + msgpack.packb(GOOD)[:-3],  # cut short
+    ],
+)
+def test_lone_event_layouts_with_damage_are_refused_as_the_typed_decoder_refuses_them(body):
+    errors = []
+    for decoder in (FrameDecoder(), NodeDecoder()):
+        with pytest.raises(ProtocolError) as info:
+            decoder.feed(len(body).to_bytes(4, "big") + body)
+        errors.append((type(info.value), str(info.value)))
+    assert errors[0] == errors[1]

@@ -60,13 +60,13 @@ _LONE_EVENTS_FIRST = b"\x82" + _pack("events") + b"\x91"
 
 
 def lone_event_bytes(body: memoryview | bytes) -> bytes | None:
-    """The bytes of the one event in a *valid* one-event auth_events body, or None.
+    """Where a one-event auth_events body keeps its event: those bytes, or None.
 
-    The body is a map of exactly "t" and "events" (the checks passed), so once the
-    map header, the first key and a one-item array header are where we expect them,
-    the event runs to the end (tag first) or up to the 14 bytes of the minimal
-    "t": "auth_events" entry (events first; no other encoding of that entry ends in
-    those bytes). Any other layout is simply encoded again by the caller.
+    If the body starts with the map header, the tag entry, the "events" key and a
+    one-item array header, and the rest is exactly one MessagePack object, the body
+    is {"t": "auth_events", "events": [that object]}. The same holds for the other
+    key order with the minimal 14-byte tag entry at the end (no other encoding of
+    that entry ends in those bytes). The caller checks the "exactly one object".
     """
     if body[: len(_LONE_TAG_FIRST)] == _LONE_TAG_FIRST:
         return bytes(body[len(_LONE_TAG_FIRST) :])
@@ -76,18 +76,31 @@ def lone_event_bytes(body: memoryview | bytes) -> bytes | None:
 
 
 class NodeDecoder(FrameDecoder):
-    """The frame decoder of a node link: auth events as AuthEventMaps, with a lone event's bytes."""
+    """The frame decoder of a node link: auth events as AuthEventMaps, a lone event with its bytes.
+
+    A frame with one event, the usual kind, is decoded from the event's bytes alone
+    and checked as the typed decoder would check it (same errors); anything else
+    takes the general path.
+    """
 
     def __init__(self) -> None:
         super().__init__(converters=NODE_CONVERTERS)
 
     def decode(self, body: memoryview) -> m.Message:
-        message = decode_body(body, NODE_CONVERTERS)
-        if type(message) is AuthEventMaps and len(message.events) == 1:
-            message.encoded = lone_event_bytes(body)
-        return message
+        encoded = lone_event_bytes(body)
+        if encoded is not None:
+            try:
+                event = _unpack(encoded)
+            except Exception:  # not exactly one object: the general path says what is wrong
+                pass
+            else:
+                _check_event(event, _LONE_PATH)
+                return AuthEventMaps([event], encoded)
+        return decode_body(body, NODE_CONVERTERS)
 
 
+_unpack = msgpack.unpackb
+_LONE_PATH = f"{m.AuthEvents.TAG}.events[0]"
 _UPDATE_HEAD = b"\x86" + _pack("t") + _pack(m.AuthUpdate.TAG) + _pack("seq")
 
 
