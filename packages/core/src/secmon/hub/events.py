@@ -59,7 +59,7 @@ _LONE_TAG_FIRST = b"\x82" + _TAG_ENTRY + _pack("events") + b"\x91"
 _LONE_EVENTS_FIRST = b"\x82" + _pack("events") + b"\x91"
 
 
-def lone_event_bytes(body: memoryview | bytes) -> bytes | None:
+def lone_event_bytes(body: bytes) -> bytes | None:
     """Where a one-event auth_events body keeps its event: those bytes, or None.
 
     If the body starts with the map header, the tag entry, the "events" key and a
@@ -68,10 +68,10 @@ def lone_event_bytes(body: memoryview | bytes) -> bytes | None:
     key order with the minimal 14-byte tag entry at the end (no other encoding of
     that entry ends in those bytes). The caller checks the "exactly one object".
     """
-    if body[: len(_LONE_TAG_FIRST)] == _LONE_TAG_FIRST:
-        return bytes(body[len(_LONE_TAG_FIRST) :])
-    if body[: len(_LONE_EVENTS_FIRST)] == _LONE_EVENTS_FIRST and body[-len(_TAG_ENTRY) :] == _TAG_ENTRY:
-        return bytes(body[len(_LONE_EVENTS_FIRST) : -len(_TAG_ENTRY)])
+    if body.startswith(_LONE_TAG_FIRST):
+        return body[len(_LONE_TAG_FIRST) :]
+    if body.startswith(_LONE_EVENTS_FIRST) and body.endswith(_TAG_ENTRY):
+        return body[len(_LONE_EVENTS_FIRST) : -len(_TAG_ENTRY)]
     return None
 
 
@@ -87,7 +87,7 @@ class NodeDecoder(FrameDecoder):
         super().__init__(converters=NODE_CONVERTERS)
 
     def decode(self, body: memoryview) -> m.Message:
-        encoded = lone_event_bytes(body)
+        encoded = lone_event_bytes(bytes(body))
         if encoded is not None:
             try:
                 event = _unpack(encoded)
@@ -111,6 +111,7 @@ def auth_update_frames(
     tail = b"".join(
         _pack(x) for x in ("serial", entry.serial, "hostname", entry.hostname, "address", entry.address, "event")
     )
+    fixed = len(_UPDATE_HEAD) + len(tail)
     frames = []
     for seq, (event, encoded) in zip(seqs, events, strict=True):
         if encoded is None:
@@ -118,6 +119,7 @@ def auth_update_frames(
                     "address": entry.address, "event": event}  # fmt: skip
             frames.append((seq, encode(wire)))
         else:
-            body = b"".join((_UPDATE_HEAD, _pack(seq), tail, encoded))
-            frames.append((seq, len(body).to_bytes(4, "big") + body))
+            packed_seq = _pack(seq)
+            size = fixed + len(packed_seq) + len(encoded)
+            frames.append((seq, b"".join((size.to_bytes(4, "big"), _UPDATE_HEAD, packed_seq, tail, encoded))))
     return frames
