@@ -340,3 +340,14 @@ def test_the_hub_keeps_a_quiet_client_alive_and_drops_a_silent_one(cluster, hub)
     assert received[0] is m.Welcome
     assert received[1:].count(m.Keepalive) >= 2  # one per quiet interval (0.5 s here) before the 1.5 s cut
     hub.wait_for(r"client uid=\d+: peer silent for 3 keepalive intervals")
+
+
+def test_a_taken_port_is_a_one_line_error_and_leaves_no_socket(cluster, workdir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cluster.cli("hub", BIND_PORT=str(port))
+    assert result.returncode == 1
+    assert result.stderr == f"secmon: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert not (workdir / "hub.sock").exists()

@@ -222,6 +222,11 @@ def _share_with_group(path: Path, gid: int | None) -> None:
         path.chmod(0o660)
 
 
+def _reason(exc: OSError) -> str:
+    """The system's short text for an error (loops wrap bind errors in longer sentences)."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
 def _check_existing_socket(path: Path) -> None:
     """Refuse to start over a live hub; remove a stale socket."""
     if not path.exists() and not path.is_symlink():
@@ -274,7 +279,7 @@ async def serve(
         try:
             unix_server = await loop.create_unix_server(accept(tg, serve_client, settings.subscriber_queue), str(path))
         except OSError as exc:
-            raise SecmonError(f"cannot listen on {path}: {exc.strerror}") from None
+            raise SecmonError(f"cannot listen on {path}: {_reason(exc)}") from None
         finally:
             os.umask(old_umask)
         try:
@@ -287,7 +292,7 @@ async def serve(
                     backlog=LISTEN_BACKLOG,
                 )
             except OSError as exc:
-                raise SecmonError(f"cannot listen on {settings.bind_ip}:{settings.bind_port}: {exc.strerror}") from None
+                raise SecmonError(f"cannot listen on {settings.bind_ip}:{settings.bind_port}: {_reason(exc)}") from None
             host, port = tcp_server.sockets[0].getsockname()[:2]
             protection = ", ".join(
                 p for p, on in (("TLS", security.tls is not None), ("token", security.token is not None)) if on
@@ -302,10 +307,10 @@ async def serve(
                 await anyio.sleep_forever()
             finally:
                 tcp_server.close()
-                unix_server.close()
-                for link in list(hub.links):
-                    link.abort("hub shutting down")
         finally:
+            unix_server.close()
+            for link in list(hub.links):
+                link.abort("hub shutting down")
             path.unlink(missing_ok=True)
 
 
