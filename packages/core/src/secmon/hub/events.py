@@ -86,8 +86,8 @@ class NodeDecoder(FrameDecoder):
     def __init__(self) -> None:
         super().__init__(converters=NODE_CONVERTERS)
 
-    def decode(self, body: memoryview) -> m.Message:
-        encoded = lone_event_bytes(bytes(body))
+    def decode(self, body: bytes) -> m.Message:
+        encoded = lone_event_bytes(body)
         if encoded is not None:
             try:
                 event = _unpack(encoded)

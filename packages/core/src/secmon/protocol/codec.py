@@ -105,7 +105,7 @@ class FrameDecoder:
         """Bytes held while waiting for the rest of a frame."""
         return len(self._partial)
 
-    def decode(self, body: memoryview) -> Message:
+    def decode(self, body: bytes) -> Message:
         """One frame body to one message; a subclass may add to what it keeps."""
         return decode_body(body, self._converters)
 
@@ -117,7 +117,6 @@ class FrameDecoder:
                 return []  # a large frame arriving in pieces is copied once, not once per piece
             data = bytes(self._partial)
             self._partial.clear()
-        view = memoryview(data)  # frame bodies are sliced out without copying
         messages: list[Message] = []
         offset = 0
         end = len(data)
@@ -134,9 +133,9 @@ class FrameDecoder:
                     needed = HEADER + length
                     break
                 offset = start + length
-                messages.append(decode(view[start:offset]))
+                messages.append(decode(data[start:offset]))
         finally:
             if offset < end:
-                self._partial += view[offset:]
+                self._partial += memoryview(data)[offset:]
                 self._needed = needed
         return messages
