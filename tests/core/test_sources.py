@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import select
 import stat
 
 import anyio
@@ -187,13 +188,30 @@ async def test_sessions_are_reported_when_utmp_changes(tmp_path, monkeypatch, po
     assert reports == [["alice"], ["alice", "bob"]]
 
 
-async def test_a_watch_on_a_missing_directory_falls_back_to_polling(tmp_path):
-    assert FileWatch.open(tmp_path / "no-such-dir" / "auth.log") is None
-    watch = FileWatch.open(tmp_path / "auth.log")
+async def test_a_watch_wakes_for_its_file_only_and_follows_rotation(tmp_path):
+    assert FileWatch.open(tmp_path / "no-such-dir" / "auth.log") is None  # the caller polls instead
+    log = tmp_path / "auth.log"
+    neighbour = tmp_path / "syslog"
+    neighbour.write_text("")
+    watch = FileWatch.open(log)
     assert watch is not None
     try:
         assert await watch.changed(0.05) is False  # nothing happened: the timeout ends the wait
-        (tmp_path / "auth.log").write_text("x\n")
+        log.write_text("created\n")
         assert await watch.changed(5) is True
+        with neighbour.open("a") as f:
+            for _ in range(100):
+                f.write("a busy neighbour\n")
+                f.flush()
+        assert select.select([watch], [], [], 0.1)[0] == []  # its writes do not even wake us
+        with log.open("a") as f:
+            f.write("written\n")
+        assert await watch.changed(5) is True
+        log.rename(tmp_path / "auth.log.1")  # rotation: a new file takes the name
+        log.write_text("")
+        assert await watch.changed(5) is True
+        with log.open("a") as f:
+            f.write("into the new file\n")
+        assert await watch.changed(5) is True  # the watch moved to the new file
     finally:
         watch.close()
