@@ -6,6 +6,7 @@ import json
 import os
 import random
 import socket
+import stat
 import subprocess
 
 import msgpack
@@ -132,6 +133,35 @@ def test_a_client_of_another_uid_is_refused(cluster, hub, workdir):
     assert "uid 65534 may not use this hub" in result.stdout, result.stderr
     hub.wait_for("client refused: uid 65534 may not use this hub")
     assert cluster.cli("list").returncode == 0  # root (and the hub's own user) still may
+
+
+def test_a_socket_group_lets_its_members_in_and_no_one_else(cluster, workdir):
+    if os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"):
+        pytest.skip("needs root to act as another user")
+    import grp
+
+    from secmon.protocol import encode
+    from secmon.protocol import messages as m
+
+    group = grp.getgrnam("nogroup").gr_gid
+    hub = cluster.start_hub(SECMON_SOCKET_GROUP="nogroup")
+    info = os.stat(hub.socket)
+    assert stat.S_IMODE(info.st_mode) == 0o660 and info.st_gid == group
+    workdir.chmod(0o755)  # let others reach the socket; the group and the uid check decide
+    probe = (
+        "import socket,sys\n"
+        "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(bytes.fromhex(sys.argv[2]))\n"
+        "s.settimeout(10); print(s.recv(4096))\n"
+    )
+    hello = encode(m.Hello(m.PROTOCOL_VERSION, m.ROLE_CLIENT)).hex()
+
+    def connect_as(gid: int) -> str:
+        argv = ["setpriv", "--reuid=65534", f"--regid={gid}", "--clear-groups", "/usr/bin/python3", "-c", probe]
+        result = subprocess.run([*argv, hub.socket, hello], capture_output=True, text=True, timeout=WAIT)
+        return result.stdout + result.stderr
+
+    assert "welcome" in connect_as(group)  # a member of the socket's group is served
+    assert "Permission denied" in connect_as(group - 1)  # anyone else cannot even connect
 
 
 def test_allowlist_writable_by_others_runs_nothing(cluster, hub):
