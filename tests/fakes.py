@@ -55,12 +55,19 @@ class FakeServer:
         with self.lock:
             self.failures.append((status, body or {}, headers or {}))
 
-    def _scripted_failure(self) -> web.Response | None:
+    def drop_next(self) -> None:
+        """The next request gets no answer: the connection is cut (a network error for the client)."""
+        self.fail_next(0)
+
+    def _scripted_failure(self, request: web.Request) -> web.Response | None:
         with self.lock:
             if not self.failures:
                 return None
             status, body, headers = self.failures.popleft()
             self.refused.append(time.monotonic())
+        if status == 0:
+            request.transport.abort()
+            return web.Response()  # never reaches the client
         return web.json_response(body, status=status, headers=headers)
 
 
@@ -80,7 +87,7 @@ class FakeDiscord(FakeServer):
         app.router.add_post("/api/webhooks/{id}/{token}", self.execute)
 
     async def execute(self, request: web.Request) -> web.Response:
-        failure = self._scripted_failure()
+        failure = self._scripted_failure(request)
         if failure is not None:
             return failure
         body = await request.json()
@@ -146,7 +153,7 @@ class FakeTelegram(FakeServer):
             return ok(await self._get_updates(params))
         if name in ("sendMessage", "editMessageText"):
             if name == "sendMessage":
-                failure = self._scripted_failure()
+                failure = self._scripted_failure(request)
                 if failure is not None:
                     return failure
             with self.lock:

@@ -62,17 +62,18 @@ def test_a_burst_folds_into_one_embed_with_a_count(cluster, hub, workdir, fake_d
     assert len(fake_discord.embeds()) == 2
 
 
-def test_429_and_500_are_retried_and_nothing_is_lost(cluster, hub, workdir, fake_discord):
+def test_429_500_and_cut_connections_are_retried_and_nothing_is_lost(cluster, hub, workdir, fake_discord):
     log = setup(cluster, workdir)
     fake_discord.fail_next(429, {"message": "You are being rate limited.", "retry_after": 0.3, "global": False})
     fake_discord.fail_next(500, {"message": "oops"})
     fake_discord.fail_next(502, {"message": "bad gateway"})
+    fake_discord.drop_next()
     dc = start_dc(cluster, fake_discord, SECMON_FOLD_WINDOW="0")
     write(log, *[f"Accepted password for user{i} from 192.0.2.{i} port 22 ssh2" for i in range(5)])
     wait_until(lambda: len(fake_discord.embeds()) == 5, what="all five embeds")
     users = [next(f["value"] for f in e["fields"] if f["name"] == "User") for e in fake_discord.embeds()]
     assert users == [f"user{i}" for i in range(5)]  # in order, none lost
-    assert len(fake_discord.refused) == 3
+    assert len(fake_discord.refused) == 4
     assert fake_discord.accepted_at[0] - fake_discord.refused[0] >= 0.3  # retry_after was honoured
     dc.wait_for("Discord rate limit: waiting 0.30 s")
 

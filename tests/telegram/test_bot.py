@@ -161,6 +161,20 @@ def test_a_429_is_waited_out_and_the_message_arrives(cluster, hub, fake_telegram
     bot.wait_for("Telegram rate limit: waiting 1.0 s")
 
 
+def test_network_errors_are_retried_and_nothing_is_lost(cluster, hub, fake_telegram, workdir):
+    log = workdir / "auth.log"
+    log.write_text("")
+    cluster.start_node("auth", hostname="web-1")
+    cluster.wait_auth_ok("web-1")
+    bot = start_bot(cluster, fake_telegram, "upd", SECMON_FOLD_WINDOW="0")
+    fake_telegram.fail_next(502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
+    fake_telegram.drop_next()  # then a connection cut without an answer
+    write_auth(log, *[f"Accepted publickey for user{i} from 192.0.2.{i} port 22 ssh2" for i in range(3)])
+    wait_until(lambda: len(texts(fake_telegram)) == 3, what="all three pushes")
+    assert [t.split()[3] for t in texts(fake_telegram)] == ["user0", "user1", "user2"]
+    assert bot.count("Telegram unreachable") >= 2 and len(fake_telegram.refused) == 2
+
+
 def test_hub_restart_is_resumed(cluster, hub, fake_telegram, workdir):
     log = workdir / "auth.log"
     log.write_text("")
