@@ -59,6 +59,20 @@ def test_a_reconnecting_node_id_keeps_its_event_sequence_and_a_new_one_restarts(
     assert registry.connect("web", "10.0.0.1", "id-2", [], 2).last_event_seq == 0
 
 
+def test_a_node_id_follows_its_node_across_a_rename_and_is_forgotten_with_it():
+    registry = NodeRegistry(grace=10)
+    web = registry.connect("web", "10.0.0.1", "id-1", [], 0)
+    renamed = registry.connect("www", "10.0.0.1", "id-1", [], 1)  # same node, new hostname
+    assert renamed.serial == web.serial and len(registry.nodes) == 1
+    other = registry.connect("web", "10.0.0.2", "id-2", [], 2)  # the old name is free again
+    assert other.serial != web.serial
+    registry.disconnect(web.serial, 3)
+    assert registry.expire(20) == [renamed]
+    back = registry.connect("www", "10.0.0.1", "id-1", [], 21)  # forgotten: a new serial
+    assert back.serial not in (web.serial, other.serial)
+    assert registry.connect("web", "10.0.0.3", "id-3", [], 22).serial == other.serial  # by hostname
+
+
 def test_disconnected_nodes_are_forgotten_after_the_grace_period():
     registry = NodeRegistry(grace=10)
     entry = registry.connect("a", "10.0.0.1", "1", [], 0)

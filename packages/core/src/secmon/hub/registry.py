@@ -59,6 +59,9 @@ class NodeRegistry:
     grace: float = 300.0
     nodes: dict[int, NodeEntry] = field(default_factory=dict)
     _next_serial: int = 1
+    # Serials by node id and by hostname, so a connect in a storm of thousands is not a scan of all.
+    _by_id: dict[str, int] = field(default_factory=dict)
+    _by_hostname: dict[str, int] = field(default_factory=dict)
 
     def connect(self, hostname: str, address: str, node_id: str, monitors: list[str], now: float) -> NodeEntry:
         """Register a node that completed its hello; a known one keeps its serial."""
@@ -71,19 +74,26 @@ class NodeRegistry:
             serial = previous.serial
             # A restarted node (new id) numbers its events from 1 again.
             last_seq = previous.last_event_seq if previous.node_id == node_id else 0
+            self._unindex(previous)
         entry = NodeEntry(serial, hostname, address, node_id, list(monitors), last_event_seq=last_seq)
         self.nodes[serial] = entry
+        if node_id:
+            self._by_id[node_id] = serial
+        self._by_hostname[hostname] = serial
         return entry
 
     def _previous(self, hostname: str, node_id: str) -> NodeEntry | None:
-        for entry in self.nodes.values():
-            if node_id and entry.node_id == node_id:
-                return entry
-        if self.hostname_unique:
-            for entry in self.nodes.values():
-                if entry.hostname == hostname:
-                    return entry
-        return None
+        """The entry a connecting node takes over: same node id, else (if unique) same hostname."""
+        serial = self._by_id.get(node_id) if node_id else None
+        if serial is None and self.hostname_unique:
+            serial = self._by_hostname.get(hostname)
+        return None if serial is None else self.nodes[serial]
+
+    def _unindex(self, entry: NodeEntry) -> None:
+        if self._by_id.get(entry.node_id) == entry.serial:
+            del self._by_id[entry.node_id]
+        if self._by_hostname.get(entry.hostname) == entry.serial:
+            del self._by_hostname[entry.hostname]
 
     def disconnect(self, serial: int, now: float) -> NodeEntry | None:
         entry = self.nodes.get(serial)
@@ -101,6 +111,7 @@ class NodeRegistry:
         ]
         for entry in gone:
             del self.nodes[entry.serial]
+            self._unindex(entry)
         return gone
 
     def apply(self, serial: int, update: m.StateUpdate, wall: float) -> list[str]:
