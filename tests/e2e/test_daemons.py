@@ -351,3 +351,40 @@ def test_a_taken_port_is_a_one_line_error_and_leaves_no_socket(cluster, workdir)
     assert result.returncode == 1
     assert result.stderr == f"secmon: cannot listen on 127.0.0.1:{port}: Address already in use\n"
     assert not (workdir / "hub.sock").exists()
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(cluster, hub):
+    import pty
+
+    cluster.start_node(hostname="alpha\x1b[2J")  # a hostile name: escapes must stay inert even in colour
+
+    def on_a_terminal(**extra: str) -> str:
+        env = {k: v for k, v in cluster.env.items() if k != "NO_COLOR"}
+        env.update(extra)
+        controller, terminal = pty.openpty()
+        try:
+            result = subprocess.run(
+                secmon_argv("list"), env=env, stdout=terminal, stderr=subprocess.PIPE, timeout=WAIT, check=False
+            )
+            os.close(terminal)
+            terminal = -1
+            out = b""
+            while True:
+                try:
+                    chunk = os.read(controller, 4096)
+                except OSError:  # EIO: the terminal's other end is closed and drained
+                    break
+                if not chunk:
+                    break
+                out += chunk
+        finally:
+            os.close(controller)
+            if terminal >= 0:
+                os.close(terminal)
+        assert result.returncode == 0, result.stderr
+        return out.decode()
+
+    coloured = on_a_terminal()
+    assert "\x1b[" in coloured and "alpha\\x1b[2J" in coloured and "\x1b[2J" not in coloured
+    plain = on_a_terminal(NO_COLOR="1")
+    assert "\x1b[" not in plain and "alpha\\x1b[2J" in plain
