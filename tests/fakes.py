@@ -18,7 +18,8 @@ from aiohttp import web
 
 
 class FakeServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.loop = asyncio.new_event_loop()
         self.lock = threading.Lock()
         self.failures: deque[tuple[int, dict[str, Any], dict[str, str]]] = deque()  # (status, body, headers)
@@ -35,7 +36,7 @@ class FakeServer:
         self.routes(app)
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)  # a client may still be polling
         self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, self.host, 0)
         self.loop.run_until_complete(site.start())
         self.port = site._server.sockets[0].getsockname()[1]
         self._started.set()
@@ -107,8 +108,8 @@ class FakeTelegram(FakeServer):
 
     TOKEN = "123456:TEST-token"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        super().__init__(host)
         self.sent: list[dict[str, Any]] = []
         self.calls: list[str] = []
         self.commands: list[dict[str, Any]] = []
@@ -119,7 +120,8 @@ class FakeTelegram(FakeServer):
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/bot{{token}}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/bot{{token}}"
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/bot{token}/{method}", self.method)

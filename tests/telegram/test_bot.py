@@ -175,6 +175,29 @@ def test_network_errors_are_retried_and_nothing_is_lost(cluster, hub, fake_teleg
     assert bot.count("Telegram unreachable") >= 2 and len(fake_telegram.refused) == 2
 
 
+def test_ipv4only_keeps_the_bot_off_ipv6(cluster, hub):
+    ipv6_only = FakeTelegram(host="::1").start()  # a Bot API reachable over IPv6 alone
+    try:
+        bot = start_bot(cluster, ipv6_only)  # by default the bot reaches it
+        bot.stop()
+        calls = len(ipv6_only.calls)
+        assert calls > 0
+        env = {
+            **cluster.env,
+            "TELEGRAM_BOT_TOKEN": FakeTelegram.TOKEN,
+            "TELEGRAM_USER_ID": str(OWNER),
+            "TELEGRAM_API_URL": ipv6_only.api_url,
+            "IPV4ONLY": "true",
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "secmon_telegram"], env=env, capture_output=True, text=True, timeout=WAIT
+        )
+        assert result.returncode == 1 and "Telegram: httpx.ConnectError" in result.stderr
+        assert "Traceback" not in result.stderr and len(ipv6_only.calls) == calls  # nothing went over IPv6
+    finally:
+        ipv6_only.stop()
+
+
 def test_hub_restart_is_resumed(cluster, hub, fake_telegram, workdir):
     log = workdir / "auth.log"
     log.write_text("")
