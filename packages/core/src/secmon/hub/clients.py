@@ -121,12 +121,25 @@ class ClientConnection:
         """Send held updates after ``seq`` as fast as the client reads them, then go live.
 
         The last check for more and joining the live subscribers happen without an
-        await in between, so no update falls into the gap.
+        await in between, so no update falls into the gap. A reader so slow that
+        updates it has not had leave the ring meanwhile is told so and dropped, like
+        a live subscriber that falls behind; it resumes with an exact ``missed``.
         """
         ring = self.hub.ring
         link = self.link
         step = max(1, min(REPLAY_BATCH, link.max_queue // 2))
-        while batch := ring.after(seq, step):
+        while True:
+            oldest = ring.oldest
+            if oldest is not None and oldest > seq + 1:
+                text = (
+                    f"subscriber too slow: updates after {seq} left the ring during the replay; resume with since={seq}"
+                )
+                log.warning("client %s dropped: %s", self.name, text)
+                link.close(text, m.Error("slow_consumer", text))
+                return
+            batch = ring.after(seq, step)
+            if not batch:
+                break
             await link.wait_for_room()
             if not link.send_frames([frame for _, frame in batch]):
                 return  # the link is closing

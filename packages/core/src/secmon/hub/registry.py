@@ -186,6 +186,11 @@ class UpdateRing:
     def extend(self, frames: list[tuple[int, bytes]]) -> None:
         self._frames.extend(frames)
 
+    @property
+    def oldest(self) -> int | None:
+        """The sequence of the oldest update held, or None when none is."""
+        return self._frames[0][0] if self._frames else None
+
     def resume_point(self, seq: int) -> tuple[int, int]:
         """Where a subscriber that saw ``seq`` resumes, and how many updates after it are gone.
 
