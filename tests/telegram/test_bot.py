@@ -118,11 +118,23 @@ def write_auth(log, *messages):
             f.write(f"2026-11-29T02:09:0{i % 10}+00:00 web sshd[{100 + i}]: {message}\n")
 
 
-def test_pushes_escape_hostile_names_and_fold_bursts(cluster, hub, fake_telegram, workdir):
+def followed_node(cluster, workdir):
+    """A node "web-1" following an empty auth log; the log's path."""
     log = workdir / "auth.log"
     log.write_text("")
     cluster.start_node("auth", hostname="web-1")
     cluster.wait_auth_ok("web-1")
+    return log
+
+
+def three_logins_arrive_in_order(log, fake) -> None:
+    write_auth(log, *[f"Accepted publickey for user{i} from 192.0.2.{i} port 22 ssh2" for i in range(3)])
+    wait_until(lambda: len(texts(fake)) == 3, what="all three pushes")
+    assert [t.split()[3] for t in texts(fake)] == ["user0", "user1", "user2"]
+
+
+def test_pushes_escape_hostile_names_and_fold_bursts(cluster, hub, fake_telegram, workdir):
+    log = followed_node(cluster, workdir)
     start_bot(cluster, fake_telegram, "upd")
     write_auth(
         log, "Invalid user <b>x</b> from 203.0.113.5 port 1111", "Accepted password for & from 192.0.2.9 port 22 ssh2"
@@ -141,10 +153,7 @@ def test_pushes_escape_hostile_names_and_fold_bursts(cluster, hub, fake_telegram
 
 
 def test_a_429_is_waited_out_and_the_message_arrives(cluster, hub, fake_telegram, workdir):
-    log = workdir / "auth.log"
-    log.write_text("")
-    cluster.start_node("auth", hostname="web-1")
-    cluster.wait_auth_ok("web-1")
+    log = followed_node(cluster, workdir)
     bot = start_bot(cluster, fake_telegram, "upd", SECMON_FOLD_WINDOW="0")
     fake_telegram.fail_next(
         429,
@@ -155,23 +164,16 @@ def test_a_429_is_waited_out_and_the_message_arrives(cluster, hub, fake_telegram
             "parameters": {"retry_after": 1},
         },
     )
-    write_auth(log, *[f"Accepted publickey for user{i} from 192.0.2.{i} port 22 ssh2" for i in range(3)])
-    wait_until(lambda: len(texts(fake_telegram)) == 3, what="all three pushes")
-    assert [t.split()[3] for t in texts(fake_telegram)] == ["user0", "user1", "user2"]
+    three_logins_arrive_in_order(log, fake_telegram)
     bot.wait_for("Telegram rate limit: waiting 1.0 s")
 
 
 def test_network_errors_are_retried_and_nothing_is_lost(cluster, hub, fake_telegram, workdir):
-    log = workdir / "auth.log"
-    log.write_text("")
-    cluster.start_node("auth", hostname="web-1")
-    cluster.wait_auth_ok("web-1")
+    log = followed_node(cluster, workdir)
     bot = start_bot(cluster, fake_telegram, "upd", SECMON_FOLD_WINDOW="0")
     fake_telegram.fail_next(502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
     fake_telegram.drop_next()  # then a connection cut without an answer
-    write_auth(log, *[f"Accepted publickey for user{i} from 192.0.2.{i} port 22 ssh2" for i in range(3)])
-    wait_until(lambda: len(texts(fake_telegram)) == 3, what="all three pushes")
-    assert [t.split()[3] for t in texts(fake_telegram)] == ["user0", "user1", "user2"]
+    three_logins_arrive_in_order(log, fake_telegram)
     assert bot.count("Telegram unreachable") >= 2 and len(fake_telegram.refused) == 2
 
 
@@ -199,10 +201,7 @@ def test_ipv4only_keeps_the_bot_off_ipv6(cluster, hub):
 
 
 def test_hub_restart_is_resumed(cluster, hub, fake_telegram, workdir):
-    log = workdir / "auth.log"
-    log.write_text("")
-    cluster.start_node("auth", hostname="web-1")
-    cluster.wait_auth_ok("web-1")
+    log = followed_node(cluster, workdir)
     start_bot(cluster, fake_telegram, "upd", SECMON_FOLD_WINDOW="0")
     cluster.restart_hub()
     cluster.start_node("auth", hostname="web-2")

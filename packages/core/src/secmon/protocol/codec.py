@@ -61,10 +61,7 @@ def encode_body(message: Message) -> bytes:
 
 def encode(message: Message) -> bytes:
     """One whole frame: header and body."""
-    try:
-        body = _PACKER.pack(message)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise LocalProtocolError(f"cannot encode {type(message).__name__}: {exc}") from exc
+    body = encode_body(message)
     return _HEADER.pack(len(body)) + body
 
 
