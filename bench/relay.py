@@ -10,6 +10,9 @@ before and after; peak RSS from VmHWM.
 In the same run the same workload goes through a raw asyncio forwarder that
 splits frames by their length header and passes the bytes on without
 decoding; ``ratio_to_raw`` is the hub's events/s over the forwarder's.
+With ``--c-floor`` the workload also goes through the same forwarder written
+in C (bench/c_forwarder.c, built with the system's cc): what waking, reading
+and writing cost on this machine before any language or protocol work.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -133,6 +137,8 @@ async def raw_forwarder(port_file: str, socket_path: str) -> None:
             if end:
                 frames, buffer = buffer[:end], buffer[end:]
                 for s in subscribers:
+                    if s.is_closing():  # a subscriber that has gone, not yet forgotten
+                        continue
                     s.write(frames)
                     if s.transport.get_write_buffer_size() > 8 * 1024 * 1024:
                         await s.drain()
@@ -141,6 +147,7 @@ async def raw_forwarder(port_file: str, socket_path: str) -> None:
         await reader.read(4096)  # hello and subscribe; answered by nothing but the stream
         subscribers.append(writer)
         await reader.read()
+        subscribers.remove(writer)
 
     tcp = await asyncio.start_server(on_node, "127.0.0.1", 0)
     unix = await asyncio.start_unix_server(on_client, socket_path)
@@ -149,16 +156,48 @@ async def raw_forwarder(port_file: str, socket_path: str) -> None:
         await asyncio.Event().wait()
 
 
-def start_raw(workdir: Path) -> tuple[subprocess.Popen, int, str]:
+def build_c_forwarder(workdir: Path) -> Path:
+    """Compile bench/c_forwarder.c with the system's C compiler."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise SystemExit("--c-floor needs a C compiler (apt install gcc)")
+    binary = workdir / "c_forwarder"
+    subprocess.run([compiler, "-O2", "-o", str(binary), str(Path(__file__).with_name("c_forwarder.c"))], check=True)
+    return binary
+
+
+def start_raw(workdir: Path, c_binary: Path | None = None) -> tuple[subprocess.Popen, int, str]:
+    """The Python forwarder, or with ``c_binary`` the C one; its process, port and socket."""
     port_file = workdir / "raw.port"
     socket_path = str(workdir / "raw.sock")
-    process = subprocess.Popen([sys.executable, __file__, "--serve-raw", str(port_file), socket_path])
+    if c_binary is None:
+        argv = [sys.executable, __file__, "--serve-raw", str(port_file), socket_path]
+    else:
+        from secmon.protocol import encode
+        from secmon.protocol import messages as m
+
+        welcome = encode(m.Welcome(m.PROTOCOL_VERSION, 1, 0, 10.0)).hex()
+        argv = [str(c_binary), str(port_file), socket_path, welcome]
+    process = subprocess.Popen(argv)
     deadline = time.monotonic() + 10
     while not port_file.exists() or not port_file.read_text():
         if time.monotonic() > deadline:
             raise RuntimeError("raw forwarder did not start")
         time.sleep(0.02)
     return process, int(port_file.read_text()), socket_path
+
+
+def run_forwarder(args, workdir: Path, c_binary: Path | None = None) -> dict:
+    raw, raw_port, raw_socket = start_raw(workdir, c_binary)
+    if args.pin:
+        os.sched_setaffinity(raw.pid, SERVER_CPUS)
+    try:
+        return run_once(args, raw.pid, raw_port, raw_socket, raw=True)
+    finally:
+        raw.kill()
+        raw.wait()
+        Path(raw_socket).unlink(missing_ok=True)
+        (workdir / "raw.port").unlink(missing_ok=True)
 
 
 def main() -> None:
@@ -175,6 +214,9 @@ def main() -> None:
         action="store_true",
         help="the hub (or forwarder) on CPU 1, the simulated nodes and subscribers on CPU 0",
     )
+    parser.add_argument(
+        "--c-floor", action="store_true", help="also run the workload through the forwarder written in C"
+    )
     parser.add_argument("--serve-raw", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_raw:
@@ -187,7 +229,8 @@ def main() -> None:
             asyncio.run(raw_forwarder(*args.serve_raw))
         return
     env, workdir = bench_env(SECMON_SUBSCRIBER_QUEUE="10000000")
-    hub_runs, raw_runs, peak = [], [], 0
+    c_binary = build_c_forwarder(workdir) if args.c_floor else None
+    hub_runs, raw_runs, c_runs, peak = [], [], [], 0
     for _ in range(args.runs):
         hub, port = start_hub(env)
         if args.pin:
@@ -197,16 +240,9 @@ def main() -> None:
             peak = max(peak, memory_kb(hub.process.pid, "VmHWM"))
         finally:
             hub.stop()
-        raw, raw_port, raw_socket = start_raw(workdir)
-        if args.pin:
-            os.sched_setaffinity(raw.pid, SERVER_CPUS)
-        try:
-            raw_runs.append(run_once(args, raw.pid, raw_port, raw_socket, raw=True))
-        finally:
-            raw.kill()
-            raw.wait()
-            Path(raw_socket).unlink(missing_ok=True)
-            (workdir / "raw.port").unlink(missing_ok=True)
+        raw_runs.append(run_forwarder(args, workdir))
+        if c_binary is not None:
+            c_runs.append(run_forwarder(args, workdir, c_binary))
 
     def mid(runs: list[dict], key: str) -> float:
         return median([r[key] for r in runs if key in r]) if any(key in r for r in runs) else None
@@ -225,12 +261,19 @@ def main() -> None:
         "raw_events_per_s": mid(raw_runs, "events_per_s"),
         "raw_cpu_us_per_event": mid(raw_runs, "cpu_us_per_event"),
     }
+    if c_runs:
+        figures.update(c_events_per_s=mid(c_runs, "events_per_s"), c_cpu_us_per_event=mid(c_runs, "cpu_us_per_event"))
     if figures["events_per_s"] and figures["raw_events_per_s"]:
         figures["ratio_to_raw"] = round(figures["events_per_s"] / figures["raw_events_per_s"], 3)
     print(
         f"{figures['mode']}, {args.nodes} nodes → {args.subscribers} subscriber(s), median of {args.runs}: "
         f"hub {figures['events_per_s']} events/s at {figures['hub_cpu_us_per_event']} µs CPU/event; "
-        f"raw forwarder {figures['raw_events_per_s']} events/s; "
+        f"raw forwarder {figures['raw_events_per_s']} events/s at {figures['raw_cpu_us_per_event']} µs; "
+        + (
+            f"C forwarder {figures['c_events_per_s']} events/s at {figures['c_cpu_us_per_event']} µs; "
+            if c_runs
+            else ""
+        )
         + (f"latency p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms; " if figures["p50_ms"] is not None else "")
         + f"hub peak RSS {peak} KiB"
     )

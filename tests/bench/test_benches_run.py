@@ -14,6 +14,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 CASES = [
     ("detection_latency.py", ["--samples", "5"], {"median_ms", "p99_ms", "samples"}),
     ("relay.py", ["--nodes", "2", "--events", "50"], {"events_per_s", "hub_cpu_us_per_event", "ratio_to_raw"}),
+    ("relay.py", ["--nodes", "2", "--events", "50", "--c-floor"], {"c_events_per_s", "c_cpu_us_per_event"}),
     (
         "relay.py",
         ["--nodes", "2", "--rate", "20", "--seconds", "1"],
