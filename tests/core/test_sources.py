@@ -29,8 +29,8 @@ class Recorder:
         self.status: list[str] = []
         self._changed = anyio.Event()
 
-    def on_line(self, line: str) -> None:
-        self.lines.append(line)
+    def on_lines(self, lines: list[str]) -> None:
+        self.lines += lines
         self._changed.set()
 
     def report(self, name: str, value: str) -> None:
@@ -60,7 +60,7 @@ async def test_follow_starts_at_the_end_and_survives_rotation_and_truncation(tmp
     (tmp_path / "other.log").write_text("")
     rec = Recorder()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(follow_file, log, rec.on_line, rec.report, poll)
+        tg.start_soon(follow_file, log, rec.on_lines, rec.report, poll)
         await rec.wait(lambda: rec.status == [m.AUTH_OK])
         with log.open("a") as f:
             f.write("one\ntw")
@@ -86,7 +86,7 @@ async def test_follow_waits_for_a_file_that_does_not_exist_yet(tmp_path, poll):
     log = tmp_path / "later.log"
     rec = Recorder()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(follow_file, log, rec.on_line, rec.report, poll)
+        tg.start_soon(follow_file, log, rec.on_lines, rec.report, poll)
         await rec.wait(lambda: rec.status and "waiting for" in rec.status[0])
         log.write_text("first\n")
         await rec.wait(lambda: rec.lines == ["first"])  # a new file is read from its start
@@ -99,7 +99,7 @@ async def test_unreadable_source_is_an_attribute_error(tmp_path):
     log.mkdir()
     rec = Recorder()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(follow_file, log, rec.on_line, rec.report, 0.01)
+        tg.start_soon(follow_file, log, rec.on_lines, rec.report, 0.01)
         await rec.wait(lambda: rec.status)
         tg.cancel_scope.cancel()
     assert rec.status[0] == f"cannot read {log}: Is a directory"
@@ -144,7 +144,7 @@ async def test_journal_source_is_restarted_after_the_last_cursor(tmp_path, monke
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
     rec = Recorder()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(follow_journal, rec.on_line, rec.report)
+        tg.start_soon(follow_journal, rec.on_lines, rec.report)
         await rec.wait(lambda: len(rec.lines) >= 4)
         tg.cancel_scope.cancel()
     first, second = calls.read_text().splitlines()[:2]

@@ -36,7 +36,8 @@ MAX_BACKOFF = 30.0
 RECHECK = 10.0
 
 SetAttribute = Callable[[str, Any], None]
-OnEvent = Callable[[dict[str, Any]], None]
+OnLines = Callable[[list[str]], None]
+OnEvents = Callable[[list[dict[str, Any]]], None]
 
 
 async def poll_sessions(report: SetAttribute, interval: float) -> None:
@@ -128,21 +129,22 @@ class LineSplitter:
         return out
 
 
-async def follow_file(path: Path, on_line: Callable[[str], None], report: SetAttribute, poll: float) -> None:
+async def follow_file(path: Path, on_lines: OnLines, report: SetAttribute, poll: float) -> None:
     """Follow ``path`` like `tail -F`: from its end, across rotation and truncation, waiting if absent.
 
-    With inotify the follower sleeps until the file changes; otherwise it looks every ``poll`` seconds.
+    The whole lines of each read are handed over together. With inotify the follower
+    sleeps until the file changes; otherwise it looks every ``poll`` seconds.
     """
     watch = FileWatch.open(path)
     try:
-        await _follow_file(path, on_line, report, poll, watch)
+        await _follow_file(path, on_lines, report, poll, watch)
     finally:
         if watch is not None:
             watch.close()
 
 
 async def _follow_file(
-    path: Path, on_line: Callable[[str], None], report: SetAttribute, poll: float, watch: FileWatch | None
+    path: Path, on_lines: OnLines, report: SetAttribute, poll: float, watch: FileWatch | None
 ) -> None:
     handle = None
     identity = None
@@ -170,8 +172,8 @@ async def _follow_file(
             report("auth", m.AUTH_OK)
         data = handle.read(READ_CHUNK)
         if data:
-            for line in splitter.feed(data):
-                on_line(line)
+            if lines := splitter.feed(data):
+                on_lines(lines)
             continue
         try:
             info = os.stat(path)
@@ -187,8 +189,11 @@ async def _follow_file(
         await _idle(watch, poll)
 
 
-async def follow_journal(on_line: Callable[[str], None], report: SetAttribute) -> None:
-    """One long-lived `journalctl -f -o json`, restarted with backoff after the last cursor."""
+async def follow_journal(on_lines: OnLines, report: SetAttribute) -> None:
+    """One long-lived `journalctl -f -o json`, restarted with backoff after the last cursor.
+
+    The whole lines of each read are handed over together.
+    """
     cursor = None
     delay = 0.5
     matches = [f"SYSLOG_IDENTIFIER={name}" for name in JOURNAL_IDENTIFIERS]
@@ -201,9 +206,9 @@ async def follow_journal(on_line: Callable[[str], None], report: SetAttribute) -
                 splitter = LineSplitter()
                 async for chunk in process.stdout:
                     delay = 0.5
-                    for line in splitter.feed(chunk):
-                        on_line(line)
-                        cursor = _cursor(line) or cursor
+                    if lines := splitter.feed(chunk):
+                        on_lines(lines)
+                        cursor = next(filter(None, map(_cursor, reversed(lines))), cursor)
                 errors = (await process.stderr.receive(4096)).decode(errors="replace").strip() if process.stderr else ""
                 code = await process.wait()
             report("auth", f"journalctl exited with {code}: {errors[:300] or 'no message'}")
@@ -223,17 +228,17 @@ def _cursor(line: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def follow_auth(setting: str, on_event: OnEvent, report: SetAttribute, poll: float) -> None:
-    """Follow the auth source AUTH_LOG names, turning each known line into an event."""
+async def follow_auth(setting: str, on_events: OnEvents, report: SetAttribute, poll: float) -> None:
+    """Follow the auth source AUTH_LOG names, turning known lines into events, those of a read together."""
 
-    def on_line(line: str) -> None:
-        fields = parse_line(line)
-        if fields is not None:
-            on_event(fields)
+    def on_lines(lines: list[str]) -> None:
+        events = [fields for fields in map(parse_line, lines) if fields is not None]
+        if events:
+            on_events(events)
 
     source = choose_auth_source(setting)
     log.info("following auth events from %s", source)
     if source == "journal":
-        await follow_journal(on_line, report)
+        await follow_journal(on_lines, report)
     else:
-        await follow_file(source, on_line, report, poll)
+        await follow_file(source, on_lines, report, poll)

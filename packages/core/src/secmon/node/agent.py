@@ -83,15 +83,18 @@ class NodeAgent:
         if self.link is not None:
             self.link.send(m.StateUpdate(**{name: value}))
 
-    def add_event(self, **fields: Any) -> m.AuthEvent:
-        """Number an auth event, keep it until acknowledged, and send it."""
-        event = m.AuthEvent(seq=self.journal.next_seq, **fields)
-        if not self.journal.add(event):
-            self.dropped += 1
-            self.set_attribute("auth", f"{self.dropped} events dropped: the hub was unreachable for too long")
-        if self.link is not None:
-            self.link.send(m.AuthEvents([event]))
-        return event
+    def add_events(self, batch: list[dict[str, Any]]) -> list[m.AuthEvent]:
+        """Number auth events (those one read brought), keep them until acknowledged, and send them in one frame."""
+        events = []
+        for fields in batch:
+            event = m.AuthEvent(seq=self.journal.next_seq, **fields)
+            if not self.journal.add(event):
+                self.dropped += 1
+                self.set_attribute("auth", f"{self.dropped} events dropped: the hub was unreachable for too long")
+            events.append(event)
+        if self.link is not None and events:
+            self.link.send(m.AuthEvents(events))
+        return events
 
     def allowed_labels(self) -> list[str]:
         """The labels the allowlist offers now (none when it cannot be trusted)."""

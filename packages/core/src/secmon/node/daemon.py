@@ -29,9 +29,7 @@ async def run_node(settings: NodeSettings, agent: NodeAgent, reconnect: bool) ->
             tg.start_soon(poll_wireguard, agent.set_attribute, settings.wg_interval)
         if "auth" in agent.monitors:
             poll = float(os.environ.get("SECMON_FOLLOW_INTERVAL") or FOLLOW_POLL)
-            tg.start_soon(
-                follow_auth, settings.auth_log, lambda fields: agent.add_event(**fields), agent.set_attribute, poll
-            )
+            tg.start_soon(follow_auth, settings.auth_log, agent.add_events, agent.set_attribute, poll)
         tg.start_soon(agent.watch_allowlist, ALLOWLIST_INTERVAL)
         tg.start_soon(_stop_on_signal, tg.cancel_scope)
         try:
