@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secmon.hub.events import AuthEventMaps, NodeDecoder, auth_update_frames, lone_event_bytes
+from secmon.hub.events import MAX_BATCH, AuthEventMaps, NodeDecoder, auth_update_frames, events_bytes, updates_after
 from secmon.hub.registry import NodeEntry
 from secmon.protocol import FrameDecoder, InvalidMessage, ProtocolError, encode
 from secmon.protocol import messages as m
@@ -101,11 +101,22 @@ def test_the_node_and_the_hub_encode_events_the_same_way():
 ENTRY = NodeEntry(4, "web-<4>", "192.0.2.44", "id", ["auth"])
 
 
+def updates(data: bytes) -> list[m.AuthUpdate]:
+    """What a subscriber's typed decoder makes of the hub's frames, one update per event (as the client library)."""
+    out = []
+    for message in FrameDecoder().feed(data):
+        out += message.updates() if type(message) is m.AuthUpdates else [message]
+    return out
+
+
 def relayed(frame_bytes: bytes) -> list[m.AuthUpdate]:
-    """What a subscriber's typed decoder makes of the hub's frames for one node frame."""
-    [maps] = NodeDecoder().feed(frame_bytes)
-    frames = auth_update_frames(ENTRY, range(100, 100 + len(maps.events)), [(e, maps.encoded) for e in maps.events])
-    return FrameDecoder().feed(b"".join(f for _, f in frames))
+    """What a subscriber makes of the hub's frames for the node frames of one read, numbered from 100."""
+    messages = NodeDecoder().feed(frame_bytes)
+    events = [e for maps in messages for e in maps.events]
+    encoded = [(len(maps.events), maps.encoded) for maps in messages]
+    frames = auth_update_frames(ENTRY, 100, events, None if any(b is None for _, b in encoded) else encoded)
+    assert [(first, last) for first, last, _ in frames] == [(100, 100 + len(events) - 1)]
+    return updates(frames[0][2])
 
 
 @pytest.mark.parametrize(
@@ -116,6 +127,7 @@ def relayed(frame_bytes: bytes) -> list[m.AuthUpdate]:
         msgpack.packb({"events": [{**GOOD, "time": 5}], "t": "auth_events"}),  # an integer time, spliced as is
         b"\x82\xa6events\x91" + msgpack.packb(GOOD) + b"\xd9\x01t" + msgpack.packb("auth_events"),  # odd tag
         msgpack.packb({"t": "auth_events", "events": [GOOD, {**GOOD, "seq": 2}]}),  # two events
+        msgpack.packb({"events": [{**GOOD, "seq": s} for s in range(1, 21)], "t": "auth_events"}),  # array16 header
     ],
 )
 def test_relayed_events_read_exactly_as_the_node_sent_them(body):
@@ -127,13 +139,51 @@ def test_relayed_events_read_exactly_as_the_node_sent_them(body):
     ]
 
 
-def test_only_a_recognised_lone_event_is_spliced():
-    event = msgpack.packb(GOOD)
-    assert lone_event_bytes(msgpack.packb({"t": "auth_events", "events": [GOOD]})) == event
-    assert lone_event_bytes(msgpack.packb({"events": [GOOD], "t": "auth_events"})) == event
-    assert lone_event_bytes(b"\x82\xa6events\x91" + event + b"\xd9\x01t" + msgpack.packb("auth_events")) is None
+def test_the_frames_of_one_read_go_out_as_one_update_frame_of_their_events():
+    bodies = [frame({"t": "auth_events", "events": [{**GOOD, "seq": s} for s in seqs]}) for seqs in ([1], [2, 3], [4])]
+    got = relayed(b"".join(bodies))
+    assert [(u.seq, u.event.seq) for u in got] == [(100, 1), (101, 2), (102, 3), (103, 4)]
+    assert all(u.hostname == "web-<4>" for u in got)
+
+
+def test_only_a_recognised_layout_is_spliced():
+    events = msgpack.packb([GOOD, GOOD])
+    assert events_bytes(msgpack.packb({"t": "auth_events", "events": [GOOD, GOOD]})) == events
+    assert events_bytes(msgpack.packb({"events": [GOOD, GOOD], "t": "auth_events"})) == events
+    assert events_bytes(b"\x82\xa6events" + events + b"\xd9\x01t" + msgpack.packb("auth_events")) is None
     [maps] = NodeDecoder().feed(frame({"t": "auth_events", "events": [GOOD, GOOD]}))
-    assert maps.encoded is None  # two events: encoded again, not spliced
+    assert maps.encoded == msgpack.packb(GOOD) * 2  # the events' bytes, without the array header
+
+
+def test_events_without_their_bytes_are_encoded_in_frames_of_at_most_max_batch():
+    events = [{**GOOD, "seq": s} for s in range(1, MAX_BATCH + 3)]
+    frames = auth_update_frames(ENTRY, 10, events, None)
+    assert [(first, last) for first, last, _ in frames] == [(10, 9 + MAX_BATCH), (10 + MAX_BATCH, 11 + MAX_BATCH)]
+    got = updates(b"".join(f for _, _, f in frames))
+    assert [u.seq for u in got] == list(range(10, 12 + MAX_BATCH))
+    assert [u.event.seq for u in got] == [e["seq"] for e in events]
+
+
+def test_pieces_are_spliced_into_frames_up_to_the_limit_and_a_piece_over_it_is_encoded_in_parts():
+    events = [{**GOOD, "seq": s} for s in range(1, 10)]
+    counts = [1, 2, 1, 4, 1]  # as node frames brought them; with a limit of 3 the four are cut
+    pieces, at = [], 0
+    for count in counts:
+        pieces.append((count, b"".join(msgpack.packb(e) for e in events[at : at + count])))
+        at += count
+    frames = auth_update_frames(ENTRY, 1, events, pieces, limit=3)
+    assert [(first, last) for first, last, _ in frames] == [(1, 3), (4, 4), (5, 7), (8, 8), (9, 9)]
+    got = updates(b"".join(f for _, _, f in frames))
+    assert [(u.seq, u.event.seq) for u in got] == [(s, s) for s in range(1, 10)]
+
+
+def test_a_batch_cut_for_a_subscriber_resuming_within_it_keeps_the_rest_exactly():
+    events = [{**GOOD, "seq": s} for s in range(1, 6)]
+    [(_, _, whole)] = auth_update_frames(ENTRY, 50, events, [(5, b"".join(msgpack.packb(e) for e in events))])
+    assert updates(updates_after(whole, 51)) == updates(whole)[2:]
+    [alone] = updates(updates_after(whole, 53))
+    assert type(FrameDecoder().feed(updates_after(whole, 53))[0]) is m.AuthUpdate  # one left: a plain AuthUpdate
+    assert (alone.seq, alone.event.seq) == (54, 5)
 
 
 @pytest.mark.parametrize(
@@ -143,9 +193,11 @@ def test_only_a_recognised_lone_event_is_spliced():
         b"\x82\xa6events\x91" + msgpack.packb(GOOD) + b"\xc0\xa1t\xabauth_events",  # one before the tag
         b"\x82\xa1t\xabauth_events\xa6events\x91" + msgpack.packb({1: 2}),  # a key that is not a string
         b"\x82\xa1t\xabauth_events\xa6events\x91" + msgpack.packb(GOOD)[:-3],  # cut short
+        b"\x82\xa1t\xabauth_events\xa6events\x92" + msgpack.packb(GOOD),  # fewer events than its header says
+        b"\x82\xa1t\xabauth_events\xa6events" + msgpack.packb({"a": 1}),  # a map where the events belong
     ],
 )
-def test_lone_event_layouts_with_damage_are_refused_as_the_typed_decoder_refuses_them(body):
+def test_spliced_layouts_with_damage_are_refused_as_the_typed_decoder_refuses_them(body):
     errors = []
     for decoder in (FrameDecoder(), NodeDecoder()):
         with pytest.raises(ProtocolError) as info:

@@ -13,6 +13,7 @@ import pytest
 
 from secmon.config import HubSettings
 from secmon.hub.clients import ClientConnection
+from secmon.hub.registry import NodeEntry
 from secmon.hub.server import Hub
 from secmon.hub.wire import HubLink
 from secmon.protocol import FrameDecoder, encode
@@ -55,7 +56,7 @@ def publish(hub: Hub, count: int) -> None:
     frames = []
     for seq in hub.ring.reserve(count):
         event = m.AuthEvent(seq, 1.0, "ssh_accepted", "sshd")
-        frames.append((seq, encode(m.AuthUpdate(seq, 1, "web", "192.0.2.1", event))))
+        frames.append((seq, seq, encode(m.AuthUpdate(seq, 1, "web", "192.0.2.1", event))))
     hub._publish(frames)
 
 
@@ -100,3 +101,57 @@ async def test_a_replay_slower_than_the_ring_ends_with_an_error_not_a_gap():
     assert type(error) is m.Error and error.code == "slow_consumer"
     assert f"resume with since={seqs[-1]}" in error.message
     assert conn not in hub.subscribers
+
+
+def publish_batches(hub: Hub, sizes: list[int]) -> None:
+    """A node's auth events through the hub's own path, ``sizes`` of them at a time (as reads bring them)."""
+    entry = NodeEntry(1, "web", "192.0.2.1", "node-id", ["auth"])
+    for size in sizes:
+        first = entry.last_event_seq + 1
+        seqs = range(first, first + size)
+        events = [{"seq": s, "time": 1.0, "kind": "ssh_accepted", "process": "sshd"} for s in seqs]
+        entry.last_event_seq += size
+        hub.publish_events(entry, events, None)
+
+
+def one_per_event(messages: list[m.Message]) -> list[m.Message]:
+    return [u for message in messages for u in (message.updates() if type(message) is m.AuthUpdates else [message])]
+
+
+def subscriber_link(max_queue: int) -> tuple[HubLink, RecordingTransport]:
+    transport = RecordingTransport()
+    link = HubLink(lambda link: None, set(), keepalive=10, max_queue=max_queue)
+    link.connection_made(transport)
+    return link, transport
+
+
+async def test_a_subscriber_resuming_within_a_batch_gets_exactly_the_rest():
+    hub = Hub(HubSettings.from_env({"SECMON_SOCKET": "/nonexistent/hub.sock"}))
+    publish_batches(hub, [3, 4, 2])  # frames of events 1-3, 4-7, 8-9
+    first = hub.ring.oldest
+    link, transport = subscriber_link(1000)
+    async with anyio.create_task_group() as tg:
+        conn = ClientConnection(hub, link, tg, "test")
+        tg.start_soon(conn._replay, first + 4)  # it saw events 1-5: 6 and 7 are in the middle frame
+    messages = FrameDecoder().feed(bytes(transport.data))
+    assert [type(message) for message in messages] == [m.AuthUpdates, m.AuthUpdates]
+    updates = one_per_event(messages)
+    assert [(u.seq - first, u.event.seq) for u in updates] == [(5, 6), (6, 7), (7, 8), (8, 9)]
+    assert conn in hub.subscribers and conn.last_seq == first + 8
+
+
+async def test_a_batch_counts_each_of_its_updates_against_a_subscribers_queue():
+    hub = Hub(HubSettings.from_env({"SECMON_SOCKET": "/nonexistent/hub.sock"}))
+    link, transport = subscriber_link(5)
+    link.pause_writing()  # the subscriber is not reading
+    async with anyio.create_task_group() as tg:
+        conn = ClientConnection(hub, link, tg, "test")
+        hub.subscribers.add(conn)
+        publish_batches(hub, [4])  # one frame, four updates: fits
+        assert conn in hub.subscribers and link.queued == 4
+        publish_batches(hub, [2])  # six would be queued: more than five
+        assert conn not in hub.subscribers
+        link.resume_writing()
+    *updates, error = FrameDecoder().feed(bytes(transport.data))
+    assert [u.event.seq for u in one_per_event(updates)] == [1, 2, 3, 4]
+    assert error.code == "slow_consumer" and "more than 5 updates queued" in error.message

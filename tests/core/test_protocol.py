@@ -46,6 +46,7 @@ SAMPLES: list[m.Message] = [
     m.Subscribed(3, 45, 2),
     m.NodeUpdate(46, NODE, ["sessions"]),
     m.AuthUpdate(47, 3, "web-1", "10.0.0.3", EVENT),
+    m.AuthUpdates(48, 3, "web-1", "10.0.0.3", [EVENT, EVENT]),
     m.Execute(4, "-", "uptime", False, 2.5),
     m.Started(4, [1, 2, 3]),
     m.Cancel(4),

@@ -98,7 +98,7 @@ def test_apply_reports_only_real_changes_and_stamps_the_time():
 def resume(ring: UpdateRing, seq: int) -> tuple[int, list[bytes]]:
     """What a subscriber resuming after ``seq`` is told it missed, and the frames it is sent."""
     point, missed = ring.resume_point(seq)
-    return missed, [frame for _, frame in ring.after(point, ring.size)]
+    return missed, [frame for _, _, frame in ring.after(point, ring.size)]
 
 
 def test_ring_resume_replays_what_it_holds_and_counts_what_it_lost():
@@ -127,6 +127,34 @@ def test_ring_hands_out_batches_in_order():
     for _ in range(7):
         seq = ring.next_seq()
         ring.append(seq, str(seq).encode())
-    assert [s for s, _ in ring.after(2, 3)] == [3, 4, 5]
-    assert [s for s, _ in ring.after(5, 100)] == [6, 7]
+    assert [s for s, _, _ in ring.after(2, 3)] == [3, 4, 5]
+    assert [s for s, _, _ in ring.after(5, 100)] == [6, 7]
     assert ring.after(7, 100) == []
+
+
+def test_ring_counts_the_updates_in_batches_and_hands_out_the_batch_a_resume_falls_in():
+    ring = UpdateRing(size=6, start=1)
+    for count in (1, 3, 2):  # frames of updates 1, 2-4, 5-6
+        seqs = ring.reserve(count)
+        ring.extend([(seqs.start, seqs.stop - 1, f"{seqs.start}-{seqs.stop - 1}".encode())])
+    assert (ring.held, ring.oldest) == (6, 1)
+    assert [(first, last) for first, last, _ in ring.after(2, 100)] == [(2, 4), (5, 6)]  # 3 and 4 are in 2-4
+    assert [(first, last) for first, last, _ in ring.after(4, 100)] == [(5, 6)]
+    ring.reserve(2)
+    ring.extend([(7, 8, b"7-8")])  # 8 held: frame 1 goes; frame 2-4 stays, for without it fewer than 6 remain
+    assert (ring.held, ring.oldest) == (7, 2)
+    ring.reserve(2)
+    ring.extend([(9, 10, b"9-10")])  # 5-10 are the newest six: 2-4 goes whole
+    assert (ring.held, ring.oldest) == (6, 5)
+    assert ring.resume_point(2) == (4, 2)  # 3 and 4 went with their frame
+
+
+def test_ring_holds_a_batch_larger_than_itself_while_its_last_updates_are_among_the_newest():
+    ring = UpdateRing(size=3, start=1)
+    ring.append(ring.next_seq(), b"one")
+    seqs = ring.reserve(5)
+    ring.extend([(seqs.start, seqs.stop - 1, b"two-to-six")])
+    assert (ring.held, ring.oldest) == (5, 2)
+    ring.append(ring.next_seq(), b"seven")
+    assert (ring.held, ring.oldest) == (6, 2)  # 5 and 6 are among the newest 3
+    assert ring.resume_point(4) == (4, 0)  # within the batch: nothing missed

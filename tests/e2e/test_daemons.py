@@ -321,6 +321,42 @@ def test_the_hub_serves_on_either_event_loop(cluster, workdir, loop):
     assert result.returncode == 0 and result.stdout == "hello\n"
 
 
+def test_the_lines_of_one_read_travel_as_one_batch_and_reach_clients_one_by_one(cluster, hub, workdir):
+    """A burst in the auth log: one frame from the node, one AuthUpdates to subscribers, every event in order."""
+    from secmon.protocol import FrameDecoder, encode
+    from secmon.protocol import messages as m
+
+    (workdir / "auth.log").write_text("")
+    cluster.start_node("auth", hostname="alpha")
+    cluster.wait_auth_ok("alpha")
+    cli = Daemon(secmon_argv("subscribe", "--since", "0", "--json"), cluster.env, "subscribe")
+    cluster.daemons.append(cli)
+    users = ["u1", "u2", "u3", "u4"]
+    with socket.socket(socket.AF_UNIX) as raw:
+        raw.connect(hub.socket)
+        raw.sendall(encode(m.Hello(m.PROTOCOL_VERSION, m.ROLE_CLIENT)) + encode(m.Subscribe(1, None)))
+        raw.settimeout(WAIT)
+        decoder = FrameDecoder()
+        while m.Subscribed not in {type(x) for x in decoder.feed(raw.recv(4096))}:
+            pass
+        lines = "".join(
+            f"2026-11-29T05:00:00+00:00 alpha sshd[7]: Invalid user {u} from 192.0.2.9 port 22{i}\n"
+            for i, u in enumerate(users)
+        )
+        with (workdir / "auth.log").open("a") as f:
+            f.write(lines)  # one write: the node reads it at once
+        batches = []
+        while not batches:
+            batches = [x for x in decoder.feed(raw.recv(65536)) if type(x) is m.AuthUpdates]
+    [batch] = batches
+    assert [e.user for e in batch.events] == users
+    updates = batch.updates()
+    assert [u.seq for u in updates] == list(range(batch.seq, batch.seq + 4))
+    seen = [json.loads(cli.wait_for(rf'^\{{.*"user": "{u}".*').group(0)) for u in users]
+    assert [x["seq"] for x in seen] == [u.seq for u in updates]
+    assert all(x["hostname"] == "alpha" and x["event"]["kind"] == "ssh_invalid_user" for x in seen)
+
+
 def test_the_hub_keeps_a_quiet_client_alive_and_drops_a_silent_one(cluster, hub):
     """The hub's keepalive sweep: it speaks when it has been quiet, and hangs up after three silent intervals."""
     from secmon.protocol import FrameDecoder, encode

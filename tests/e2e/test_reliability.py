@@ -166,7 +166,7 @@ def test_a_subscriber_that_stops_reading_is_dropped_and_others_are_not(cluster, 
         stuck.sendall(len(body).to_bytes(4, "big") + body)
     good = follower(cluster)
     good.wait_for("following the hub's updates")
-    total = 3000
+    total = 8000  # enough that what the stuck one is owed outgrows the socket buffers and the queue
     with log.open("a") as f:
         f.writelines(line(i) for i in range(total))
     hub.wait_for(r"dropped: subscriber too slow: more than 200 updates queued; resume with since=\d+")

@@ -139,13 +139,10 @@ class HubClient:
         for message in batch:
             kind = type(message)
             if kind is m.NodeUpdate or kind is m.AuthUpdate:
-                if self._updates is not None:
-                    try:
-                        self._updates.send_nowait(message)
-                    except anyio.WouldBlock:
-                        self._slow_error = m.Error("slow_consumer", "subscriber read too slowly")
-                        self._updates.close()
-                        self._updates = None
+                self._hand_on(message)
+            elif kind is m.AuthUpdates:
+                for update in message.updates():
+                    self._hand_on(update)
             elif kind is m.Welcome:
                 self._link.set_keepalive(message.keepalive)
                 self._welcome.set()
@@ -162,6 +159,16 @@ class HubClient:
                         stream.send_nowait(message)
                     except (anyio.WouldBlock, anyio.BrokenResourceError):
                         self._cancel(message.request_id)
+
+    def _hand_on(self, update: Update) -> None:
+        """Pass an update to the subscription; one that reads too slowly is ended (it can resume)."""
+        if self._updates is not None:
+            try:
+                self._updates.send_nowait(update)
+            except anyio.WouldBlock:
+                self._slow_error = m.Error("slow_consumer", "subscriber read too slowly")
+                self._updates.close()
+                self._updates = None
 
     def _lost_error(self, last_seq: int) -> HubError:
         if self._slow_error is not None:

@@ -19,6 +19,7 @@ from anyio.abc import TaskGroup
 
 from ..link import HandshakeFailed
 from ..protocol import messages as m
+from .events import updates_after
 from .nodes import NodeConnection
 from .server import Hub, Relay
 from .wire import HubLink
@@ -64,15 +65,19 @@ class ClientConnection:
     executing: int = 0
     last_seq: int = 0
 
-    def deliver(self, frames: list[bytes], last_seq: int) -> None:
-        """Queue broadcast frames, the last numbered ``last_seq``; one that fell too far behind is dropped."""
-        if self.link.send_frames(frames):
-            self.last_seq = last_seq
+    def deliver(self, frames: list[tuple[int, int, bytes]]) -> None:
+        """Queue broadcast frames, each (first seq, last seq, frame); one that fell too far behind is dropped."""
+        link = self.link
+        for first, last, frame in frames:
+            if not link.send_frame(frame, last - first + 1):
+                break
+            self.last_seq = last
+        else:
             return
         self.hub.subscribers.discard(self)
-        text = f"subscriber too slow: more than {self.link.max_queue} updates queued; resume with since={self.last_seq}"
+        text = f"subscriber too slow: more than {link.max_queue} updates queued; resume with since={self.last_seq}"
         log.warning("client %s dropped: %s", self.name, text)
-        self.link.close(text, m.Error("slow_consumer", text))
+        link.close(text, m.Error("slow_consumer", text))
 
     def on_messages(self, batch: list[m.Message]) -> None:
         for message in batch:
@@ -140,10 +145,15 @@ class ClientConnection:
             batch = ring.after(seq, step)
             if not batch:
                 break
-            await link.wait_for_room()
-            if not link.send_frames([frame for _, frame in batch]):
-                return  # the link is closing
-            seq = batch[-1][0]
+            first, last, frame = batch[0]
+            if first <= seq:  # resuming within a batch: only its updates after ``seq``
+                batch[0] = (seq + 1, last, updates_after(frame, seq))
+            for first, last, frame in batch:
+                if link.queued + last - first + 1 > link.max_queue:
+                    await link.wait_for_room()  # below half the bound: room for a frame (see Hub.batch_limit)
+                if not link.send_frame(frame, last - first + 1):
+                    return  # the link is closing
+            seq = batch[-1][1]
         self.last_seq = seq
         self.hub.subscribers.add(self)
 

@@ -2,11 +2,13 @@
 
 The hub only numbers a node's events and broadcasts them, so it never needs
 them as objects: each event is checked against AuthEvent (same checks, same
-errors as the typed decoder) and stays a map. When a frame carries a single
-event, as a node's frames usually do, the event's own bytes are spliced into
-the AuthUpdate frame, so nothing is encoded again. This module is the flood
-path: profiling showed object construction and re-encoding costing more than
-everything else the hub does per event.
+errors as the typed decoder) and stays a map. A node's frame in the usual
+layout is decoded from its events' bytes, and those bytes are spliced into the
+update sent to subscribers, so nothing is encoded again: the events one read
+brought from a node go out as one AuthUpdates frame (an AuthUpdate when there
+is one). This module is the flood path: profiling showed object construction,
+re-encoding and per-frame work costing more than everything else the hub does
+per event.
 """
 
 from __future__ import annotations
@@ -20,12 +22,19 @@ from ..protocol import CONVERTERS, FrameDecoder, InvalidMessage, decode_body, en
 from ..protocol import messages as m
 from .registry import NodeEntry
 
-_pack = msgpack.Packer().pack
+_packer = msgpack.Packer()
+_pack = _packer.pack
+_unpack = msgpack.unpackb
+
+# Events per update frame at most (fewer with a short subscriber queue: Hub.batch_limit): a
+# frame counts as this many against a subscriber's queue, and a subscriber resuming within
+# one has it decoded and encoded again, so frames stay modest.
+MAX_BATCH = 1_000
 
 
 @dataclass(slots=True)
 class AuthEventMaps:
-    """A node's auth_events, each event a checked map; ``encoded`` is a lone event's own bytes."""
+    """A node's auth_events, each event a checked map; ``encoded`` is the events' own bytes, back to back."""
 
     events: list[dict[str, Any]]
     encoded: bytes | None = None
@@ -34,10 +43,7 @@ class AuthEventMaps:
 _check_event = record_checker(m.AuthEvent)
 
 
-def _auth_event_maps(raw: dict[str, Any], path: str) -> AuthEventMaps:
-    events = raw.pop("events", None)
-    if raw:
-        raise InvalidMessage(f"{path}: unknown field {', '.join(sorted(map(str, raw)))}")
+def _check_events(events: Any, path: str) -> list[dict[str, Any]]:
     if type(events) is not list:
         raise InvalidMessage(f"{path}.events: expected array, got {type(events).__name__}")
     try:
@@ -46,80 +52,152 @@ def _auth_event_maps(raw: dict[str, Any], path: str) -> AuthEventMaps:
     except InvalidMessage:  # rare: check again, naming the event's index in the error
         for index, event in enumerate(events):
             _check_event(event, f"{path}.events[{index}]")
-    return AuthEventMaps(events)
+    return events
+
+
+def _auth_event_maps(raw: dict[str, Any], path: str) -> AuthEventMaps:
+    events = raw.pop("events", None)
+    if raw:
+        raise InvalidMessage(f"{path}: unknown field {', '.join(sorted(map(str, raw)))}")
+    return AuthEventMaps(_check_events(events, path))
 
 
 # What the hub's node links decode with: auth events stay maps, everything else as usual.
 NODE_CONVERTERS = {**CONVERTERS, m.AuthEvents.TAG: _auth_event_maps}
 
-# A one-event auth_events body, in either key order: tag first (as most packers write a
-# literal map) or events first (as our encoder writes fields before the tag).
+# An auth_events body, in either key order: tag first (as most packers write a literal
+# map) or events first (as our encoder writes fields before the tag).
 _TAG_ENTRY = _pack("t") + _pack(m.AuthEvents.TAG)
-_LONE_TAG_FIRST = b"\x82" + _TAG_ENTRY + _pack("events") + b"\x91"
-_LONE_EVENTS_FIRST = b"\x82" + _pack("events") + b"\x91"
+_TAG_FIRST = b"\x82" + _TAG_ENTRY + _pack("events")
+_EVENTS_FIRST = b"\x82" + _pack("events")
+# The length of a MessagePack array header, by its first byte.
+_ARRAY_HEADER = {**dict.fromkeys(range(0x90, 0xA0), 1), 0xDC: 3, 0xDD: 5}
 
 
-def lone_event_bytes(body: bytes) -> bytes | None:
-    """Where a one-event auth_events body keeps its event: those bytes, or None.
+def events_bytes(body: bytes) -> bytes | None:
+    """Where an auth_events body keeps its events array: that array's bytes, or None.
 
-    If the body starts with the map header, the tag entry, the "events" key and a
-    one-item array header, and the rest is exactly one MessagePack object, the body
-    is {"t": "auth_events", "events": [that object]}. The same holds for the other
-    key order with the minimal 14-byte tag entry at the end (no other encoding of
-    that entry ends in those bytes). The caller checks the "exactly one object".
+    If the body starts with the map header, the tag entry and the "events" key, and
+    the rest is exactly one MessagePack object, the body is {"t": "auth_events",
+    "events": that object}. The same holds for the other key order with the minimal
+    14-byte tag entry at the end (no other encoding of that entry ends in those
+    bytes). The caller checks the "exactly one object" and that it is an array.
     """
-    if body.startswith(_LONE_TAG_FIRST):
-        return body[len(_LONE_TAG_FIRST) :]
-    if body.startswith(_LONE_EVENTS_FIRST) and body.endswith(_TAG_ENTRY):
-        return body[len(_LONE_EVENTS_FIRST) : -len(_TAG_ENTRY)]
+    if body.startswith(_TAG_FIRST):
+        return body[len(_TAG_FIRST) :]
+    if body.startswith(_EVENTS_FIRST) and body.endswith(_TAG_ENTRY):
+        return body[len(_EVENTS_FIRST) : -len(_TAG_ENTRY)]
     return None
 
 
 class NodeDecoder(FrameDecoder):
-    """The frame decoder of a node link: auth events as AuthEventMaps, a lone event with its bytes.
+    """The frame decoder of a node link: auth events as AuthEventMaps, with their bytes when it can.
 
-    A frame with one event, the usual kind, is decoded from the event's bytes alone
-    and checked as the typed decoder would check it (same errors); anything else
-    takes the general path.
+    A frame in the usual layout is decoded from its events array alone and checked
+    as the typed decoder would check it (same errors); anything else takes the
+    general path.
     """
 
     def __init__(self) -> None:
         super().__init__(converters=NODE_CONVERTERS)
 
     def decode(self, body: bytes) -> m.Message:
-        encoded = lone_event_bytes(body)
-        if encoded is not None:
+        array = events_bytes(body)
+        if array is not None:
             try:
-                event = _unpack(encoded)
+                events = _unpack(array)
             except Exception:  # not exactly one object: the general path says what is wrong
                 pass
             else:
-                _check_event(event, _LONE_PATH)
-                return AuthEventMaps([event], encoded)
+                if type(events) is list:
+                    _check_events(events, m.AuthEvents.TAG)
+                    return AuthEventMaps(events, array[_ARRAY_HEADER[array[0]] :])
         return decode_body(body, NODE_CONVERTERS)
 
 
-_unpack = msgpack.unpackb
-_LONE_PATH = f"{m.AuthEvents.TAG}.events[0]"
 _UPDATE_HEAD = b"\x86" + _pack("t") + _pack(m.AuthUpdate.TAG) + _pack("seq")
+_UPDATES_HEAD = b"\x86" + _pack("t") + _pack(m.AuthUpdates.TAG) + _pack("seq")
+
+
+def auth_update_frame(entry: NodeEntry, first: int, events: list[dict[str, Any]], encoded: bytes | None) -> bytes:
+    """The frame that broadcasts a node's new events numbered from ``first``.
+
+    An AuthUpdate for one event, AuthUpdates for several; ``encoded``, the events'
+    own bytes back to back, is spliced in when known.
+    """
+    one = len(events) == 1
+    if encoded is None:
+        if one:
+            wire = {"t": m.AuthUpdate.TAG, "seq": first, "serial": entry.serial, "hostname": entry.hostname,
+                    "address": entry.address, "event": events[0]}  # fmt: skip
+        else:
+            wire = {"t": m.AuthUpdates.TAG, "seq": first, "serial": entry.serial, "hostname": entry.hostname,
+                    "address": entry.address, "events": events}  # fmt: skip
+        return encode(wire)
+    head = _UPDATE_HEAD if one else _UPDATES_HEAD
+    fields = ("serial", entry.serial, "hostname", entry.hostname, "address", entry.address)
+    parts = [head, _pack(first), *map(_pack, fields), _pack("event" if one else "events")]
+    if not one:
+        parts.append(_packer.pack_array_header(len(events)))
+    parts.append(encoded)
+    body = b"".join(parts)
+    return len(body).to_bytes(4, "big") + body
 
 
 def auth_update_frames(
-    entry: NodeEntry, seqs: range, events: list[tuple[dict[str, Any], bytes | None]]
-) -> list[tuple[int, bytes]]:
-    """The AuthUpdate frames for a node's new events, numbered ``seqs``; spliced where bytes are known."""
-    tail = b"".join(
-        _pack(x) for x in ("serial", entry.serial, "hostname", entry.hostname, "address", entry.address, "event")
-    )
-    fixed = len(_UPDATE_HEAD) + len(tail)
-    frames = []
-    for seq, (event, encoded) in zip(seqs, events, strict=True):
-        if encoded is None:
-            wire = {"t": m.AuthUpdate.TAG, "seq": seq, "serial": entry.serial, "hostname": entry.hostname,
-                    "address": entry.address, "event": event}  # fmt: skip
-            frames.append((seq, encode(wire)))
-        else:
-            packed_seq = _pack(seq)
-            size = fixed + len(packed_seq) + len(encoded)
-            frames.append((seq, b"".join((size.to_bytes(4, "big"), _UPDATE_HEAD, packed_seq, tail, encoded))))
+    entry: NodeEntry,
+    first: int,
+    events: list[dict[str, Any]],
+    encoded: list[tuple[int, bytes]] | None,
+    limit: int = MAX_BATCH,
+) -> list[tuple[int, int, bytes]]:
+    """A node's new events, numbered from ``first``, as (first seq, last seq, frame) of at most ``limit`` each.
+
+    ``encoded``, when all are known, holds the events' bytes as (count, bytes) pieces,
+    each one or more events back to back; pieces are spliced together into frames,
+    and events without bytes, or pieces over the limit, are encoded here.
+    """
+    frames: list[tuple[int, int, bytes]] = []
+    start = 0  # index in ``events`` of the next frame's first event
+
+    def add(end: int, parts: list[bytes] | None) -> None:
+        nonlocal start
+        while start < end:
+            stop = end if parts is not None else min(end, start + limit)
+            chunk = events[start:stop]
+            seq = first + start
+            body = b"".join(parts) if parts is not None else None
+            frames.append((seq, seq + len(chunk) - 1, auth_update_frame(entry, seq, chunk, body)))
+            start = stop
+
+    if encoded is None:
+        add(len(events), None)
+        return frames
+    parts: list[bytes] = []
+    taken = start  # events covered by ``parts``
+    for count, piece in encoded:
+        if count > limit:
+            add(taken, parts)
+            taken += count
+            add(taken, None)
+            parts = []
+            continue
+        if taken + count - start > limit:
+            add(taken, parts)
+            parts = []
+        parts.append(piece)
+        taken += count
+    add(taken, parts)
     return frames
+
+
+def updates_after(frame: bytes, seq: int) -> bytes:
+    """An AuthUpdates frame cut to the events after ``seq`` (for a subscriber resuming mid-batch)."""
+    batch = decode_body(frame[4:])
+    if type(batch) is not m.AuthUpdates:
+        raise ValueError(f"only an AuthUpdates frame holds several updates, not {batch.TAG!r}")
+    skip = seq + 1 - batch.seq
+    events = batch.events[skip:]
+    if len(events) == 1:
+        return encode(m.AuthUpdate(seq + 1, batch.serial, batch.hostname, batch.address, events[0]))
+    return encode(m.AuthUpdates(seq + 1, batch.serial, batch.hostname, batch.address, events))

@@ -44,18 +44,24 @@ class NodeConnection:
     def on_messages(self, batch: list[m.Message]) -> None:
         hub = self.hub
         entry = self.entry
-        fresh: list[tuple[dict[str, Any], bytes | None]] = []  # this read's new events (and their bytes)
+        fresh: list[dict[str, Any]] = []  # this read's new events
+        encoded: list[tuple[int, bytes]] | None = []  # their bytes (count, bytes), while all are known
         events_seen = False
         for message in batch:
             kind = type(message)
             if kind is AuthEventMaps:
                 events_seen = True
-                encoded = message.encoded
+                taken = len(fresh)
                 for event in message.events:
                     seq = event["seq"]
                     if seq > entry.last_event_seq:  # a resend repeats what we hold; order is enforced
                         entry.last_event_seq = seq
-                        fresh.append((event, encoded))
+                        fresh.append(event)
+                if encoded is not None:
+                    if message.encoded is not None and len(fresh) - taken == len(message.events):
+                        encoded.append((len(message.events), message.encoded))
+                    else:
+                        encoded = None
             elif kind is m.StateUpdate:
                 changed = hub.registry.apply(entry.serial, message, time.time())
                 if changed:
@@ -82,7 +88,7 @@ class NodeConnection:
                 self.link.close(f"protocol error: {text}", m.Error("unexpected", text))
                 break
         if fresh:
-            hub.publish_events(entry, fresh)
+            hub.publish_events(entry, fresh, encoded)
         if events_seen:
             self.unacknowledged += len(fresh) or 1
             if self.unacknowledged >= ACK_EVERY:

@@ -6,6 +6,7 @@ No I/O and no clocks: callers pass the time in. ``now`` is monotonic seconds
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field
 from itertools import islice
@@ -145,30 +146,36 @@ class NodeRegistry:
 
 @dataclass(slots=True)
 class UpdateRing:
-    """The last ``size`` broadcast frames with their global sequence numbers.
+    """The last ``size`` broadcast updates, as the frames they went out in, with their global sequences.
 
-    Sequences run on from ``start``. The hub starts from the wall clock in
-    microseconds, so numbers keep rising across hub restarts and a subscriber's
-    ``since`` from before a restart is recognised as such.
+    A frame carries one update, or several with consecutive sequences (a node's
+    batch of auth events); each is held as (first seq, last seq, frame). The
+    ring holds at least the last ``size`` updates: frames go whole, so the
+    oldest one held may reach further back. Sequences run on from ``start``. The hub starts
+    from the wall clock in microseconds, so numbers keep rising across hub
+    restarts and a subscriber's ``since`` from before a restart is recognised as
+    such.
     """
 
     size: int
     start: int = 1
     first: int | None = None  # the first sequence of this hub's lineage (before restarts, with a store)
     seq: int = field(init=False)
-    _frames: deque[tuple[int, bytes]] = field(init=False)
+    held: int = field(init=False)  # updates in the frames held
+    _frames: deque[tuple[int, int, bytes]] = field(init=False)
 
     def __post_init__(self) -> None:
-        self._frames = deque(maxlen=self.size)  # the oldest falls out as the newest comes in
+        self._frames = deque()
         self.seq = self.start - 1
+        self.held = 0
         if self.first is None:
             self.first = self.start
 
-    def load(self, frames: list[tuple[int, bytes]]) -> None:
+    def load(self, frames: list[tuple[int, int, bytes]]) -> None:
         """Hold frames a previous run of the hub stored (in sequence order)."""
-        for seq, frame in frames:
-            self.append(seq, frame)
-            self.seq = max(self.seq, seq)
+        self.extend(frames)
+        if frames:
+            self.seq = max(self.seq, frames[-1][1])
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -181,10 +188,23 @@ class UpdateRing:
         return range(first, self.seq + 1)
 
     def append(self, seq: int, frame: bytes) -> None:
-        self._frames.append((seq, frame))
+        """Hold a frame of one update."""
+        self.extend([(seq, seq, frame)])
 
-    def extend(self, frames: list[tuple[int, bytes]]) -> None:
-        self._frames.extend(frames)
+    def extend(self, frames: list[tuple[int, int, bytes]]) -> None:
+        """Hold frames, each (first seq, last seq, frame); the oldest fall out once ``size`` updates are newer."""
+        held = self.held
+        for first, last, _ in frames:
+            held += last - first + 1
+        held_frames = self._frames
+        held_frames.extend(frames)
+        while len(held_frames) > 1:  # drop the oldest frame while the rest still hold ``size`` updates
+            first, last, _ = held_frames[0]
+            if held - (last - first + 1) < self.size:
+                break
+            held_frames.popleft()
+            held -= last - first + 1
+        self.held = held
 
     @property
     def oldest(self) -> int | None:
@@ -203,9 +223,15 @@ class UpdateRing:
         missed = max(0, oldest - seq - 1)
         return max(seq, oldest - 1), missed
 
-    def after(self, seq: int, limit: int) -> list[tuple[int, bytes]]:
-        """Up to ``limit`` held frames after ``seq``, in order (sequences are contiguous)."""
-        if not self._frames:
-            return []
-        start = max(0, seq - self._frames[0][0] + 1)
+    def after(self, seq: int, limit: int) -> list[tuple[int, int, bytes]]:
+        """Up to ``limit`` held frames with updates after ``seq``, in order.
+
+        The first may also hold updates up to ``seq`` (a batch that ``seq`` falls in);
+        the caller leaves those out.
+        """
+        start = bisect_right(self._frames, seq, key=_last_seq)
         return list(islice(self._frames, start, start + limit))
+
+
+def _last_seq(entry: tuple[int, int, bytes]) -> int:
+    return entry[1]

@@ -32,7 +32,7 @@ from ..errors import ConfigError, SecmonError
 from ..protocol import FrameDecoder, encode
 from ..protocol import messages as m
 from ..tls import TlsFiles, hub_context
-from .events import NodeDecoder, auth_update_frames
+from .events import MAX_BATCH, NodeDecoder, auth_update_frames
 from .registry import NodeEntry, NodeRegistry, UpdateRing
 from .store import HubStore
 from .wire import HubLink
@@ -67,6 +67,8 @@ class Hub:
     token: str | None = None
     registry: NodeRegistry = field(init=False)
     ring: UpdateRing = field(init=False)
+    # Updates per frame at most: half a subscriber's queue, so a frame always fits one that keeps up.
+    batch_limit: int = field(init=False)
     nodes: dict[int, NodeConnection] = field(default_factory=dict)
     links: set[HubLink] = field(default_factory=set)  # every open connection, for the keepalive sweep
     subscribers: set[ClientConnection] = field(default_factory=set)
@@ -80,39 +82,43 @@ class Hub:
 
     def __post_init__(self) -> None:
         self.registry = NodeRegistry(self.settings.hostname_unique, self.settings.disconnect_grace)
+        self.batch_limit = max(1, min(MAX_BATCH, self.settings.subscriber_queue // 2))
         fresh = int(time.time() * 1_000_000)
         if self.store is None:
             self.ring = UpdateRing(self.settings.ring_size, start=fresh)
             return
         first, frames = self.store.load_ring()
-        start = frames[-1][0] + 1 if frames else fresh  # a stored lineage goes on without a gap
+        start = frames[-1][1] + 1 if frames else fresh  # a stored lineage goes on without a gap
         self.ring = UpdateRing(self.settings.ring_size, start=start, first=first or start)
         self.ring.load(frames)
         self.store.remember_first(self.ring.first)
 
     # --- broadcast ---------------------------------------------------------
 
-    def _publish(self, frames: list[tuple[int, bytes]], node: NodeEntry | None = None) -> None:
-        """Store encoded updates (before anyone sees them), then queue the same bytes to every subscriber."""
+    def _publish(self, frames: list[tuple[int, int, bytes]], node: NodeEntry | None = None) -> None:
+        """Store encoded updates (before anyone sees them), then queue the same bytes to every subscriber.
+
+        Each frame comes as (first seq, last seq, frame).
+        """
         if self.store is not None:
             self.store.save(frames, node.node_id if node else None, node.last_event_seq if node else 0)
         self.ring.extend(frames)
-        if self.subscribers:
-            data = [frame for _, frame in frames]
-            last_seq = frames[-1][0]
-            for subscriber in list(self.subscribers):
-                subscriber.deliver(data, last_seq)
+        for subscriber in list(self.subscribers):
+            subscriber.deliver(frames)
 
     def publish_node(self, entry: NodeEntry, changed: list[str]) -> None:
         seq = self.ring.next_seq()
-        self._publish([(seq, encode(m.NodeUpdate(seq=seq, node=entry.info(), changed=changed)))])
+        self._publish([(seq, seq, encode(m.NodeUpdate(seq=seq, node=entry.info(), changed=changed)))])
 
-    def publish_events(self, entry: NodeEntry, events: list[tuple[dict[str, Any], bytes | None]]) -> None:
-        """Broadcast a node's new auth events (checked maps, with their bytes when known).
+    def publish_events(
+        self, entry: NodeEntry, events: list[dict[str, Any]], encoded: list[tuple[int, bytes]] | None
+    ) -> None:
+        """Broadcast a node's new auth events (checked maps; ``encoded``, their bytes, when known).
 
         The node's dedup mark is stored with them.
         """
-        self._publish(auth_update_frames(entry, self.ring.reserve(len(events)), events), entry)
+        first = self.ring.reserve(len(events)).start
+        self._publish(auth_update_frames(entry, first, events, encoded, self.batch_limit), entry)
 
     # --- node lifecycle ----------------------------------------------------
 

@@ -23,16 +23,20 @@ class HubStore:
         self.db = sqlite3.connect(directory / "hub.sqlite3", isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS ring (seq INTEGER PRIMARY KEY, frame BLOB NOT NULL)")
+        # A frame holds the updates seq..last (``last`` is NULL in rows stored before batches).
+        self.db.execute("CREATE TABLE IF NOT EXISTS ring (seq INTEGER PRIMARY KEY, frame BLOB NOT NULL, last INTEGER)")
+        if "last" not in {row[1] for row in self.db.execute("PRAGMA table_info(ring)")}:
+            self.db.execute("ALTER TABLE ring ADD COLUMN last INTEGER")
         self.db.execute("CREATE TABLE IF NOT EXISTS node_events (node_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL)")
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
         self._since_trim = 0
 
-    def load_ring(self) -> tuple[int | None, list[tuple[int, bytes]]]:
+    def load_ring(self) -> tuple[int | None, list[tuple[int, int, bytes]]]:
         """The first sequence this hub ever issued (None if never), and the held frames in order."""
         row = self.db.execute("SELECT value FROM meta WHERE key = 'first_seq'").fetchone()
         frames = self.db.execute(
-            "SELECT seq, frame FROM (SELECT seq, frame FROM ring ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+            "SELECT seq, last, frame FROM"
+            " (SELECT seq, coalesce(last, seq) AS last, frame FROM ring ORDER BY seq DESC LIMIT ?) ORDER BY seq",
             (self.ring_size,),
         ).fetchall()
         return (row[0] if row else None), frames
@@ -44,18 +48,18 @@ class HubStore:
         row = self.db.execute("SELECT last_seq FROM node_events WHERE node_id = ?", (node_id,)).fetchone()
         return row[0] if row else 0
 
-    def save(self, frames: list[tuple[int, bytes]], node_id: str | None = None, last_event_seq: int = 0) -> None:
-        """Commit broadcast frames (and a node's dedup mark) in one transaction."""
+    def save(self, frames: list[tuple[int, int, bytes]], node_id: str | None = None, last_event_seq: int = 0) -> None:
+        """Commit broadcast frames, each (first seq, last seq, frame), and a node's dedup mark, at once."""
         with self.db:
             self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR REPLACE INTO ring VALUES (?, ?)", frames)
+            self.db.executemany("INSERT OR REPLACE INTO ring (seq, last, frame) VALUES (?, ?, ?)", frames)
             if node_id:
                 self.db.execute("INSERT OR REPLACE INTO node_events VALUES (?, ?)", (node_id, last_event_seq))
         self._since_trim += len(frames)
         if self._since_trim >= TRIM_EVERY:
             self._since_trim = 0
-            newest = frames[-1][0]
-            self.db.execute("DELETE FROM ring WHERE seq <= ?", (newest - self.ring_size,))
+            newest = frames[-1][1]
+            self.db.execute("DELETE FROM ring WHERE coalesce(last, seq) <= ?", (newest - self.ring_size,))
 
     def close(self) -> None:
         self.db.close()

@@ -68,6 +68,7 @@ class HubLink(asyncio.Protocol):
         "last_sent",
         "max_queue",
         "peer",
+        "queued",
         "transport",
     )
 
@@ -89,7 +90,8 @@ class HubLink(asyncio.Protocol):
         self.peer = "?"
         self.transport: asyncio.Transport | None = None
         self._decoder = decoder()
-        self._out: deque[bytes] = deque()
+        self._out: deque[tuple[bytes, int]] = deque()  # frames to write, each with its weight
+        self.queued = 0  # the weight of what _out holds: updates for a subscriber, else frames
         self._flush_scheduled = False
         self._paused = False
         self._closing = False
@@ -156,6 +158,7 @@ class HubLink(asyncio.Protocol):
         self._closing = True
         self.transport = None
         self._out.clear()
+        self.queued = 0
         self._links.discard(self)
         if not self._closed.done():
             self._closed.set_result(None)
@@ -203,21 +206,17 @@ class HubLink(asyncio.Protocol):
         """Queue a message; False when the queue is full (the message is not sent)."""
         return self.send_frame(encode(message))
 
-    def send_frame(self, frame: bytes) -> bool:
-        """Send a frame now, or queue it while the peer is slow; False if the queue is full or closing."""
-        if self._closing or len(self._out) >= self.max_queue:
-            return False
-        self._out.append(frame)
-        if not self._paused:
-            self._flush()
-        return True
+    def send_frame(self, frame: bytes, weight: int = 1) -> bool:
+        """Send a frame now, or queue it while the peer is slow; False if the queue is full or closing.
 
-    def send_frames(self, frames: list[bytes]) -> bool:
-        """Queue frames, all or none; False if they do not fit or the link is closing."""
-        out = self._out
-        if self._closing or len(out) + len(frames) > self.max_queue:
+        A frame counts ``weight`` against ``max_queue``: a subscriber's frame of several
+        updates counts each. An empty queue takes any one frame, so a frame heavier than
+        the bound (one held from a run with a longer queue) still reaches a reader.
+        """
+        if self._closing or (self.queued and self.queued + weight > self.max_queue):
             return False
-        out.extend(frames)
+        self._out.append((frame, weight))
+        self.queued += weight
         if not self._paused:
             self._flush()
         return True
@@ -235,14 +234,16 @@ class HubLink(asyncio.Protocol):
         wrote = False
         while out and not self._paused and transport is not None:
             if len(out) == 1:
-                data = out.popleft()
+                data, weight = out.popleft()
             else:
-                chunk, size = [], 0
+                chunk, size, weight = [], 0, 0
                 while out and size < WRITE_HIGH_WATER:
-                    frame = out.popleft()
+                    frame, units = out.popleft()
                     chunk.append(frame)
                     size += len(frame)
+                    weight += units
                 data = b"".join(chunk)
+            self.queued -= weight
             try:
                 if self._tls is not None:
                     self._tls.write(data)
@@ -263,7 +264,8 @@ class HubLink(asyncio.Protocol):
         if self._closing:
             return
         if final is not None:
-            self._out.append(encode(final))  # one frame past the bound, so a slow peer learns why
+            self._out.append((encode(final), 1))  # one frame past the bound, so a slow peer learns why
+            self.queued += 1
         self._closing = True
         self._closing_since = time.monotonic()
         self.close_reason = reason
@@ -279,6 +281,7 @@ class HubLink(asyncio.Protocol):
             self.close_reason = reason
         self._closing = True
         self._out.clear()
+        self.queued = 0
         if self.transport is None:
             return
         if abort:
@@ -300,7 +303,7 @@ class HubLink(asyncio.Protocol):
 
     async def wait_for_room(self) -> None:
         """Wait until the queue is below half its bound (or the link ends)."""
-        while len(self._out) >= max(1, self.max_queue // 2) and not self._closing:
+        while self.queued >= max(1, self.max_queue // 2) and not self._closing:
             await self._wait()
 
     # --- the sweep -----------------------------------------------------------

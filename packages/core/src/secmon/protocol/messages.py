@@ -10,7 +10,7 @@ Who sends what:
     hub → node     Welcome, Ack, RunCommand, CancelCommand
     client → hub   Hello, ListNodes, FindNode, Subscribe, Execute, Cancel
     hub → client   Welcome, NodeList, Subscribed, NodeUpdate, AuthUpdate,
-                   Started, CommandOutput, CommandResult
+                   AuthUpdates, Started, CommandOutput, CommandResult
     any            Keepalive, Error
 """
 
@@ -279,6 +279,33 @@ class AuthUpdate:
 
 
 @record
+class AuthUpdates:
+    """Several auth events of one node, numbered ``seq``, ``seq`` + 1, ... in order.
+
+    The hub sends this instead of one AuthUpdate per event when a node's frame
+    brought several; the client library hands them on as AuthUpdates one by one.
+    """
+
+    TAG: ClassVar[str] = "auth_updates"
+    seq: int
+    serial: int
+    hostname: str
+    address: str
+    events: list[AuthEvent]
+
+    @property
+    def last_seq(self) -> int:
+        return self.seq + len(self.events) - 1
+
+    def updates(self) -> list[AuthUpdate]:
+        """One AuthUpdate per event, as if each had come alone."""
+        return [
+            AuthUpdate(self.seq + index, self.serial, self.hostname, self.address, event)
+            for index, event in enumerate(self.events)
+        ]
+
+
+@record
 class Execute:
     """Run ``label`` on ``target`` (a node query, or "-" for every connected node)."""
 
@@ -326,6 +353,7 @@ Message = (
     | Subscribed
     | NodeUpdate
     | AuthUpdate
+    | AuthUpdates
     | Execute
     | Started
     | Cancel

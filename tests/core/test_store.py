@@ -1,0 +1,27 @@
+"""The hub's store keeps frames of several updates with their range, and reads stores from before batches."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from secmon.hub.store import HubStore
+
+
+def test_frames_of_several_updates_come_back_with_their_ranges(tmp_path):
+    store = HubStore(tmp_path, ring_size=100)
+    store.save([(1, 1, b"one"), (2, 5, b"two-to-five")], "node-a", 4)
+    store.close()
+    store = HubStore(tmp_path, ring_size=100)
+    assert store.load_ring()[1] == [(1, 1, b"one"), (2, 5, b"two-to-five")]
+    assert store.last_event_seq("node-a") == 4
+
+
+def test_a_store_written_before_batches_is_read_as_frames_of_one(tmp_path):
+    old = sqlite3.connect(tmp_path / "hub.sqlite3")
+    old.execute("CREATE TABLE ring (seq INTEGER PRIMARY KEY, frame BLOB NOT NULL)")
+    old.executemany("INSERT INTO ring VALUES (?, ?)", [(7, b"seven"), (8, b"eight")])
+    old.commit()
+    old.close()
+    store = HubStore(tmp_path, ring_size=100)
+    store.save([(9, 11, b"nine-to-eleven")])
+    assert store.load_ring()[1] == [(7, 7, b"seven"), (8, 8, b"eight"), (9, 11, b"nine-to-eleven")]
