@@ -1,9 +1,9 @@
 """The hub's per-event cost on the flood path, in one process, without sockets.
 
-Recorded node frames (one auth event each, 500 to a read, as the relay bench
-sends them) go through a real node link's read callback into the real hub,
-which numbers, stores in its ring and hands each update to one subscriber
-link whose transport only counts bytes. Two figures:
+Recorded node frames (``--batch`` auth events each, default one; 500 events to
+a read, as the relay bench sends them) go through a real node link's read
+callback into the real hub, which numbers, stores in its ring and hands the
+updates to one subscriber link whose transport only counts bytes. Two figures:
 
 - ``us_per_event``: CPU time per event, best of ``--runs`` (noisy: the machine's
   speed varies);
@@ -26,7 +26,7 @@ import time
 
 import msgpack
 
-READ = 500  # frames per read
+READ = 500  # events per read
 
 
 class CountingTransport(asyncio.Transport):
@@ -47,17 +47,20 @@ class CountingTransport(asyncio.Transport):
         return False
 
 
-def node_reads(events: int) -> list[bytes]:
+def node_reads(events: int, batch: int) -> list[bytes]:
+    """``events`` events, ``batch`` to a node frame, READ events to a read."""
     frames = []
-    for seq in range(1, events + 1):
-        event = {"seq": seq, "time": time.time(), "kind": "ssh_failed_password", "process": "sshd", "pid": 1,
-                 "user": "flood", "host": "192.0.2.1", "port": 22}  # fmt: skip
-        body = msgpack.packb({"t": "auth_events", "events": [event]})
+    for first in range(1, events + 1, batch):
+        seqs = range(first, min(first + batch, events + 1))
+        body = msgpack.packb({"t": "auth_events", "events": [
+            {"seq": seq, "time": time.time(), "kind": "ssh_failed_password", "process": "sshd", "pid": 1,
+             "user": "flood", "host": "192.0.2.1", "port": 22} for seq in seqs]})  # fmt: skip
         frames.append(len(body).to_bytes(4, "big") + body)
-    return [b"".join(frames[i : i + READ]) for i in range(0, events, READ)]
+    per_read = max(1, READ // batch)
+    return [b"".join(frames[i : i + per_read]) for i in range(0, len(frames), per_read)]
 
 
-async def run(events: int, runs: int, frames_only: bool) -> list[float]:
+async def run(events: int, runs: int, frames_only: bool, batch: int = 1) -> list[float]:
     from secmon.config import HubSettings
     from secmon.hub.clients import ClientConnection
     from secmon.hub.events import NodeDecoder
@@ -65,7 +68,7 @@ async def run(events: int, runs: int, frames_only: bool) -> list[float]:
     from secmon.hub.server import Hub
     from secmon.hub.wire import HubLink
 
-    reads = node_reads(events)
+    reads = node_reads(events, batch)
     settings = HubSettings.from_env({"SECMON_SOCKET": "/nonexistent/hub.sock"})
     timings = []
     for _ in range(runs):
@@ -88,13 +91,13 @@ async def run(events: int, runs: int, frames_only: bool) -> list[float]:
     return timings
 
 
-def callgrind(events: int) -> int:
+def callgrind(events: int, batch: int) -> int:
     """Instructions per event: a run with the hub's work minus a run that only builds the frames."""
     if shutil.which("valgrind") is None:
         raise SystemExit("--callgrind needs valgrind (apt install valgrind)")
     counts = []
     for frames_only in (False, True):
-        argv = [sys.executable, __file__, "--events", str(events), "--runs", "1", "--inner"]
+        argv = [sys.executable, __file__, "--events", str(events), "--batch", str(batch), "--runs", "1", "--inner"]
         argv += ["--frames-only"] if frames_only else []
         result = subprocess.run(
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv], capture_output=True, text=True
@@ -110,16 +113,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=1, help="events per node frame (a node sends those of one read)")
     parser.add_argument("--callgrind", action="store_true", help="also count instructions (slow: use --events 3000)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--frames-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    timings = asyncio.run(run(args.events, args.runs, args.frames_only))
+    timings = asyncio.run(run(args.events, args.runs, args.frames_only, args.batch))
     if args.inner:
         return
-    figures = {"events": args.events, "us_per_event": round(min(timings), 2), "runs_us": [round(t, 2) for t in timings]}
+    figures = {"events": args.events, "batch": args.batch, "us_per_event": round(min(timings), 2)}
+    figures["runs_us"] = [round(t, 2) for t in timings]
     if args.callgrind:
-        figures["instructions_per_event"] = callgrind(min(args.events, 3000))
+        figures["instructions_per_event"] = callgrind(min(args.events, 3000), args.batch)
     print(
         f"hub flood path in-process: {figures['us_per_event']} µs CPU per event (best of {args.runs})"
         + (f", {figures['instructions_per_event']} instructions per event" if args.callgrind else "")

@@ -54,7 +54,7 @@ def node_args(args, port: int, worker: int) -> list[str]:
     base = ["nodes", "--port", str(port), "--count", str(per), "--first", str(first)]
     if args.rate:
         return [*base, "--mode", "rate", "--rate", str(args.rate), "--seconds", str(args.seconds)]
-    return [*base, "--mode", "flood", "--events", str(args.events)]
+    return [*base, "--mode", "flood", "--events", str(args.events), "--batch", str(args.batch)]
 
 
 def expected(args) -> int:
@@ -204,6 +204,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--events", type=int, default=2000, help="flood: events per node")
+    parser.add_argument(
+        "--batch", type=int, default=1, help="flood: events per node frame (a real node sends those of one read)"
+    )
     parser.add_argument("--rate", type=float, default=0, help="steady: events per second per node")
     parser.add_argument("--seconds", type=float, default=10, help="steady: how long")
     parser.add_argument("--subscribers", type=int, default=1)
@@ -249,6 +252,7 @@ def main() -> None:
 
     figures = {
         "mode": "steady" if args.rate else "flood",
+        "batch": 1 if args.rate else args.batch,
         "pinned": args.pin,
         "nodes": args.nodes,
         "subscribers": args.subscribers,

@@ -84,23 +84,26 @@ async def node(args, index: int, stats: dict) -> None:
             return
 
 
-def event_frame(seq: int, user: str) -> bytes:
-    """One AuthEvents frame, packed straight from a map: the bench client must not be the bottleneck."""
-    event = {"seq": seq, "time": time.time(), "kind": "ssh_failed_password", "process": "sshd", "pid": 1,
-             "user": user, "host": "192.0.2.1", "port": 22}  # fmt: skip
-    body = msgpack.packb({"t": "auth_events", "events": [event]})
+def event_frame(seq: int, user: str, count: int = 1) -> bytes:
+    """One AuthEvents frame of ``count`` events from ``seq``, packed straight from maps (the bench client
+    must not be the bottleneck)."""
+    now = time.time()
+    events = [{"seq": s, "time": now, "kind": "ssh_failed_password", "process": "sshd", "pid": 1,
+               "user": user, "host": "192.0.2.1", "port": 22} for s in range(seq, seq + count)]  # fmt: skip
+    body = msgpack.packb({"t": "auth_events", "events": events})
     return len(body).to_bytes(4, "big") + body
 
 
 async def flood(writer, args, stats: dict) -> None:
-    """Send ``--events`` events as fast as the hub takes them, written in chunks."""
+    """Send ``--events`` events as fast as the hub takes them, ``--batch`` to a frame, 200 to a write."""
     seq = 0
     chunk = 200
     while seq < args.events:
         frames = []
-        for _ in range(min(chunk, args.events - seq)):
-            seq += 1
-            frames.append(event_frame(seq, "flood"))
+        for first in range(seq + 1, min(seq + chunk, args.events) + 1, args.batch):
+            count = min(args.batch, args.events - first + 1)
+            frames.append(event_frame(first, "flood", count))
+            seq = first + count - 1
         writer.write(b"".join(frames))
         await writer.drain()
     stats["sent"] += seq
@@ -159,7 +162,7 @@ async def run_subscriber(args) -> dict:
     first = last = None
     print("subscribed", file=sys.stderr, flush=True)
     deadline = time.monotonic() + args.timeout
-    want = "auth_events" if args.raw else "auth_update"
+    want = ("auth_events",) if args.raw else ("auth_update", "auth_updates")
     while received < args.expect and time.monotonic() < deadline:
         try:
             data = await asyncio.wait_for(reader.read(READ), timeout=max(0.01, deadline - time.monotonic()))
@@ -177,9 +180,9 @@ async def run_subscriber(args) -> dict:
                 break
             message = msgpack.unpackb(buffer[offset + 4 : offset + 4 + length])
             offset += 4 + length
-            if message.get("t") != want:
+            if message.get("t") not in want:
                 continue
-            events = message["events"] if args.raw else [message["event"]]
+            events = message["events"] if "events" in message else [message["event"]]
             received += len(events)
             last = time.monotonic()
             first = first or last
@@ -202,6 +205,7 @@ def main() -> None:
     nodes.add_argument("--mode", choices=["idle", "flood", "rate", "command"], default="idle")
     nodes.add_argument("--command", default="true", help="command mode: what every label runs")
     nodes.add_argument("--events", type=int, default=0)
+    nodes.add_argument("--batch", type=int, default=1, help="flood: events per frame")
     nodes.add_argument("--rate", type=float, default=0)
     nodes.add_argument("--seconds", type=float, default=0)
     nodes.add_argument("--hold", type=float, default=3600)
