@@ -267,6 +267,10 @@ def main() -> None:
     }
     if c_runs:
         figures.update(c_events_per_s=mid(c_runs, "events_per_s"), c_cpu_us_per_event=mid(c_runs, "cpu_us_per_event"))
+    if args.rate:  # the forwarders' latency: what the machine adds before any hub work
+        for name, runs in (("raw", raw_runs), ("c", c_runs)):
+            if runs:
+                figures.update({f"{name}_p50_ms": mid(runs, "p50_ms"), f"{name}_p99_ms": mid(runs, "p99_ms")})
     if figures["events_per_s"] and figures["raw_events_per_s"]:
         figures["ratio_to_raw"] = round(figures["events_per_s"] / figures["raw_events_per_s"], 3)
     print(
