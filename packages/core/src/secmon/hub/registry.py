@@ -151,10 +151,11 @@ class UpdateRing:
     A frame carries one update, or several with consecutive sequences (a node's
     batch of auth events); each is held as (first seq, last seq, frame). The
     ring holds at least the last ``size`` updates: frames go whole, so the
-    oldest one held may reach further back. Sequences run on from ``start``. The hub starts
-    from the wall clock in microseconds, so numbers keep rising across hub
-    restarts and a subscriber's ``since`` from before a restart is recognised as
-    such.
+    oldest one held may reach further back.
+
+    Sequences run on from ``start``. The hub starts from the wall clock in
+    microseconds, so numbers keep rising across hub restarts and a subscriber's
+    ``since`` from before a restart is recognised as such.
     """
 
     size: int
