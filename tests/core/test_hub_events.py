@@ -113,8 +113,9 @@ def relayed(frame_bytes: bytes) -> list[m.AuthUpdate]:
     """What a subscriber makes of the hub's frames for the node frames of one read, numbered from 100."""
     messages = NodeDecoder().feed(frame_bytes)
     events = [e for maps in messages for e in maps.events]
-    encoded = [(len(maps.events), maps.encoded) for maps in messages]
-    frames = auth_update_frames(ENTRY, 100, events, None if any(b is None for _, b in encoded) else encoded)
+    known = all(maps.encoded is not None for maps in messages)
+    encoded = [piece for maps in messages for piece in maps.encoded] if known else None
+    frames = auth_update_frames(ENTRY, 100, events, encoded)
     assert [(first, last) for first, last, _ in frames] == [(100, 100 + len(events) - 1)]
     return updates(frames[0][2])
 
@@ -152,7 +153,33 @@ def test_only_a_recognised_layout_is_spliced():
     assert events_bytes(msgpack.packb({"events": [GOOD, GOOD], "t": "auth_events"})) == events
     assert events_bytes(b"\x82\xa6events" + events + b"\xd9\x01t" + msgpack.packb("auth_events")) is None
     [maps] = NodeDecoder().feed(frame({"t": "auth_events", "events": [GOOD, GOOD]}))
-    assert maps.encoded == msgpack.packb(GOOD) * 2  # the events' bytes, without the array header
+    assert maps.encoded == [(2, msgpack.packb(GOOD) * 2)]  # the events' bytes, without the array header
+
+
+def test_the_auth_events_frames_of_one_read_decode_to_one_message_until_another_kind_comes():
+    def auth(*seqs):
+        return frame({"t": "auth_events", "events": [{**GOOD, "seq": s} for s in seqs]})
+
+    state = encode(m.StateUpdate(sessions=[]))
+    decoder = NodeDecoder()
+    first, update, second = decoder.feed(auth(1) + auth(2, 3) + state + auth(4))
+    assert [e["seq"] for e in first.events] == [1, 2, 3] and [n for n, _ in first.encoded] == [1, 2]
+    assert type(update) is m.StateUpdate
+    assert [e["seq"] for e in second.events] == [4]
+    [third] = decoder.feed(auth(5))  # a new read starts a new message
+    assert [e["seq"] for e in third.events] == [5]
+
+
+def test_in_a_run_of_frames_the_first_fault_is_reported_as_the_typed_decoder_reports_it():
+    data = frame({"t": "auth_events", "events": [GOOD]})
+    data += frame({"t": "auth_events", "events": [{**GOOD, "pid": "x"}]})  # the first fault
+    data += len(b"\xc1").to_bytes(4, "big") + b"\xc1"  # a frame that does not decode at all
+    errors = []
+    for decoder in (FrameDecoder(), NodeDecoder()):
+        with pytest.raises(ProtocolError) as info:
+            decoder.feed(data)
+        errors.append(str(info.value))
+    assert errors[0] == errors[1] and "events[0].pid" in errors[0]
 
 
 def test_events_without_their_bytes_are_encoded_in_frames_of_at_most_max_batch():

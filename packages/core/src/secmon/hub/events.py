@@ -34,10 +34,14 @@ MAX_BATCH = 1_000
 
 @dataclass(slots=True)
 class AuthEventMaps:
-    """A node's auth_events, each event a checked map; ``encoded`` is the events' own bytes, back to back."""
+    """A node's auth events, each a checked map, from one frame or a run of frames in one read.
+
+    ``encoded``, when known, holds the events' own bytes as (count, bytes) pieces, one
+    per frame, each piece its events back to back.
+    """
 
     events: list[dict[str, Any]]
-    encoded: bytes | None = None
+    encoded: list[tuple[int, bytes]] | None = None
 
 
 _check_event = record_checker(m.AuthEvent)
@@ -100,8 +104,14 @@ class NodeDecoder(FrameDecoder):
 
     def __init__(self) -> None:
         super().__init__(converters=NODE_CONVERTERS)
+        self._run: AuthEventMaps | None = None  # what this read's last frames decoded to, if auth events
 
-    def decode(self, body: bytes) -> m.Message:
+    def feed(self, data: bytes) -> list[m.Message]:
+        self._run = None
+        return super().feed(data)
+
+    def decode(self, body: bytes) -> m.Message | None:
+        """A frame in the usual layout joins the AuthEventMaps of the frames before it, if any."""
         array = events_bytes(body)
         if array is not None:
             try:
@@ -111,7 +121,15 @@ class NodeDecoder(FrameDecoder):
             else:
                 if type(events) is list:
                     _check_events(events, m.AuthEvents.TAG)
-                    return AuthEventMaps(events, array[_ARRAY_HEADER[array[0]] :])
+                    piece = (len(events), array[_ARRAY_HEADER[array[0]] :])
+                    run = self._run
+                    if run is None:
+                        self._run = AuthEventMaps(events, [piece])
+                        return self._run
+                    run.events += events
+                    run.encoded.append(piece)
+                    return None
+        self._run = None
         return decode_body(body, NODE_CONVERTERS)
 
 

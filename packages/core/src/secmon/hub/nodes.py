@@ -59,7 +59,7 @@ class NodeConnection:
                         fresh.append(event)
                 if encoded is not None:
                     if message.encoded is not None and len(fresh) - taken == len(message.events):
-                        encoded.append((len(message.events), message.encoded))
+                        encoded += message.encoded
                     else:
                         encoded = None
             elif kind is m.StateUpdate:

@@ -102,8 +102,8 @@ class FrameDecoder:
         """Bytes held while waiting for the rest of a frame."""
         return len(self._partial)
 
-    def decode(self, body: bytes) -> Message:
-        """One frame body to one message; a subclass may add to what it keeps."""
+    def decode(self, body: bytes) -> Message | None:
+        """One frame body to one message; a subclass may fold it into the message before (None)."""
         return decode_body(body, self._converters)
 
     def feed(self, data: bytes) -> list[Message]:
@@ -130,7 +130,9 @@ class FrameDecoder:
                     needed = HEADER + length
                     break
                 offset = start + length
-                messages.append(decode(data[start:offset]))
+                message = decode(data[start:offset])
+                if message is not None:
+                    messages.append(message)
         finally:
             if offset < end:
                 self._partial += memoryview(data)[offset:]
