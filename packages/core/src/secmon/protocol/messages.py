@@ -293,10 +293,6 @@ class AuthUpdates:
     address: str
     events: list[AuthEvent]
 
-    @property
-    def last_seq(self) -> int:
-        return self.seq + len(self.events) - 1
-
     def updates(self) -> list[AuthUpdate]:
         """One AuthUpdate per event, as if each had come alone."""
         return [
