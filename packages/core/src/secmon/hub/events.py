@@ -145,12 +145,9 @@ def auth_update_frame(entry: NodeEntry, first: int, events: list[dict[str, Any]]
     """
     one = len(events) == 1
     if encoded is None:
-        if one:
-            wire = {"t": m.AuthUpdate.TAG, "seq": first, "serial": entry.serial, "hostname": entry.hostname,
-                    "address": entry.address, "event": events[0]}  # fmt: skip
-        else:
-            wire = {"t": m.AuthUpdates.TAG, "seq": first, "serial": entry.serial, "hostname": entry.hostname,
-                    "address": entry.address, "events": events}  # fmt: skip
+        tag, key, value = (m.AuthUpdate.TAG, "event", events[0]) if one else (m.AuthUpdates.TAG, "events", events)
+        wire = {"t": tag, "seq": first, "serial": entry.serial, "hostname": entry.hostname,
+                "address": entry.address, key: value}  # fmt: skip
         return encode(wire)
     head = _UPDATE_HEAD if one else _UPDATES_HEAD
     fields = ("serial", entry.serial, "hostname", entry.hostname, "address", entry.address)
@@ -173,39 +170,40 @@ def auth_update_frames(
 
     ``encoded``, when all are known, holds the events' bytes as (count, bytes) pieces,
     each one or more events back to back; pieces are spliced together into frames,
-    and events without bytes, or pieces over the limit, are encoded here.
+    and events without bytes, or a piece over the limit, are encoded here.
     """
     frames: list[tuple[int, int, bytes]] = []
-    start = 0  # index in ``events`` of the next frame's first event
+    done = 0  # events already in frames
 
-    def add(end: int, parts: list[bytes] | None) -> None:
-        nonlocal start
-        while start < end:
-            stop = end if parts is not None else min(end, start + limit)
-            chunk = events[start:stop]
-            seq = first + start
-            body = b"".join(parts) if parts is not None else None
-            frames.append((seq, seq + len(chunk) - 1, auth_update_frame(entry, seq, chunk, body)))
-            start = stop
+    def emit(count: int, body: bytes | None) -> None:
+        nonlocal done
+        chunk = events[done : done + count]
+        seq = first + done
+        frames.append((seq, seq + count - 1, auth_update_frame(entry, seq, chunk, body)))
+        done += count
+
+    def emit_encoded(count: int) -> None:
+        while count > 0:
+            size = min(count, limit)
+            emit(size, None)
+            count -= size
 
     if encoded is None:
-        add(len(events), None)
+        emit_encoded(len(events))
         return frames
-    parts: list[bytes] = []
-    taken = start  # events covered by ``parts``
+    group: list[bytes] = []  # pieces waiting to share a frame
+    grouped = 0  # events in them
     for count, piece in encoded:
+        if group and grouped + count > limit:
+            emit(grouped, b"".join(group))
+            group, grouped = [], 0
         if count > limit:
-            add(taken, parts)
-            taken += count
-            add(taken, None)
-            parts = []
-            continue
-        if taken + count - start > limit:
-            add(taken, parts)
-            parts = []
-        parts.append(piece)
-        taken += count
-    add(taken, parts)
+            emit_encoded(count)
+        else:
+            group.append(piece)
+            grouped += count
+    if group:
+        emit(grouped, b"".join(group))
     return frames
 
 
