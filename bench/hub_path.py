@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-import msgpack
+from sim import event_frame  # the relay bench's node frames
 
 READ = 500  # events per read
 
@@ -49,13 +49,7 @@ class CountingTransport(asyncio.Transport):
 
 def node_reads(events: int, batch: int) -> list[bytes]:
     """``events`` events, ``batch`` to a node frame, READ events to a read."""
-    frames = []
-    for first in range(1, events + 1, batch):
-        seqs = range(first, min(first + batch, events + 1))
-        body = msgpack.packb({"t": "auth_events", "events": [
-            {"seq": seq, "time": time.time(), "kind": "ssh_failed_password", "process": "sshd", "pid": 1,
-             "user": "flood", "host": "192.0.2.1", "port": 22} for seq in seqs]})  # fmt: skip
-        frames.append(len(body).to_bytes(4, "big") + body)
+    frames = [event_frame(first, "flood", min(batch, events + 1 - first)) for first in range(1, events + 1, batch)]
     per_read = max(1, READ // batch)
     return [b"".join(frames[i : i + per_read]) for i in range(0, len(frames), per_read)]
 

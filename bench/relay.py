@@ -41,6 +41,8 @@ from _procs import (
 )
 
 from secmon.hub.server import loop_options
+from secmon.protocol import encode
+from secmon.protocol import messages as m
 
 # --pin: the server under test gets a core to itself and the simulated load the other, so
 # the figure is the server's capacity rather than its share of a contended machine.
@@ -113,12 +115,14 @@ def run_once(args, server_pid: int, port: int, socket_path: str, raw: bool) -> d
 # --- the raw forwarder ----------------------------------------------------------------
 
 
-async def raw_forwarder(port_file: str, socket_path: str) -> None:
-    from secmon.protocol import encode
-    from secmon.protocol import messages as m
+def forwarder_welcome() -> bytes:
+    """What both forwarders greet a node with once its first frame is whole: a Welcome as from a hub."""
+    return encode(m.Welcome(m.PROTOCOL_VERSION, 1, 0, 10.0))
 
+
+async def raw_forwarder(port_file: str, socket_path: str) -> None:
     subscribers: list[asyncio.StreamWriter] = []
-    welcome = encode(m.Welcome(m.PROTOCOL_VERSION, 1, 0, 10.0))
+    welcome = forwarder_welcome()
 
     async def on_node(reader, writer) -> None:
         buffer = b""
@@ -173,11 +177,7 @@ def start_raw(workdir: Path, c_binary: Path | None = None) -> tuple[subprocess.P
     if c_binary is None:
         argv = [sys.executable, __file__, "--serve-raw", str(port_file), socket_path]
     else:
-        from secmon.protocol import encode
-        from secmon.protocol import messages as m
-
-        welcome = encode(m.Welcome(m.PROTOCOL_VERSION, 1, 0, 10.0)).hex()
-        argv = [str(c_binary), str(port_file), socket_path, welcome]
+        argv = [str(c_binary), str(port_file), socket_path, forwarder_welcome().hex()]
     process = subprocess.Popen(argv)
     deadline = time.monotonic() + 10
     while not port_file.exists() or not port_file.read_text():
