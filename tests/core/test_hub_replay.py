@@ -60,6 +60,13 @@ def publish(hub: Hub, count: int) -> None:
     hub._publish(frames)
 
 
+def subscriber_link(max_queue: int) -> tuple[HubLink, RecordingTransport]:
+    transport = RecordingTransport()
+    link = HubLink(lambda link: None, set(), keepalive=10, max_queue=max_queue)
+    link.connection_made(transport)
+    return link, transport
+
+
 async def until(predicate) -> None:
     with anyio.fail_after(5):
         while not predicate():
@@ -71,9 +78,7 @@ async def replay(late: int) -> tuple[list[m.Message], Hub, ClientConnection]:
     env = {"SECMON_SOCKET": "/nonexistent/hub.sock", "SECMON_RING_SIZE": "20", "SECMON_SUBSCRIBER_QUEUE": "4"}
     hub = Hub(HubSettings.from_env(env))
     publish(hub, 20)
-    transport = RecordingTransport()
-    link = HubLink(lambda link: None, set(), keepalive=10, max_queue=4)
-    link.connection_made(transport)
+    link, transport = subscriber_link(4)
     link.pause_writing()  # the reader is not reading
     point, missed = hub.ring.resume_point(0)
     assert missed == 0
@@ -116,13 +121,6 @@ def publish_batches(hub: Hub, sizes: list[int]) -> None:
 
 def one_per_event(messages: list[m.Message]) -> list[m.Message]:
     return [u for message in messages for u in (message.updates() if type(message) is m.AuthUpdates else [message])]
-
-
-def subscriber_link(max_queue: int) -> tuple[HubLink, RecordingTransport]:
-    transport = RecordingTransport()
-    link = HubLink(lambda link: None, set(), keepalive=10, max_queue=max_queue)
-    link.connection_made(transport)
-    return link, transport
 
 
 async def test_a_subscriber_resuming_within_a_batch_gets_exactly_the_rest():
