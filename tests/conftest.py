@@ -169,11 +169,25 @@ class Cluster:
         wait_until(ready, what=f"{hostname} to follow its auth log")
 
     def start_http(self, **extra: str) -> Daemon:
-        """The HTTP bridge on a free port; its base URL is in ``.url``."""
-        env = {**self.env, "SERVER_IP": "127.0.0.1", "SERVER_PORT": "0", **extra}
+        """The HTTP bridge on a free port, with the token it makes by default (kept under the workdir).
+
+        Its base URL is in ``.url``; the dashboard URL it prints, token included, in ``.dashboard_url``;
+        the token in ``.token`` (None with HTTP_NO_TOKEN) and the header scripts send in ``.auth``.
+        """
+        env = {
+            **self.env,
+            "SERVER_IP": "127.0.0.1",
+            "SERVER_PORT": "0",
+            "XDG_CONFIG_HOME": str(self.workdir / "config"),
+            **extra,
+        }
         daemon = Daemon([sys.executable, "-m", "secmon_http"], env, "secmon-http")
         self.daemons.append(daemon)
         daemon.url = daemon.wait_for(r"serving on (http://\S+)")[1]
+        daemon.dashboard_url = daemon.wait_for(r"dashboard: (http://\S+)")[1]
+        token = re.search(r"[?&]token=([^&\s]+)", daemon.dashboard_url)
+        daemon.token = token[1] if token else None
+        daemon.auth = {"Authorization": f"Bearer {daemon.token}"} if daemon.token else {}
         return daemon
 
     def cli(self, *args: str, timeout: float = WAIT, **extra: str) -> subprocess.CompletedProcess[str]:

@@ -46,15 +46,17 @@ async def get(session, url, **kw):
         return response.status, await response.json()
 
 
-async def post(session, url, body, **kw):
-    async with session.post(url, data=body if isinstance(body, (bytes, str)) else json.dumps(body), **kw) as r:
+async def post(session, url, body, headers=None, **kw):
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    async with session.post(url, data=data, headers=headers, **kw) as r:
         if r.content_type == "application/x-ndjson":
             return r.status, [json.loads(line) for line in (await r.text()).splitlines()]
         return r.status, await r.json()
 
 
 async def test_list_and_node(fleet):
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(headers=fleet.auth) as s:
         status, nodes = await get(s, f"{fleet.url}/list")
         assert status == 200 and [n["hostname"] for n in nodes] == ["alpha", "bravo"]
         conforms_to_response("/list", "get", 200, nodes)
@@ -68,7 +70,7 @@ async def test_list_and_node(fleet):
 
 
 async def test_execute_whole_and_streamed(fleet):
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(headers=fleet.auth) as s:
         status, result = await post(s, f"{fleet.url}/alpha/execute", {"label": "hi"})
         assert status == 200 and result["status"] == "success" and result["output"] == "hello\n"
         conforms_to_response("/{node}/execute", "post", 200, result)
@@ -84,7 +86,7 @@ async def test_execute_whole_and_streamed(fleet):
 
 
 async def test_fan_out_to_all_nodes(fleet):
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(headers=fleet.auth) as s:
         status, results = await post(s, f"{fleet.url}/-/execute", {"label": "hi"})
         assert status == 200 and sorted(r["hostname"] for r in results) == ["alpha", "bravo"]
         conforms_to_response("/{node}/execute", "post", 200, results)
@@ -106,14 +108,14 @@ async def test_fan_out_to_all_nodes(fleet):
     ],
 )
 async def test_malformed_requests_are_400(fleet, body, headers, message):
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(headers=fleet.auth) as s:
         status, answer = await post(s, f"{fleet.url}/alpha/execute", body, headers=headers)
     assert status == 400 and message in answer["error"]
     conforms("Error", answer)
 
 
 async def test_label_not_allowed_is_403_streamed_or_not(fleet):
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(headers=fleet.auth) as s:
         for stream in (False, True):
             status, answer = await post(s, f"{fleet.url}/alpha/execute", {"label": "rm", "stream": stream})
             assert status == 403 and "'rm' is not in this node's allowlist" in answer["error"]
@@ -125,7 +127,7 @@ async def test_node_that_does_not_answer_in_time_is_504(cluster, fleet):
     node = next(d for d in cluster.daemons if d.name == "node alpha")
     node.signal(signal.SIGSTOP)  # connected, but answers nothing
     try:
-        async with aiohttp.ClientSession() as s:
+        async with aiohttp.ClientSession(headers=fleet.auth) as s:
             status, answer = await post(s, f"{fleet.url}/alpha/execute", {"label": "hi"}, headers={"Expires-In": "0.5"})
         assert status == 504 and "did not answer within 0.5 s" in answer["error"]
     finally:
@@ -134,7 +136,7 @@ async def test_node_that_does_not_answer_in_time_is_504(cluster, fleet):
 
 async def test_hub_down_is_503_and_the_websocket_resumes(cluster, fleet):
     hub = cluster.hub
-    async with aiohttp.ClientSession() as s, s.ws_connect(f"{fleet.url}/subscribe?since=0") as ws:
+    async with aiohttp.ClientSession(headers=fleet.auth) as s, s.ws_connect(f"{fleet.url}/subscribe?since=0") as ws:
         with anyio.fail_after(15):
             first = await ws.receive_json()
             conforms("Update", first)
@@ -158,7 +160,7 @@ async def test_websocket_delivers_auth_events_live(cluster, hub, workdir):
     node = cluster.start_node("auth", hostname="alpha")
     http = cluster.start_http()
     node.wait_for("following auth events")
-    async with aiohttp.ClientSession() as s, s.ws_connect(f"{http.url}/subscribe?since=0") as ws:
+    async with aiohttp.ClientSession(headers=http.auth) as s, s.ws_connect(f"{http.url}/subscribe?since=0") as ws:
         with anyio.fail_after(15):
             while (await ws.receive_json())["node"]["auth"] != "ok":
                 pass
@@ -173,16 +175,21 @@ async def test_websocket_delivers_auth_events_live(cluster, hub, workdir):
 
 
 async def test_bad_since_is_400(fleet):
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(headers=fleet.auth) as s:
         status, answer = await get(s, f"{fleet.url}/subscribe?since=yesterday")
     assert status == 400 and "since must be a sequence number" in answer["error"]
 
 
-async def test_token_guards_every_data_route(cluster, hub, workdir):
+async def test_token_file_guards_every_data_route(cluster, hub, workdir):
+    import secrets
+
+    token = secrets.token_urlsafe(16)
     token_file = workdir / "token"
-    token_file.write_text("s3cret-token\n")
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
     http = cluster.start_http(HTTP_TOKEN_FILE=str(token_file))
-    good = {"Authorization": "Bearer s3cret-token"}
+    assert http.token == token  # the printed dashboard URL carries the configured token
+    good = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession() as s:
         assert (await get(s, f"{http.url}/list"))[0] == 401
         assert (await get(s, f"{http.url}/list", headers={"Authorization": "Bearer nope"}))[0] == 401
@@ -192,31 +199,35 @@ async def test_token_guards_every_data_route(cluster, hub, workdir):
             assert page.status == 200 and "SecMon" in await page.text()
         async with s.get(f"{http.url}/subscribe") as refused:
             assert refused.status == 401
-        async with s.ws_connect(f"{http.url}/subscribe?access_token=s3cret-token") as ws:
+        async with s.ws_connect(f"{http.url}/subscribe?access_token={token}") as ws:
             assert not ws.closed
 
 
-def test_off_loopback_without_token_refuses_to_start(cluster):
+def test_no_token_off_loopback_refuses_to_start(cluster):
     import subprocess
     import sys
 
     refused = subprocess.run(
         [sys.executable, "-m", "secmon_http"],
-        env={**cluster.env, "SERVER_IP": "0.0.0.0", "SERVER_PORT": "0"},
+        env={**cluster.env, "SERVER_IP": "0.0.0.0", "SERVER_PORT": "0", "HTTP_NO_TOKEN": "true"},
         capture_output=True,
         text=True,
         timeout=20,
     )
     assert refused.returncode == 2
-    assert "SERVER_IP=0.0.0.0 is not loopback: set HTTP_TOKEN_FILE" in refused.stderr
+    assert "HTTP_NO_TOKEN is refused with SERVER_IP=0.0.0.0, which is not loopback" in refused.stderr
     assert "Traceback" not in refused.stderr
 
 
 async def test_openapi_document_is_served(fleet):
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(headers=fleet.auth) as s:
         status, doc = await get(s, f"{fleet.url}/openapi.json")
     assert status == 200 and doc == OPENAPI
-    assert set(doc["paths"]) == {"/list", "/{node}", "/{node}/execute", "/subscribe", "/openapi.json", "/"}
+    assert set(doc["paths"]) == {"/list", "/{node}", "/{node}/execute", "/subscribe", "/openapi.json", "/", "/login"}
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["bearer"]["scheme"] == "bearer" and schemes["cookie"]["in"] == "cookie"
+    assert doc["security"] == [{"bearer": []}, {"cookie": []}]  # no anonymous access by default
+    assert doc["paths"]["/list"]["get"]["responses"]["401"]
 
 
 def test_help_prints_usage():

@@ -39,6 +39,23 @@ def browser_page():
         browser.close()
 
 
+def test_dashboard_without_its_token_asks_for_it(cluster, hub, browser_page):
+    cluster.start_node("who", hostname="web-1")
+    http = cluster.start_http()
+    page = browser_page
+    page.goto(http.url)
+    page.wait_for_selector("#login:not([hidden])")
+    assert page.locator("#nodes tbody tr").count() == 0
+    page.fill("#token", "not-the-token")
+    page.click("#login button")
+    page.wait_for_selector("#login-message >> text=not this bridge's")
+    page.fill("#token", http.token)
+    page.click("#login button")
+    page.wait_for_selector("#nodes tbody tr >> text=web-1")
+    page.wait_for_selector("#link.on")
+    assert page.locator("#login").is_hidden()
+
+
 def test_dashboard_shows_nodes_live_events_and_command_output(cluster, hub, workdir, browser_page):
     log = workdir / "auth.log"
     log.write_text("")
@@ -48,7 +65,10 @@ def test_dashboard_shows_nodes_live_events_and_command_output(cluster, hub, work
     cluster.wait_auth_ok("web-1")
     http = cluster.start_http()
     page = browser_page
-    page.goto(http.url)
+    refused_by_policy: list[str] = []
+    page.on("console", lambda m: "Content Security Policy" in m.text and refused_by_policy.append(m.text))
+    page.goto(http.dashboard_url)  # the URL the bridge printed, token included
+    assert page.url == http.url + "/"  # traded for the cookie: the token left the address bar
     page.wait_for_selector("#link.on")
     page.wait_for_selector("#nodes tbody tr >> text=web-1")
     assert page.locator("#nodes tbody tr").count() == 2
@@ -70,6 +90,7 @@ def test_dashboard_shows_nodes_live_events_and_command_output(cluster, hub, work
     page.wait_for_selector("#output >> text=second line")
     output = page.locator("#output").inner_text()
     assert "hello from the node" in output and "[success (exit 0)]" in output
+    assert refused_by_policy == []  # the page lives within its own Content-Security-Policy
     if os.environ.get("SECMON_SCREENSHOT") == "1":  # refresh docs/dashboard.png on request
         SCREENSHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)

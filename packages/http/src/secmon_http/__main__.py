@@ -16,8 +16,15 @@ usage: secmon-http           serve the HTTP API and dashboard on SERVER_IP:SERVE
 
 environment:
   SERVER_IP, SERVER_PORT   listen address (default 127.0.0.1:9993)
-  HTTP_TOKEN_FILE          file holding the bearer token; required off loopback
+  HTTP_TOKEN_FILE          file holding the token (default: one made at first start, kept
+                           in SECMON_STATE_DIR or ~/.config/secmon/http-token)
+  HTTP_NO_TOKEN            true: no token, on loopback only (any local user and page can use it)
+  SERVER_NAMES             host names the bridge answers to besides localhost and IP addresses
+  SERVER_ORIGINS           origins besides its own allowed to run commands (a proxy's https://name)
   SECMON_SOCKET            the hub's socket (default: /run/secmon.sock for root)
+
+The start-up log prints the dashboard's URL with its token once; scripts send
+the token as "Authorization: Bearer TOKEN".
 """
 
 
@@ -61,7 +68,14 @@ async def serve(settings) -> None:
         site = web.TCPSite(runner, settings.server_ip, settings.server_port)
         await site.start()
         host, port = site._server.sockets[0].getsockname()[:2]
-        logging.getLogger("secmon.http").info("serving on http://%s:%d", host, port)
+        log = logging.getLogger("secmon.http")
+        log.info("serving on http://%s", _netloc(host, port))
+        shown = _netloc("127.0.0.1" if host in ("0.0.0.0", "::") else host, port)
+        if settings.token is None:
+            log.warning("HTTP_NO_TOKEN is set: every local user and every page this browser opens can use the bridge")
+            log.info("dashboard: http://%s/", shown)
+        else:
+            log.info("dashboard: http://%s/?token=%s (the token is in %s)", shown, settings.token, settings.token_file)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -69,6 +83,10 @@ async def serve(settings) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 if __name__ == "__main__":

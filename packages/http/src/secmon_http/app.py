@@ -22,12 +22,14 @@ from secmon.client import HubClient, follow_updates
 from secmon.errors import HubUnavailable, RequestFailed, UnknownNode
 from secmon.protocol import messages as m
 
+from . import guard
 from .config import HttpSettings
 
 log = logging.getLogger("secmon.http")
 
 MAX_BODY = 64 * 1024  # an execute request is a label and a flag
 MAX_EXPIRES_IN = 3600.0  # seconds; longer waits are a mistake, not a plan
+COOKIE_MAX_AGE = 30 * 24 * 3600  # seconds; a month, then the printed URL or the token again
 STATIC = resources.files("secmon_http") / "static"
 SETTINGS = web.AppKey("settings", HttpSettings)
 
@@ -54,21 +56,100 @@ def _hub_errors(handler):
     return wrapped
 
 
-@web.middleware
-async def require_token(request: web.Request, handler) -> web.StreamResponse:
-    """Bearer token on every data route; the static page carries no data and is public."""
-    token = request.app[SETTINGS].token
-    if token is None or request.path in ("/", "/openapi.json") or request.path.startswith("/static/"):
-        return await handler(request)
+PUBLIC_PATHS = frozenset({"/", "/openapi.json", "/login"})  # they carry no data from the hub
+
+
+def cookie_name(request: web.Request) -> str:
+    """One cookie per bridge: browsers share cookies across a host's ports, so the port is in the name."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return f"secmon_token_{sockname[1] if sockname else 0}"
+
+
+def _token_matches(offered: str, token: str) -> bool:
+    return hmac.compare_digest(offered.encode(), token.encode())
+
+
+def offered_token(request: web.Request) -> str:
+    """The token a request carries: a bearer header (scripts), the dashboard's cookie, or for a
+    WebSocket from a script that cannot set headers, ``?access_token=``."""
     header = request.headers.get("Authorization", "")
-    offered = header[7:] if header.startswith("Bearer ") else request.query.get("access_token", "")
-    if not hmac.compare_digest(offered.encode(), token.encode()):
-        return error(401, "missing or wrong bearer token")
+    if header.startswith("Bearer "):
+        return header[7:].strip()
+    cookie = request.cookies.get(cookie_name(request))
+    if cookie:
+        return cookie
+    if request.path == "/subscribe":
+        return request.query.get("access_token", "")
+    return ""
+
+
+@web.middleware
+async def guard_browsers(request: web.Request, handler) -> web.StreamResponse:
+    """Host, Origin and body type, judged before anything else (see guard.py)."""
+    settings = request.app[SETTINGS]
+    own_origin = f"{request.scheme}://{request.host}"
+    refusal = guard.judge(request.method, request.headers, own_origin, settings.server_names, settings.allowed_origins)
+    if refusal is not None:
+        log.warning("refused %s %s from %s: %s", request.method, request.path, request.remote, refusal.reason)
+        return error(refusal.status, refusal.reason)
     return await handler(request)
 
 
-async def dashboard(request: web.Request) -> web.Response:
+@web.middleware
+async def require_token(request: web.Request, handler) -> web.StreamResponse:
+    """The token on every data route; the page, its files and the API document are public."""
+    token = request.app[SETTINGS].token
+    if token is None or request.path in PUBLIC_PATHS or request.path.startswith("/static/"):
+        return await handler(request)
+    if not _token_matches(offered_token(request), token):
+        return error(401, "missing or wrong token: send Authorization: Bearer TOKEN")
+    return await handler(request)
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(guard.SECURITY_HEADERS)
+    if not request.path.startswith("/static/"):
+        response.headers["Cache-Control"] = "no-store"
+
+
+async def dashboard(request: web.Request) -> web.StreamResponse:
+    """The page; ``/?token=T`` (the URL printed at start) trades the token for a cookie."""
+    settings = request.app[SETTINGS]
+    offered = request.query.get("token")
+    if offered is not None and settings.token is not None:
+        if not _token_matches(offered, settings.token):
+            return error(401, "wrong token in the link: use the URL the bridge printed at start")
+        response = web.Response(status=303, headers={"Location": "/"})  # the token leaves the address bar
+        _set_token_cookie(request, response, settings.token)
+        return response
     return web.Response(text=(STATIC / "index.html").read_text(), content_type="text/html")
+
+
+async def login(request: web.Request) -> web.Response:
+    """``POST /login {"token": "..."}``: the dashboard's form, for a browser that lost its cookie."""
+    settings = request.app[SETTINGS]
+    body = await _json_body(request, '{"token": "..."}')
+    offered = body.get("token") if isinstance(body, dict) else None
+    if not isinstance(offered, str):
+        raise _bad('body must be a JSON object with a string "token"')
+    if settings.token is not None and not _token_matches(offered.strip(), settings.token):
+        return error(401, "wrong token")
+    response = web.Response(status=204)
+    if settings.token is not None:
+        _set_token_cookie(request, response, settings.token)
+    return response
+
+
+def _set_token_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    response.set_cookie(
+        cookie_name(request),
+        token,
+        httponly=True,
+        samesite="Strict",
+        path="/",
+        secure=request.secure,
+        max_age=COOKIE_MAX_AGE,
+    )
 
 
 async def static_file(request: web.Request) -> web.Response:
@@ -122,13 +203,17 @@ def _expires_in(request: web.Request) -> float:
     return value
 
 
-async def _execute_body(request: web.Request) -> tuple[str, bool]:
+async def _json_body(request: web.Request, shape: str) -> Any:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise _bad(f"body over {MAX_BODY} bytes")
     try:
-        body = json.loads(await request.content.read(MAX_BODY + 1) or b"null")
+        return json.loads(await request.content.read(MAX_BODY + 1) or b"null")
     except ValueError:
-        raise _bad('body must be JSON: {"label": "...", "stream": false}') from None
+        raise _bad(f"body must be JSON: {shape}") from None
+
+
+async def _execute_body(request: web.Request) -> tuple[str, bool]:
+    body = await _json_body(request, '{"label": "...", "stream": false}')
     if not isinstance(body, dict) or not isinstance(body.get("label"), str) or not body["label"]:
         raise _bad('body must be a JSON object with a non-empty string "label"')
     stream = body.get("stream", False)
@@ -215,6 +300,8 @@ async def subscribe(request: web.Request) -> web.WebSocketResponse:
     if since_text is not None and not since_text.isdigit():
         return error(400, f"since must be a sequence number, got {since_text!r}")
     ws = web.WebSocketResponse(heartbeat=30)
+    if not ws.can_prepare(request).ok:
+        return error(400, "GET /subscribe is a WebSocket: send Upgrade: websocket")
     await ws.prepare(request)
     since = int(since_text) if since_text is not None else None
 
@@ -235,9 +322,11 @@ async def subscribe(request: web.Request) -> web.WebSocketResponse:
 
 
 def make_app(settings: HttpSettings) -> web.Application:
-    app = web.Application(middlewares=[require_token], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[guard_browsers, require_token], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
+    app.on_response_prepare.append(add_security_headers)
     app.router.add_get("/", dashboard)
+    app.router.add_post("/login", login)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/static/{name}", static_file)
     app.router.add_get("/list", list_nodes)

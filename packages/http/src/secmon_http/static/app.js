@@ -2,9 +2,8 @@
 // Every value from a monitored server is put into the page as text, never as HTML.
 "use strict";
 
-const token = new URLSearchParams(location.search).get("token") || localStorage.getItem("secmonToken") || "";
-if (token) localStorage.setItem("secmonToken", token);
-const authHeaders = token ? { Authorization: "Bearer " + token } : {};
+// The token lives in an HttpOnly cookie the bridge set when the printed URL was opened (or the
+// form below was sent): this script never sees it, and same-origin requests carry it by themselves.
 const MAX_EVENTS = 200;  // the feed is a view of what is new, not an archive
 
 const nodes = new Map();  // serial -> node JSON
@@ -89,7 +88,7 @@ async function run(serial, label, button) {
   try {
     const response = await fetch(`/${serial}/execute`, {
       method: "POST",
-      headers: { "Content-Type": "application/json", ...authHeaders },
+      headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ label, stream: true }),
     });
     if (!response.ok) {
@@ -144,19 +143,47 @@ function addEvent(update) {
   document.getElementById("no-events").hidden = true;
 }
 
+class Unauthorized extends Error {}
+
 async function loadNodes() {
-  const response = await fetch("/list", { headers: authHeaders });
+  const response = await fetch("/list");
+  if (response.status === 401) throw new Unauthorized();
   if (!response.ok) throw new Error(`list: ${response.status}`);
   nodes.clear();
   for (const node of await response.json()) nodes.set(node.serial, node);
   renderNodes();
 }
 
+function showLogin(message) {
+  const form = document.getElementById("login");
+  form.hidden = false;
+  document.getElementById("login-message").textContent = message;
+  const badge = document.getElementById("link");
+  badge.textContent = "signed out";
+  badge.className = "badge off";
+}
+
+document.getElementById("login").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const input = document.getElementById("token");
+  const response = await fetch("/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ token: input.value.trim() }),
+  });
+  input.value = "";
+  if (!response.ok) {
+    showLogin("That token is not this bridge's.");
+    return;
+  }
+  document.getElementById("login").hidden = true;
+  start();
+});
+
 function connect() {
   const badge = document.getElementById("link");
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const query = token ? "?access_token=" + encodeURIComponent(token) : "";
-  const ws = new WebSocket(`${scheme}://${location.host}/subscribe${query}`);
+  const ws = new WebSocket(`${scheme}://${location.host}/subscribe`);
   ws.onopen = () => {
     badge.textContent = "live";
     badge.className = "badge on";
@@ -175,8 +202,22 @@ function connect() {
   ws.onclose = () => {
     badge.textContent = "reconnecting…";
     badge.className = "badge off";
-    setTimeout(connect, 1000 + Math.random() * 1000);
+    setTimeout(start, 1000 + Math.random() * 1000);
   };
 }
 
-connect();
+// Signed in (the node list loads) before the WebSocket opens, so a missing token shows the form
+// instead of a page that reconnects forever.
+async function start() {
+  try {
+    await loadNodes();
+  } catch (error) {
+    if (error instanceof Unauthorized) {
+      showLogin("Open the dashboard with the URL secmon-http printed at start, or paste its token.");
+      return;
+    }
+  }
+  connect();
+}
+
+start();
