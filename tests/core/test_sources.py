@@ -130,7 +130,8 @@ async def test_journal_source_is_restarted_after_the_last_cursor(tmp_path, monke
     calls = tmp_path / "calls"
     fake = tmp_path / "journalctl"
     entry = (
-        '{"__CURSOR":"c%d","SYSLOG_IDENTIFIER":"sshd","_PID":"7","MESSAGE":"Invalid user u%d from 192.0.2.1 port 22"}'
+        '{"__CURSOR":"c%d","SYSLOG_IDENTIFIER":"sshd","_PID":"7","_UID":"0","_EXE":"/usr/sbin/sshd",'
+        '"MESSAGE":"Invalid user u%d from 192.0.2.1 port 22"}'
     )
     fake.write_text(
         "#!/bin/sh\n"

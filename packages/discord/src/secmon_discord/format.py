@@ -35,6 +35,7 @@ TITLES = {
     a.SU_CLOSED: "su session closed",
     a.SUDO_COMMAND: "sudo command",
     a.SUDO_FAILURE: "sudo refused",
+    a.FORGED_AUTH_LINE: "forged auth line",
 }
 
 _MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()<:])")

@@ -37,6 +37,7 @@ LABELS = {
     a.SU_CLOSED: "su closed",
     a.SUDO_COMMAND: "sudo",
     a.SUDO_FAILURE: "sudo refused",
+    a.FORGED_AUTH_LINE: "forged auth line",
 }
 
 HELP = """<b>SecMon</b>

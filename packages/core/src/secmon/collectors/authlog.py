@@ -15,6 +15,8 @@ import time
 from datetime import datetime
 from typing import Any
 
+from . import trust
+
 # Kinds of auth events. Failures are what an operator wants highlighted and folded.
 SSH_ACCEPTED = "ssh_accepted"
 SSH_FAILED_PASSWORD = "ssh_failed_password"
@@ -32,6 +34,7 @@ SU_FAILED = "su_failed"
 SU_CLOSED = "su_closed"
 SUDO_COMMAND = "sudo_command"
 SUDO_FAILURE = "sudo_failure"
+FORGED_AUTH_LINE = trust.FORGED_AUTH_LINE  # a line claiming sshd/su/sudo that they did not write
 
 FAILURE_KINDS = frozenset(
     {
@@ -46,6 +49,7 @@ FAILURE_KINDS = frozenset(
         SSH_CLOSED_PREAUTH,
         SU_FAILED,
         SUDO_FAILURE,
+        FORGED_AUTH_LINE,
     }
 )
 
@@ -265,7 +269,11 @@ def _journal_text(value: Any) -> str | None:
 
 
 def parse_journal(entry: dict[str, Any], now: float | None = None) -> dict[str, Any] | None:
-    """One decoded ``journalctl -o json`` entry → event fields, or None."""
+    """One decoded ``journalctl -o json`` entry → event fields, or None.
+
+    An entry that claims to be sshd, su or sudo is believed only if journald's trusted
+    fields agree (see trust.py); otherwise it is a forged-line event.
+    """
     process = _journal_text(entry.get("SYSLOG_IDENTIFIER")) or _journal_text(entry.get("_COMM"))
     message = _journal_text(entry.get("MESSAGE"))
     if process is None or message is None:
@@ -276,7 +284,13 @@ def parse_journal(entry: dict[str, Any], now: float | None = None) -> dict[str, 
         when = int(stamp) / 1e6  # microseconds since the epoch
     else:
         when = time.time() if now is None else now
-    return _event(process, pid, message.rstrip("\n"), when)
+    fields = _event(process, pid, message.rstrip("\n"), when)
+    claimed = trust.claimed_program(entry)
+    if claimed is not None:
+        forged = trust.forgery(entry, claimed, fields["kind"] if fields else None)
+        if forged is not None:
+            return {**forged, "time": when, "process": claimed, "pid": _int(_journal_text(entry.get("_PID")))}
+    return fields
 
 
 def parse_line(line: str, now: float | None = None) -> dict[str, Any] | None:

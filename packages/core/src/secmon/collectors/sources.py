@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from subprocess import DEVNULL, PIPE
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import anyio
 
 from ..protocol import messages as m
+from . import trust
 from .authlog import MAX_LINE, parse_line
 from .inotify import FileWatch
 from .sessions import read_sessions, utmp_path
@@ -29,7 +31,8 @@ log = logging.getLogger("secmon.node")
 
 LOG_FILES = (Path("/var/log/auth.log"), Path("/var/log/secure"))
 JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
-JOURNAL_IDENTIFIERS = ("sshd", "sshd-session", "su", "sudo")
+# Entries claiming these names are read; trust.py then decides who really wrote each one.
+JOURNAL_IDENTIFIERS = tuple(trust.PROGRAMS)
 READ_CHUNK = 64 * 1024
 MAX_BACKOFF = 30.0
 # With a watch, look anyway this often: a safety net for changes inotify cannot see (network filesystems).
@@ -94,14 +97,26 @@ async def poll_wireguard(report: SetAttribute, interval: float) -> None:
         await anyio.sleep(interval)
 
 
-def choose_auth_source(setting: str) -> str | Path:
-    """``"journal"`` or the log file to follow, for AUTH_LOG's value."""
+@dataclass(frozen=True, slots=True)
+class JournalSource:
+    """The systemd journal: the machine's own, or the journal files of ``directory``."""
+
+    directory: Path | None = None
+
+    def __str__(self) -> str:
+        return "the journal" if self.directory is None else f"the journal in {self.directory}"
+
+
+def choose_auth_source(setting: str) -> JournalSource | Path:
+    """The journal or the log file to follow, for AUTH_LOG's value (auto, journal, journal:DIR, a path)."""
     if setting == "journal":
-        return "journal"
+        return JournalSource()
+    if setting.startswith("journal:"):
+        return JournalSource(Path(setting.removeprefix("journal:")))
     if setting != "auto":
         return Path(setting)
     if JOURNAL_SOCKET.exists() and shutil.which("journalctl"):
-        return "journal"
+        return JournalSource()
     return next((p for p in LOG_FILES if p.exists()), LOG_FILES[0])
 
 
@@ -189,7 +204,7 @@ async def _follow_file(
         await _idle(watch, poll)
 
 
-async def follow_journal(on_lines: OnLines, report: SetAttribute) -> None:
+async def follow_journal(on_lines: OnLines, report: SetAttribute, source: JournalSource | None = None) -> None:
     """One long-lived `journalctl -f -o json`, restarted with backoff after the last cursor.
 
     The whole lines of each read are handed over together.
@@ -197,9 +212,10 @@ async def follow_journal(on_lines: OnLines, report: SetAttribute) -> None:
     cursor = None
     delay = 0.5
     matches = [f"SYSLOG_IDENTIFIER={name}" for name in JOURNAL_IDENTIFIERS]
+    directory = ["--directory", str(source.directory)] if source and source.directory else []
     while True:
         position = [f"--after-cursor={cursor}"] if cursor else ["-n", "0"]
-        argv = ["journalctl", "-f", "-o", "json", *position, *matches]
+        argv = ["journalctl", *directory, "-f", "-o", "json", *position, *matches]
         try:
             async with await anyio.open_process(argv, stdin=DEVNULL, stdout=PIPE, stderr=PIPE) as process:
                 report("auth", m.AUTH_OK)
@@ -238,7 +254,7 @@ async def follow_auth(setting: str, on_events: OnEvents, report: SetAttribute, p
 
     source = choose_auth_source(setting)
     log.info("following auth events from %s", source)
-    if source == "journal":
-        await follow_journal(on_lines, report)
+    if isinstance(source, JournalSource):
+        await follow_journal(on_lines, report, source)
     else:
         await follow_file(source, on_lines, report, poll)

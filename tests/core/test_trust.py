@@ -1,0 +1,90 @@
+"""Which journal entries are believed: trusted fields against the claimed program (pure)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from secmon.collectors.authlog import FAILURE_KINDS, parse_line
+from secmon.collectors.trust import FORGED_AUTH_LINE
+
+ACCEPTED = "Accepted password for root from 203.0.113.9 port 1 ssh2"
+
+
+def entry(message: str, identifier: str = "sshd", **trusted: str) -> str:
+    record = {"MESSAGE": message, "SYSLOG_IDENTIFIER": identifier, "__REALTIME_TIMESTAMP": "1795979785673859"}
+    record.update(trusted)
+    return json.dumps(record)
+
+
+REAL_SSHD = {"_UID": "0", "_COMM": "sshd", "_EXE": "/usr/sbin/sshd", "_PID": "77"}
+
+
+@pytest.mark.parametrize(
+    ("identifier", "trusted"),
+    [
+        ("sshd", REAL_SSHD),
+        ("sshd-session", {"_UID": "0", "_COMM": "sshd-session", "_EXE": "/usr/lib/openssh/sshd-session"}),
+        ("sshd", {"_UID": "0", "_COMM": "sshd"}),  # no _EXE (older journald): the kernel's comm decides
+    ],
+)
+def test_sshd_as_root_is_believed(identifier, trusted):
+    event = parse_line(entry(ACCEPTED, identifier, **trusted))
+    assert event["kind"] == "ssh_accepted" and event["user"] == "root" and event["host"] == "203.0.113.9"
+
+
+@pytest.mark.parametrize(
+    ("trusted", "user", "command"),
+    [
+        ({"_UID": "1000", "_COMM": "logger", "_EXE": "/usr/bin/logger", "_PID": "4242"}, "uid=1000", "/usr/bin/logger"),
+        ({"_UID": "0", "_COMM": "logger", "_EXE": "/usr/bin/logger"}, "uid=0", "/usr/bin/logger"),  # root, not sshd
+        ({"_UID": "1000", "_COMM": "sshd", "_EXE": "/home/eve/sshd"}, "uid=1000", "/home/eve/sshd"),  # named sshd
+        ({"_UID": "1000", "_COMM": "sshd", "_EXE": "/usr/sbin/sshd"}, "uid=1000", "/usr/sbin/sshd"),  # not root
+        ({"_UID": "0", "_COMM": "sshd", "_EXE": "/tmp/x/python3"}, "uid=0", "/tmp/x/python3"),  # comm is settable
+        ({}, "uid unknown", "unknown program"),  # nothing journald vouches for
+    ],
+)
+def test_a_claim_the_trusted_fields_deny_is_a_forged_line(trusted, user, command):
+    event = parse_line(entry(ACCEPTED, **trusted))
+    assert event["kind"] == FORGED_AUTH_LINE and FORGED_AUTH_LINE in FAILURE_KINDS
+    assert (event["user"], event["command"], event["process"]) == (user, command, "sshd")
+    assert "host" not in event  # the forger's claimed host is not believed
+
+
+def test_a_forged_line_of_no_known_shape_is_still_an_alarm():
+    event = parse_line(entry("hello from eve", "su", _UID="1000", _COMM="logger", _EXE="/usr/bin/logger", _PID="9"))
+    assert event["kind"] == FORGED_AUTH_LINE and event["process"] == "su" and event["pid"] == 9
+
+
+def test_the_user_session_process_of_sshd_may_log_its_disconnect():
+    """After login OpenSSH's session process runs as the user and logs its own end."""
+    line = "Disconnected from user alice 192.0.2.4 port 5151"
+    session = {"_UID": "1000", "_COMM": "sshd-session", "_EXE": "/usr/lib/openssh/sshd-session"}
+    event = parse_line(entry(line, "sshd-session", **session))
+    assert event["kind"] == "ssh_disconnected" and event["user"] == "alice"
+    # the same process claiming a login is not believed
+    event = parse_line(entry(ACCEPTED, "sshd-session", _UID="1000", _EXE="/usr/lib/openssh/sshd-session"))
+    assert event["kind"] == FORGED_AUTH_LINE
+
+
+@pytest.mark.parametrize(
+    ("identifier", "exe", "message", "kind"),
+    [
+        ("su", "/usr/bin/su", "pam_unix(su:session): session opened for user root(uid=0) by alice(uid=1)", "su_opened"),
+        ("sudo", "/usr/bin/sudo", "alice : TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/bin/id", "sudo_command"),
+    ],
+)
+def test_su_and_sudo_are_believed_from_their_own_executables_only(identifier, exe, message, kind):
+    assert parse_line(entry(message, identifier, _UID="0", _EXE=exe, _COMM=identifier))["kind"] == kind
+    forged = parse_line(entry(message, identifier, _UID="0", _EXE="/usr/bin/logger", _COMM="logger"))
+    assert forged["kind"] == FORGED_AUTH_LINE
+
+
+def test_other_programs_are_not_judged():
+    assert parse_line(entry("anything", "cron", _UID="0", _EXE="/usr/sbin/cron")) is None
+
+
+def test_syslog_text_has_no_trusted_fields_and_is_taken_as_written():
+    event = parse_line(f"2026-11-29T02:09:01+00:00 vm sshd[7]: {ACCEPTED}")
+    assert event["kind"] == "ssh_accepted"
