@@ -52,14 +52,17 @@ class Child:
         deadline = time.monotonic() + START_TIMEOUT
         seen = 0
         with self._changed:
-            while self._changed.wait_for(lambda: len(self._lines) > seen, deadline - time.monotonic()):
+            while True:
                 for line in self._lines[seen:]:
                     if line == "":
                         return None
                     if match := regex.search(line):
                         return match
                 seen = len(self._lines)
-        return None
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._changed.wait(left)
 
     def stop(self) -> None:
         if self.process.poll() is None:
