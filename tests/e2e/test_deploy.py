@@ -129,12 +129,16 @@ def test_the_units_verify_offline_and_point_at_the_environment(root):
     assert ("RuntimeDirectory", "secmon") in hub and ("RuntimeDirectoryMode", "0750") in hub
     assert ("Group", "secmon") in hub and ("Environment", "SECMON_SOCKET_GROUP=secmon") in hub
     assert ("Environment", "SECMON_SOCKET=/run/secmon/secmon.sock") in hub
-    # Under ProtectSystem=strict only the unit's own state directory is writable.
-    assert ("ProtectSystem", "strict") in hub
-    assert ("StateDirectory", "secmon") in hub and ("Environment", "SECMON_STATE_DIR=/var/lib/secmon") in hub
-    node = unit_settings(root / "etc/systemd/system/secmon-node.service")
-    assert ("StateDirectory", "secmon-node") in node
-    assert ("Environment", "SECMON_STATE_DIR=/var/lib/secmon-node") in node
+    # Under ProtectSystem=strict (or full, for /var) only a unit's own state directory is writable.
+    state_dirs = {}
+    for unit in UNITS:
+        settings = unit_settings(root / "etc/systemd/system" / f"{unit}.service")
+        for key, value in settings:
+            if key == "Environment" and value.startswith("SECMON_STATE_DIR="):
+                state_dirs[unit] = value.partition("=")[2]
+                assert ("StateDirectory", value.removeprefix("SECMON_STATE_DIR=/var/lib/")) in settings, unit
+    expected = {"secmon-hub": "/var/lib/secmon", "secmon-node": "/var/lib/secmon-node"}
+    assert state_dirs == {**expected, "secmon-http": "/var/lib/secmon-http"}
 
 
 @pytest.fixture
@@ -167,7 +171,7 @@ def test_a_member_of_the_socket_group_uses_the_installed_cli(root, socket_group)
     # As the unit runs it: the socket group, the state directory; the hub makes /run/secmon itself.
     hub_env = {**env, "SECMON_SOCKET_GROUP": group, "SECMON_STATE_DIR": str(state), "BIND_PORT": "0"}
     hub = Daemon([secmon, "hub"], hub_env, "hub")
-    node = None
+    node = http = None
     try:
         port = hub.wait_for(r"listening for nodes on \S+:(\d+)")[1]
         node_env = {**env, "HUB_PORT": port, "SECMON_HOSTNAME": "deploy-check"}
@@ -187,7 +191,18 @@ def test_a_member_of_the_socket_group_uses_the_installed_cli(root, socket_group)
             f"secmon: permission denied on {sock}: the hub serves its own user, root and its SECMON_SOCKET_GROUP\n"
         )
         assert any(state.iterdir()), "the hub kept nothing in SECMON_STATE_DIR"
+
+        # The HTTP bridge, as its unit runs it: the token it makes lands in its state directory.
+        http_state = root / "var/lib/secmon-http"
+        http_state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        http_env = {**env, "SECMON_STATE_DIR": str(http_state), "SERVER_IP": "127.0.0.1", "SERVER_PORT": "0"}
+        http = Daemon([str(root / "opt/secmon/bin/secmon-http")], http_env, "secmon-http")
+        http.wait_for(r"dashboard: http://\S+\?token=\w+")
+        token = http_state / "http-token"
+        assert stat.S_IMODE(token.stat().st_mode) == 0o600 and token.read_text().strip()
     finally:
+        if http is not None:
+            http.stop()
         if node is not None:
             node.stop()
         hub.stop()
