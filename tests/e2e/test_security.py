@@ -164,6 +164,42 @@ def test_a_socket_group_lets_its_members_in_and_no_one_else(cluster, workdir):
     assert "Permission denied" in connect_as(group - 1)  # anyone else cannot even connect
 
 
+def test_a_socket_group_reaches_a_socket_in_a_directory_the_hub_creates(cluster, workdir):
+    if os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"):
+        pytest.skip("needs root to act as another user")
+    import grp
+
+    from secmon.protocol import encode
+    from secmon.protocol import messages as m
+
+    group = grp.getgrnam("nogroup").gr_gid
+    workdir.chmod(0o755)  # the path down to the hub's own directory is open, as /run is
+    sock = workdir / "run" / "secmon" / "secmon.sock"
+    cluster.start_hub(SECMON_SOCKET=str(sock), SECMON_SOCKET_GROUP="nogroup")
+    info = sock.parent.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o750 and info.st_gid == group
+    probe = (
+        "import socket,sys\n"
+        "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(bytes.fromhex(sys.argv[2]))\n"
+        "s.settimeout(10); print(s.recv(4096))\n"
+    )
+    hello = encode(m.Hello(m.PROTOCOL_VERSION, m.ROLE_CLIENT)).hex()
+
+    def connect_as(gid: int) -> str:
+        argv = ["setpriv", "--reuid=65534", f"--regid={gid}", "--clear-groups", "/usr/bin/python3", "-c", probe]
+        result = subprocess.run([*argv, str(sock), hello], capture_output=True, text=True, timeout=WAIT)
+        return result.stdout + result.stderr
+
+    assert "welcome" in connect_as(group)
+    assert "Permission denied" in connect_as(group - 1)
+    cluster.stop_hub()
+    assert sock.parent.is_dir() and not sock.exists()
+    # A directory made by someone else that shuts the group out is named at start-up.
+    sock.parent.chmod(0o700)
+    hub = cluster.start_hub(SECMON_SOCKET=str(sock), SECMON_SOCKET_GROUP="nogroup")
+    hub.wait_for(r"members of SECMON_SOCKET_GROUP cannot reach the socket: .*/run/secmon is mode 0700")
+
+
 def test_allowlist_writable_by_others_runs_nothing(cluster, hub):
     allow = cluster.allowlist("hi=echo hello\n", mode=0o666)
     cluster.start_node(hostname="alpha", COMMAND_ALLOWLIST_FILE=str(allow))

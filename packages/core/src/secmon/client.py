@@ -100,6 +100,10 @@ class HubClient:
                 stream = await anyio.connect_unix(path)
         except TimeoutError:
             raise HubUnavailable(f"the hub on {path} did not answer within {timeout:g} s") from None
+        except PermissionError:
+            raise HubUnavailable(
+                f"permission denied on {path}: the hub serves its own user, root and its SECMON_SOCKET_GROUP"
+            ) from None
         except OSError as exc:
             raise HubUnavailable(f"no hub is running on {path} ({exc.strerror or exc})") from None
         link = Link(stream, keepalive=DEFAULT_KEEPALIVE, max_queue=REQUEST_BUFFER)  # the hub's Welcome sets it

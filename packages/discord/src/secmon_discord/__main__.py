@@ -19,9 +19,11 @@ from secmon.notify import relay_auth_events
 from secmon.protocol import messages as m
 
 from .format import embed, payload
-from .webhook import Webhook, WebhookRejected
+from .webhook import Webhook, WebhookRejected, WebhookUnreachable
 
 log = logging.getLogger("secmon.discord")
+
+TEST_PATIENCE = 6.0  # seconds `secmon-dc test` waits for Discord: someone is watching the terminal
 
 USAGE = """\
 usage: secmon-dc          push ssh, su and sudo events to Discord
@@ -63,7 +65,7 @@ async def send_test(url: str, content: str) -> int:
     notice = Notice(m.AuthUpdate(0, 0, "secmon-dc", "test", event))
     body = payload([{**embed(notice), "title": "✅ SecMon test message"}], content)
     async with aiohttp.ClientSession() as session:
-        answer = await Webhook(url, session).post(body)
+        answer = await Webhook(url, session).post_within(body, TEST_PATIENCE)
     print(f"Discord accepted the test message (id {answer.get('id', '?')} in channel {answer.get('channel_id', '?')})")
     return 0
 
@@ -90,8 +92,10 @@ def main(argv: list[str] | None = None) -> None:
     if args not in ([], ["test"]):
         print(f"secmon-dc: unknown argument {args[0]!r}; see `secmon-dc help`", file=sys.stderr)
         sys.exit(2)
+    # The test's own answer is its one line; its retries are logged only when asked for.
+    default_level = "ERROR" if args == ["test"] else "INFO"
     logging.basicConfig(
-        level=os.environ.get("SECMON_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(name)s: %(message)s"
+        level=os.environ.get("SECMON_LOG_LEVEL", default_level).upper(), format="%(asctime)s %(name)s: %(message)s"
     )
     try:
         url = webhook_url(os.environ)
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
             anyio.run(run, url, content, window)
         except BaseExceptionGroup as group:
             raise single_error(group) from None
-    except (SecmonError, WebhookRejected) as exc:
+    except (SecmonError, WebhookRejected, WebhookUnreachable) as exc:
         print(f"secmon-dc: {exc}", file=sys.stderr)
         sys.exit(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import ssl
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,6 +223,38 @@ def _check_socket_directory(path: Path) -> None:
         raise SecmonError(f"{path.parent} is writable by everyone; put SECMON_SOCKET in a private directory")
 
 
+def _make_socket_directory(directory: Path, gid: int | None) -> None:
+    """Create the socket's directory if it is missing: 0700, or 0750 owned by SECMON_SOCKET_GROUP.
+
+    An existing directory is left as it is (systemd's RuntimeDirectory= makes its own), but
+    a group that could not pass through it is told about at start-up.
+    """
+    try:
+        directory.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        info = directory.stat()
+        if gid is not None and not _group_may_enter(info, gid):
+            log.warning(
+                "members of SECMON_SOCKET_GROUP cannot reach the socket: %s is mode %04o, group %d; "
+                "make it 0750 with that group (RuntimeDirectoryMode=0750 and Group= in a systemd unit)",
+                directory,
+                stat.S_IMODE(info.st_mode),
+                info.st_gid,
+            )
+        return
+    if gid is not None:
+        try:
+            os.chown(directory, -1, gid)
+        except OSError as exc:
+            raise SecmonError(f"cannot give {directory} to SECMON_SOCKET_GROUP: {_reason(exc)}") from None
+        directory.chmod(0o750)
+
+
+def _group_may_enter(info: os.stat_result, gid: int) -> bool:
+    """Whether members of ``gid`` may pass through a directory with this stat."""
+    return bool(info.st_mode & 0o001 or (info.st_gid == gid and info.st_mode & 0o010))
+
+
 def _share_with_group(path: Path, gid: int | None) -> None:
     """With SECMON_SOCKET_GROUP, the group may connect too (0660); its members pass the uid check."""
     if gid is not None:
@@ -266,7 +299,7 @@ async def serve(
     store = HubStore(settings.state_dir, settings.ring_size) if settings.state_dir else None
     hub = Hub(settings, token=security.token, socket_gid=_group_id(settings.socket_group), store=store)
     path = settings.socket
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _make_socket_directory(path.parent, hub.socket_gid)
     _check_socket_directory(path)
     _check_existing_socket(path)
     loop = asyncio.get_running_loop()
