@@ -99,7 +99,7 @@ def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
         return True
     if lowered in FALSE_WORDS:
         return False
-    raise ConfigError(f"{name} must be one of 1/0, true/false, yes/no; got {raw!r}", name)
+    raise ConfigError(f"{name} must be true or false (1/0, true/false, yes/no, in any case); got {raw!r}", name)
 
 
 def env_path(env: Mapping[str, str], name: str) -> Path | None:
