@@ -71,6 +71,8 @@ def test_token_is_required_and_checked(cluster, workdir):
     token.write_text("correct horse battery staple\n")
     wrong = workdir / "wrong"
     wrong.write_text("tr0ub4dor&3\n")
+    token.chmod(0o600)  # a token others can read is refused
+    wrong.chmod(0o600)
     hub = cluster.start_hub(SECMON_TOKEN_FILE=str(token))
     hub.wait_for(r"\(token\)")
     cluster.start_node(hostname="good", SECMON_TOKEN_FILE=str(token))

@@ -3,17 +3,33 @@
 Names and defaults follow SPEC.md. Tuning knobs that are not in the original
 (keepalive interval, handshake deadline, poll intervals) are prefixed
 ``SECMON_`` and exist so tests can run with short timeouts.
+
+Every variable any SecMon program reads goes through one of the ``env_*``
+helpers here, so a value means the same everywhere: a boolean is one of
+1/0/true/false/yes/no (any case), a number is checked against its range, and
+anything else is a ConfigError naming the variable (exit status 2).
 """
 
 from __future__ import annotations
 
+import grp
 import ipaddress
+import logging
 import os
+import stat
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, StateCorrupt
+
+TRUE_WORDS = ("1", "true", "yes")
+FALSE_WORDS = ("0", "false", "no")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
+# SQLite result codes that mean "this file cannot be used here", not "this file is damaged".
+_UNUSABLE_CODES = ("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM", "SQLITE_FULL")
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -22,76 +38,150 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
 
 
 def env_str(env: Mapping[str, str], name: str, default: str) -> str:
+    """The stripped value, or ``default`` when unset or blank."""
     return _get(env, name) or default
 
 
+def env_optional(env: Mapping[str, str], name: str) -> str | None:
+    """The stripped value, or None when unset or blank."""
+    return _get(env, name)
+
+
 def env_float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    """A finite number ≥ ``minimum`` (seconds, mostly)."""
     raw = _get(env, name)
     if raw is None:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}", name) from None
     if not value >= minimum or value == float("inf"):
-        raise ConfigError(f"{name} must be a finite number ≥ {minimum:g}, got {raw!r}")
+        raise ConfigError(f"{name} must be a finite number ≥ {minimum:g}, got {raw!r}", name)
     return value
 
 
 def env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int = 2**31) -> int:
+    """An integer between ``minimum`` and ``maximum``."""
     raw = _get(env, name)
     if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        raise ConfigError(f"{name} must be an integer, got {raw!r}", name) from None
     if not minimum <= value <= maximum:
-        raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {raw!r}")
+        raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {raw!r}", name)
     return value
 
 
 def env_port(env: Mapping[str, str], name: str, default: int) -> int:
+    """A TCP port; 0 asks the system for a free one."""
     return env_int(env, name, default, 0, 65535)
 
 
 def env_ip(env: Mapping[str, str], name: str, default: str) -> str:
+    """An IPv4 or IPv6 address, normalised."""
     raw = _get(env, name) or default
     try:
         return str(ipaddress.ip_address(raw))
     except ValueError:
-        raise ConfigError(f"{name} must be an IP address, got {raw!r}") from None
+        raise ConfigError(f"{name} must be an IP address, got {raw!r}", name) from None
 
 
 def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """1/true/yes or 0/false/no, in any case; any other value is refused rather than guessed."""
     raw = _get(env, name)
     if raw is None:
         return default
     lowered = raw.lower()
-    if lowered in ("1", "true", "yes", "on"):
+    if lowered in TRUE_WORDS:
         return True
-    if lowered in ("0", "false", "no", "off"):
+    if lowered in FALSE_WORDS:
         return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    raise ConfigError(f"{name} must be true or false (1/0, true/false, yes/no, in any case); got {raw!r}", name)
 
 
 def env_path(env: Mapping[str, str], name: str) -> Path | None:
+    """A path, or None when unset; whether it exists is for the caller to say."""
     raw = _get(env, name)
     return Path(raw) if raw else None
 
 
+def env_log_level(env: Mapping[str, str], name: str = "SECMON_LOG_LEVEL", default: str = "INFO") -> int:
+    """A logging level by name (debug, info, warning, error, critical; any case)."""
+    raw = _get(env, name) or default
+    level = "WARNING" if raw.upper() == "WARN" else raw.upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{name} must be one of {', '.join(LOG_LEVELS).lower()}; got {raw!r}", name)
+    return logging.getLevelNamesMapping()[level]
+
+
+def env_group(env: Mapping[str, str], name: str) -> str | None:
+    """The name of a group that exists on this machine, or None when unset."""
+    group = _get(env, name)
+    if group is None:
+        return None
+    try:
+        grp.getgrnam(group)
+    except KeyError:
+        raise ConfigError(f"{name}: no group named {group!r}", name) from None
+    return group
+
+
+def configure_logging(env: Mapping[str, str] | None = None, default_level: str = "INFO") -> None:
+    """Log to stderr at SECMON_LOG_LEVEL (``default_level`` when unset); every SecMon program starts with this."""
+    env = os.environ if env is None else env
+    logging.basicConfig(level=env_log_level(env, default=default_level), format=LOG_FORMAT, stream=sys.stderr)
+
+
 def read_secret(env: Mapping[str, str], name: str) -> str | None:
-    """The stripped content of the file named by ``name``, or None when unset."""
+    """The stripped content of the file named by ``name``, or None when unset.
+
+    Like the allowlist, the file must be private: a secret that others may read
+    is no longer one, and one that others may write lets them choose it. Its
+    group may read it (a service's group shares a root-owned token that way).
+    """
     path = env_path(env, name)
     if path is None:
         return None
     try:
+        info = path.stat()
         secret = path.read_text().strip()
     except OSError as exc:
-        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}", name) from None
+    if info.st_mode & stat.S_IROTH:
+        raise ConfigError(f"{name}: {path} is readable by others; refusing it (chmod o-rwx {path})", name)
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(f"{name}: {path} is writable by group or others; refusing it (chmod go-w {path})", name)
+    if info.st_uid not in (0, os.getuid()):
+        raise ConfigError(f"{name}: {path} is owned by uid {info.st_uid}, not root or us; refusing it", name)
     if not secret:
-        raise ConfigError(f"{name}: {path} is empty")
+        raise ConfigError(f"{name}: {path} is empty", name)
     return secret
+
+
+def state_directory(path: Path, name: str = "SECMON_STATE_DIR") -> Path:
+    """Create the state directory (mode 0700) when missing; a ConfigError names ``name`` when it cannot be used."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"{name}: {path} exists and is not a directory", name) from None
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot create {path}: {exc.strerror}", name) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{name}: {path} is not writable by uid {os.getuid()}", name)
+    return path
+
+
+def state_error(path: Path, exc: Exception) -> ConfigError:
+    """The one-line error for a state database that failed to open or read (an sqlite3 or decoding error)."""
+    code = getattr(exc, "sqlite_errorname", "")
+    if code in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+        return ConfigError(f"SECMON_STATE_DIR: {path} is locked by another process using the same directory")
+    if code in _UNUSABLE_CODES or code.startswith("SQLITE_IOERR"):
+        return ConfigError(f"SECMON_STATE_DIR: cannot use {path}: {exc}")
+    return StateCorrupt(path, str(exc) or type(exc).__name__)
 
 
 def socket_path(env: Mapping[str, str] | None = None) -> Path:
@@ -102,6 +192,23 @@ def socket_path(env: Mapping[str, str] | None = None) -> Path:
         return Path(override)
     uid = os.getuid()
     return Path("/run/secmon.sock") if uid == 0 else Path(f"/run/user/{uid}/secmon.sock")
+
+
+def runtime_dir_problem(env: Mapping[str, str]) -> str | None:
+    """Why a hub cannot use its default socket directory (/run/user/UID missing), or None.
+
+    Only logind makes that directory, for users with a session; a service
+    account or an ``su`` shell often has none, and the hub cannot create it.
+    """
+    if _get(env, "SECMON_SOCKET") or os.getuid() == 0:
+        return None
+    directory = socket_path(env).parent
+    if directory.is_dir():
+        return None
+    return (
+        f"{directory} does not exist (uid {os.getuid()} has no runtime directory: no login session?); "
+        "set SECMON_SOCKET to a socket path in a directory of your own"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +239,7 @@ class HubSettings:
     max_nodes: int  # connected nodes; more are refused, so a flood cannot exhaust the hub
     socket_group: str | None  # a group whose members may use the socket too
     state_dir: Path | None  # where the update ring and event dedup state survive a restart
+    uvloop: bool  # run on uvloop when it is installed
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HubSettings:
@@ -146,8 +254,9 @@ class HubSettings:
             ring_size=env_int(env, "SECMON_RING_SIZE", 100_000, 1),
             subscriber_queue=env_int(env, "SECMON_SUBSCRIBER_QUEUE", 10_000, 1),
             max_nodes=env_int(env, "SECMON_MAX_NODES", 20_000, 1),
-            socket_group=_get(env, "SECMON_SOCKET_GROUP"),
+            socket_group=env_group(env, "SECMON_SOCKET_GROUP"),
             state_dir=env_path(env, "SECMON_STATE_DIR"),
+            uvloop=env_bool(env, "SECMON_UVLOOP", True),
         )
 
 
@@ -155,12 +264,14 @@ class HubSettings:
 class NodeSettings:
     hub_ip: str
     hub_port: int
+    hostname: str | None  # the name the node reports; None: the machine's host name
     allowlist: Path | None
     execute_timeout: float
     auth_log: str  # "auto", "journal", or a file path
     link: LinkSettings
     sessions_interval: float
     wg_interval: float
+    follow_interval: float  # seconds between looks at a followed log file where inotify is unavailable
     max_commands: int  # commands running at once; the rest queue
     reconnect_max: float  # cap of the reconnect backoff
     state_dir: Path | None  # where unacknowledged events survive a restart
@@ -171,12 +282,14 @@ class NodeSettings:
         return cls(
             hub_ip=env_str(env, "HUB_IP", "127.0.0.1"),
             hub_port=env_port(env, "HUB_PORT", 9992),
+            hostname=env_optional(env, "SECMON_HOSTNAME"),
             allowlist=env_path(env, "COMMAND_ALLOWLIST_FILE"),
             execute_timeout=env_float(env, "COMMAND_EXECUTE_TIMEOUT", 0.0),
             auth_log=env_str(env, "AUTH_LOG", "auto"),
             link=LinkSettings.from_env(env),
             sessions_interval=env_float(env, "SECMON_SESSIONS_INTERVAL", 1.0, 0.01),
             wg_interval=env_float(env, "SECMON_WG_INTERVAL", 5.0, 0.01),
+            follow_interval=env_float(env, "SECMON_FOLLOW_INTERVAL", 0.1, 0.01),
             max_commands=env_int(env, "SECMON_MAX_COMMANDS", 4, 1, 1024),
             reconnect_max=env_float(env, "SECMON_RECONNECT_MAX", 30.0, 0.01),
             state_dir=env_path(env, "SECMON_STATE_DIR"),

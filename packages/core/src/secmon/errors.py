@@ -1,7 +1,8 @@
 """Errors a SecMon user or integration can see, each with one clear line of text.
 
     SecmonError
-    ├── ConfigError          an environment variable or argument is malformed (exit 2)
+    ├── ConfigError          an environment variable, argument or file is unusable (exit 2)
+    │   └── StateCorrupt     a state database cannot be read; the text says how to move it aside
     └── HubError             something went wrong talking to the hub
         ├── HubUnavailable   no hub answers on the socket, or it went away
         ├── RequestFailed    the hub answered a request with an error
@@ -15,6 +16,9 @@ them to HubError at its edge.
 
 from __future__ import annotations
 
+from pathlib import Path
+from shlex import quote
+
 
 class SecmonError(Exception):
     """Base of every error meant for a user; ``str()`` is the line to show."""
@@ -23,9 +27,30 @@ class SecmonError(Exception):
 
 
 class ConfigError(SecmonError):
-    """Raised when an environment variable or argument is malformed."""
+    """Raised when an environment variable or argument is malformed, or a file it names is unusable.
+
+    ``variable`` is the environment variable at fault when there is one: `secmon check`
+    unsets it and parses again, so one run lists every malformed variable.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, variable: str | None = None) -> None:
+        super().__init__(message)
+        self.variable = variable
+
+
+class StateCorrupt(ConfigError):
+    """Raised when a database under SECMON_STATE_DIR is not one SQLite can read."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        # SQLite's -wal and -shm files belong to the database: left behind, they would be replayed into a new one.
+        files = [path, *(p for p in (Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists())]
+        moves = " && ".join(f"mv {quote(str(p))} {quote(f'{p}.corrupt')}" for p in files)
+        super().__init__(
+            f"state database {path} is unreadable ({reason}); move it aside ({moves}) to start with an empty store"
+        )
+        self.path = path
 
 
 class HubError(SecmonError):

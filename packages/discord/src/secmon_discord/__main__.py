@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import anyio
 
-from secmon.config import env_float
+from secmon.config import configure_logging, env_float, env_optional, env_str
 from secmon.errors import ConfigError, SecmonError, single_error
 from secmon.folding import Notice
 from secmon.notify import relay_auth_events
@@ -39,8 +39,8 @@ environment:
 
 
 def webhook_url(env) -> str:
-    url = (env.get("DISCORD_WEBHOOK_URL") or "").strip()
-    if not url:
+    url = env_optional(env, "DISCORD_WEBHOOK_URL")
+    if url is None:
         raise ConfigError("DISCORD_WEBHOOK_URL is required: the webhook URL from the channel's integrations")
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname or "/webhooks/" not in parts.path:
@@ -94,12 +94,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     # The test's own answer is its one line; its retries are logged only when asked for.
     default_level = "ERROR" if args == ["test"] else "INFO"
-    logging.basicConfig(
-        level=os.environ.get("SECMON_LOG_LEVEL", default_level).upper(), format="%(asctime)s %(name)s: %(message)s"
-    )
     try:
+        configure_logging(default_level=default_level)
         url = webhook_url(os.environ)
-        content = os.environ.get("DISCORD_MESSAGE_CONTENT", "")
+        content = env_str(os.environ, "DISCORD_MESSAGE_CONTENT", "")
         window = env_float(os.environ, "SECMON_FOLD_WINDOW", 60.0)
         try:
             if args == ["test"]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
 
+from secmon.config import configure_logging
 from secmon.errors import SecmonError
 
 USAGE = """\
@@ -36,12 +36,10 @@ def main(argv: list[str] | None = None) -> None:
     if args:
         print(f"secmon-http: unknown argument {args[0]!r}; see `secmon-http help`", file=sys.stderr)
         sys.exit(2)
-    logging.basicConfig(
-        level=os.environ.get("SECMON_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(name)s: %(message)s"
-    )
     from .config import HttpSettings
 
     try:
+        configure_logging()
         settings = HttpSettings.from_env()
     except SecmonError as exc:
         print(f"secmon-http: {exc}", file=sys.stderr)

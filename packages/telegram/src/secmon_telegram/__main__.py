@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 USAGE = """\
@@ -32,15 +31,14 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         print(f"secmon-tg: unknown argument {unknown[0]!r}; see `secmon-tg help`", file=sys.stderr)
         sys.exit(2)
-    logging.basicConfig(
-        level=os.environ.get("SECMON_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll otherwise
+    from secmon.config import configure_logging
     from secmon.errors import SecmonError, single_error
 
     from .config import BotSettings
 
     try:
+        configure_logging()
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll otherwise
         settings = BotSettings.from_env()
         import anyio
 

@@ -10,7 +10,7 @@ from datetime import tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from secmon.config import env_bool, env_float, env_path
+from secmon.config import env_bool, env_float, env_path, env_str
 from secmon.errors import ConfigError
 
 DEFAULT_API_URL = "https://api.telegram.org/bot"
@@ -31,17 +31,17 @@ class BotSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BotSettings:
         env = os.environ if env is None else env
-        token = (env.get("TELEGRAM_BOT_TOKEN") or "").strip()
+        token = env_str(env, "TELEGRAM_BOT_TOKEN", "")
         if not token:
             raise ConfigError("TELEGRAM_BOT_TOKEN is required: the token @BotFather gave you")
         if not _TOKEN.match(token):
             raise ConfigError("TELEGRAM_BOT_TOKEN does not look like a bot token (digits, a colon, then letters)")
-        user = (env.get("TELEGRAM_USER_ID") or "").strip()
+        user = env_str(env, "TELEGRAM_USER_ID", "")
         if not user:
             raise ConfigError("TELEGRAM_USER_ID is required: the numeric id of the one user the bot answers")
         if not user.lstrip("-").isdigit():
             raise ConfigError(f"TELEGRAM_USER_ID must be a number, got {user!r}")
-        zone = (env.get("TIMEZONE") or "local").strip()
+        zone = env_str(env, "TIMEZONE", "local")
         try:
             timezone = None if zone == "local" else ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -52,7 +52,7 @@ class BotSettings:
             ipv4_only=env_bool(env, "IPV4ONLY", False),
             timezone=timezone,
             allowlist=env_path(env, "COMMAND_ALLOWLIST_FILE"),
-            api_url=(env.get("TELEGRAM_API_URL") or DEFAULT_API_URL).strip(),
+            api_url=env_str(env, "TELEGRAM_API_URL", DEFAULT_API_URL),
             fold_window=env_float(env, "SECMON_FOLD_WINDOW", 60.0),
             node_wait=env_float(env, "NODE_WAIT_TIMEOUT", 0.0),
         )

@@ -8,7 +8,6 @@ a malformed variable, 1 for everything else, 130 after Ctrl-C.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -18,7 +17,7 @@ import anyio
 
 from .. import jsonform
 from ..client import HubClient
-from ..config import env_float
+from ..config import configure_logging, env_float
 from ..errors import ConfigError, SecmonError, single_error
 from ..protocol import messages as m
 from . import render
@@ -35,6 +34,7 @@ usage:
   secmon <node> <command-label>       run an allowed command, stream its output
   secmon - <command-label>            run it on every connected node
   secmon authlog [FILE|-]             print the auth events SecMon sees in log lines
+  secmon check [hub] [node]           validate this machine's hub/node configuration
   secmon help                         show this help
 
 options:
@@ -208,6 +208,10 @@ def dispatch(argv: list[str]) -> int:
         elif rest:
             fail("usage: secmon subscribe [--since SEQ] [--json]")
         return _run_async(cmd_subscribe, since, as_json, paint)
+    if command == "check":
+        from ..check import main as check_main
+
+        return check_main(rest)
     if command == "authlog":
         if len(rest) > 1:
             fail("usage: secmon authlog [FILE|-]")
@@ -223,13 +227,9 @@ def dispatch(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console-script entry point."""
-    logging.basicConfig(
-        level=os.environ.get("SECMON_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     try:
         try:
+            configure_logging()
             code = dispatch(sys.argv[1:] if argv is None else argv)
         except BaseExceptionGroup as group:
             raise single_error(group) from None

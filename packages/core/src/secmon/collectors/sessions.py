@@ -11,6 +11,7 @@ import os
 import struct
 from pathlib import Path
 
+from ..config import env_path
 from ..protocol.messages import Session
 
 UTMP_PATHS = (Path("/run/utmp"), Path("/var/run/utmp"))
@@ -37,9 +38,9 @@ def parse_utmp(data: bytes) -> list[Session]:
 
 
 def utmp_path() -> Path:
-    override = os.environ.get("SECMON_UTMP")
-    if override:
-        return Path(override)
+    override = env_path(os.environ, "SECMON_UTMP")
+    if override is not None:
+        return override
     return next((p for p in UTMP_PATHS if p.exists()), UTMP_PATHS[0])
 
 

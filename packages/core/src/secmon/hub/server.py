@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from ..config import HubSettings, read_secret
+from ..config import HubSettings, env_bool, read_secret, runtime_dir_problem
 from ..errors import ConfigError, SecmonError
 from ..protocol import FrameDecoder, encode
 from ..protocol import messages as m
@@ -368,9 +368,9 @@ async def run_until_signalled(settings: HubSettings, security: HubSecurity) -> N
                 break
 
 
-def loop_options() -> dict[str, bool]:
-    """uvloop when it is installed (the ``fast`` extra) and SECMON_UVLOOP is not 0."""
-    if os.environ.get("SECMON_UVLOOP", "1") == "0":
+def loop_options(wanted: bool | None = None) -> dict[str, bool]:
+    """uvloop when it is installed (the ``fast`` extra) and wanted (by default: SECMON_UVLOOP is not false)."""
+    if not (env_bool(os.environ, "SECMON_UVLOOP", True) if wanted is None else wanted):
         return {}
     try:
         import uvloop  # noqa: F401
@@ -381,11 +381,13 @@ def loop_options() -> dict[str, bool]:
 
 def main(allow_insecure: bool = False) -> None:
     """Entry point of ``secmon hub``; raises SecmonError with one line for the user."""
-    settings = HubSettings.from_env()
-    security = HubSecurity(
-        tls=hub_context(TlsFiles.from_env(os.environ)), token=read_secret(os.environ, "SECMON_TOKEN_FILE")
-    )
+    env = os.environ
+    settings = HubSettings.from_env(env)
+    if problem := runtime_dir_problem(env):
+        raise ConfigError(problem)
+    security = HubSecurity(tls=hub_context(TlsFiles.from_env(env)), token=read_secret(env, "SECMON_TOKEN_FILE"))
     check_exposure(settings, security.tls is not None, security.token is not None, allow_insecure)
+    options = loop_options(settings.uvloop)
     started = time.monotonic()
-    anyio.run(run_until_signalled, settings, security, backend_options=loop_options())
+    anyio.run(run_until_signalled, settings, security, backend_options=options)
     log.info("stopped after %.0f s", time.monotonic() - started)

@@ -11,34 +11,54 @@ of the process (not of the machine) at little cost.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from ..config import state_directory, state_error
+
+DATABASE = "hub.sqlite3"  # in SECMON_STATE_DIR
 TRIM_EVERY = 1_000  # updates between trims of the ring table down to its size
 
 
 class HubStore:
     def __init__(self, directory: Path, ring_size: int) -> None:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        """Open (or create) ``hub.sqlite3`` in ``directory``; ConfigError with one line when it cannot be used."""
+        self.path = state_directory(directory) / DATABASE
         self.ring_size = ring_size
-        self.db = sqlite3.connect(directory / "hub.sqlite3", isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        # A frame holds the updates seq..last (``last`` is NULL in rows stored before batches).
-        self.db.execute("CREATE TABLE IF NOT EXISTS ring (seq INTEGER PRIMARY KEY, frame BLOB NOT NULL, last INTEGER)")
-        if "last" not in {row[1] for row in self.db.execute("PRAGMA table_info(ring)")}:
-            self.db.execute("ALTER TABLE ring ADD COLUMN last INTEGER")
-        self.db.execute("CREATE TABLE IF NOT EXISTS node_events (node_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL)")
-        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
         self._since_trim = 0
+        with self._read_errors():
+            self.db = sqlite3.connect(self.path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            # A frame holds the updates seq..last (``last`` is NULL in rows stored before batches).
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS ring (seq INTEGER PRIMARY KEY, frame BLOB NOT NULL, last INTEGER)"
+            )
+            if "last" not in {row[1] for row in self.db.execute("PRAGMA table_info(ring)")}:
+                self.db.execute("ALTER TABLE ring ADD COLUMN last INTEGER")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS node_events (node_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL)"
+            )
+            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+
+    @contextmanager
+    def _read_errors(self) -> Iterator[None]:
+        """What start-up reads: a database SQLite cannot read becomes one line naming the file."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise state_error(self.path, exc) from None
 
     def load_ring(self) -> tuple[int | None, list[tuple[int, int, bytes]]]:
         """The first sequence this hub ever issued (None if never), and the held frames in order."""
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'first_seq'").fetchone()
-        frames = self.db.execute(
-            "SELECT seq, last, frame FROM"
-            " (SELECT seq, coalesce(last, seq) AS last, frame FROM ring ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-            (self.ring_size,),
-        ).fetchall()
+        with self._read_errors():
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'first_seq'").fetchone()
+            frames = self.db.execute(
+                "SELECT seq, last, frame FROM"
+                " (SELECT seq, coalesce(last, seq) AS last, frame FROM ring ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                (self.ring_size,),
+            ).fetchall()
         return (row[0] if row else None), frames
 
     def remember_first(self, seq: int) -> None:

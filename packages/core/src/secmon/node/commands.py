@@ -2,10 +2,13 @@
 
 The allowlist file is the only authority for what runs: ``label=command`` a
 line, the first ``=`` splits, the command is split like a shell would split
-it but never given to a shell. The file is re-read on every request and must
-not be writable by anyone but its owner (root or us), as sshd's StrictModes
-demands of its files. A command runs in its own session, so a timeout or a
-cancel kills its whole process group.
+it but never given to a shell. A line that allows nothing (no ``=``, a bad
+label, an unterminated quote, a label defined again) is reported with its
+number: the node logs each at start and `secmon check` lists them. The file
+is re-read on every request and must not be writable by anyone but its
+owner (root or us), as sshd's StrictModes demands of its files. A command
+runs in its own session, so a timeout or a cancel kills its whole process
+group.
 """
 
 from __future__ import annotations
@@ -43,28 +46,72 @@ def label_problem(label: str) -> str | None:
     return None
 
 
-def parse_allowlist(text: str) -> dict[str, list[str]]:
-    """Labels and their argv; lines that are blank, comments or malformed are skipped."""
+@dataclass(frozen=True, slots=True)
+class IgnoredLine:
+    """A line of the allowlist that allows nothing, and why."""
+
+    number: int  # from 1, as editors count
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Allowlist:
+    """What a parse of the file allows, and the lines it had to leave out."""
+
+    entries: dict[str, list[str]]
+    ignored: list[IgnoredLine]
+
+
+def read_allowlist(text: str) -> Allowlist:
+    """Labels and their argv; blank lines and comments are skipped, malformed lines reported as ignored.
+
+    When a label appears twice, the later line wins and the earlier one is reported.
+    """
     entries: dict[str, list[str]] = {}
-    for line in text.splitlines():
+    seen: dict[str, int] = {}
+    ignored: list[IgnoredLine] = []
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            ignored.append(IgnoredLine(number, "no '=': a line is label=command"))
             continue
         label, command = line.split("=", 1)
         label = label.strip()
+        if problem := label_problem(label):
+            ignored.append(IgnoredLine(number, f"label {label!r}: {problem}"))
+            continue
         try:
             argv = shlex.split(command)
-        except ValueError:
+        except ValueError as exc:  # an unterminated quote, or a backslash at the very end
+            ignored.append(IgnoredLine(number, f"the command cannot be split: {str(exc).lower()}"))
             continue
-        if argv and label_problem(label) is None:
-            entries[label] = argv
-    return entries
+        if not argv:
+            ignored.append(IgnoredLine(number, f"label {label!r} has no command after '='"))
+            continue
+        if label in seen:
+            ignored.append(IgnoredLine(seen[label], f"label {label!r} is defined again on line {number}"))
+        entries[label] = argv
+        seen[label] = number
+    ignored.sort(key=lambda item: item.number)
+    return Allowlist(entries, ignored)
+
+
+def parse_allowlist(text: str) -> dict[str, list[str]]:
+    """Labels and their argv; lines that are blank, comments or malformed are skipped."""
+    return read_allowlist(text).entries
 
 
 def load_allowlist(path: Path | None) -> dict[str, list[str]]:
     """Read and check the allowlist; no file configured means nothing may run."""
+    return check_allowlist(path).entries
+
+
+def check_allowlist(path: Path | None) -> Allowlist:
+    """Read the allowlist and check that it can be trusted (AllowlistError if not); nothing for no file."""
     if path is None:
-        return {}
+        return Allowlist({}, [])
     try:
         info = path.stat()
         text = path.read_text(errors="replace")
@@ -76,7 +123,7 @@ def load_allowlist(path: Path | None) -> dict[str, list[str]]:
         raise AllowlistError(f"allowlist {path} is writable by group or others; refusing to run commands")
     if info.st_uid not in (0, os.getuid()):
         raise AllowlistError(f"allowlist {path} is owned by uid {info.st_uid}, not root or us; refusing")
-    return parse_allowlist(text)
+    return read_allowlist(text)
 
 
 @dataclass(slots=True)

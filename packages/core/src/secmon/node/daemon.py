@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from pathlib import Path
 
 import anyio
 
@@ -12,11 +13,11 @@ from ..collectors.sources import follow_auth, poll_sessions, poll_wireguard
 from ..config import NodeSettings, read_secret
 from ..tls import TlsFiles, node_context
 from .agent import HubGone, NodeAgent
+from .commands import AllowlistError, check_allowlist
 
 log = logging.getLogger("secmon.node")
 
 ALLOWLIST_INTERVAL = 5.0  # seconds between looks at the allowlist, to advertise its labels
-FOLLOW_POLL = 0.1  # seconds between looks at the auth log where inotify is unavailable
 
 
 async def run_node(settings: NodeSettings, agent: NodeAgent, reconnect: bool) -> None:
@@ -28,8 +29,9 @@ async def run_node(settings: NodeSettings, agent: NodeAgent, reconnect: bool) ->
         if "wg" in agent.monitors:
             tg.start_soon(poll_wireguard, agent.set_attribute, settings.wg_interval)
         if "auth" in agent.monitors:
-            poll = float(os.environ.get("SECMON_FOLLOW_INTERVAL") or FOLLOW_POLL)
-            tg.start_soon(follow_auth, settings.auth_log, agent.add_events, agent.set_attribute, poll)
+            tg.start_soon(
+                follow_auth, settings.auth_log, agent.add_events, agent.set_attribute, settings.follow_interval
+            )
         tg.start_soon(agent.watch_allowlist, ALLOWLIST_INTERVAL)
         tg.start_soon(_stop_on_signal, tg.cancel_scope)
         try:
@@ -49,10 +51,22 @@ async def _stop_on_signal(scope: anyio.CancelScope) -> None:
             return
 
 
+def warn_about_allowlist(path: Path | None) -> None:
+    """Log, once at start, why the allowlist allows nothing or which of its lines it ignores."""
+    try:
+        allowlist = check_allowlist(path)
+    except AllowlistError as exc:
+        log.warning("%s; no command will run until that is fixed", exc)
+        return
+    for line in allowlist.ignored:
+        log.warning("allowlist %s line %d ignored: %s", path, line.number, line.reason)
+
+
 def main(monitors: list[str], reconnect: bool) -> None:
+    """Entry point of ``secmon node``; raises SecmonError with one line for the user."""
     settings = NodeSettings.from_env()
     token = read_secret(os.environ, "SECMON_TOKEN_FILE")
     tls = node_context(TlsFiles.from_env(os.environ))
-    hostname = os.environ.get("SECMON_HOSTNAME") or None
-    agent = NodeAgent(settings, monitors, hostname=hostname, token=token, tls=tls)
+    warn_about_allowlist(settings.allowlist)
+    agent = NodeAgent(settings, monitors, hostname=settings.hostname, token=token, tls=tls)
     anyio.run(run_node, settings, agent, reconnect)

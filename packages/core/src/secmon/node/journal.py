@@ -15,9 +15,11 @@ from pathlib import Path
 
 import msgpack
 
+from ..config import state_directory, state_error
 from ..protocol import messages as m
 
 _FIELDS = [name for name in m.AuthEvent.__dataclass_fields__]
+DATABASE = "node.sqlite3"  # in SECMON_STATE_DIR
 
 
 class MemoryJournal:
@@ -52,8 +54,14 @@ class SqliteJournal(MemoryJournal):
 
     def __init__(self, directory: Path, limit: int) -> None:
         super().__init__(limit)
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.db = sqlite3.connect(directory / "node.sqlite3", isolation_level=None)
+        path = state_directory(directory) / DATABASE
+        try:
+            self._open(path)
+        except (sqlite3.Error, msgpack.UnpackException, ValueError, TypeError) as exc:  # or an event not decoding
+            raise state_error(path, exc) from None
+
+    def _open(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # survives a crash of the process, cheaply
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
