@@ -10,7 +10,8 @@ same process tell the host or user a line leaves out.
     corpus.log            syslog text, headers in turn: classic, ISO 8601 (Ubuntu 24.04),
                           RFC 5424, Solaris, classic with a priority
     corpus.jsonl          the same messages as ``journalctl -o json`` records
-    corpus.expected.json  per line: {"event": fields or null, "time": seconds, "header": style}
+    corpus.expected.json  per line: {"event": fields or null, "time": seconds, "header": style,
+                          "unmatched": the program, for a line of it no shape matches}
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ USERS = ["root", "admin", "oracle", "ubuntu", "test", "git", "user1", "postgres"
 HOSTILE = ["x from 6.6.6.6 port 1", "<b>evil</b>", "a b", "@everyone", "ユーザー", ""]
 
 rng = random.Random(16)
-steps: list[tuple[str, int, str, dict | None]] = []  # (program, pid, message, expected event)
+steps: list[tuple[str, int, str, dict | None, bool]] = []  # (program, pid, message, expected event, unknown)
 _pid = 30000
 
 
@@ -60,10 +61,11 @@ def event(kind: str, **fields) -> dict:
     return {"kind": kind, **{k: v for k, v in fields.items() if v is not None}}
 
 
-def step(program: str, pid: int, message: str, expected: dict | None = None) -> None:
+def step(program: str, pid: int, message: str, expected: dict | None = None, unknown: bool = False) -> None:
+    """One line; ``unknown`` when SecMon is meant not to know its shape (`secmon authlog --unmatched`)."""
     if expected is not None:
         expected = {**expected, "process": program, "pid": pid}
-    steps.append((program, pid, message, expected))
+    steps.append((program, pid, message, expected, unknown))
 
 
 # --- sshd: password guessing against a real account (OpenSSH 9.8+, sshd-session) -------------
@@ -447,6 +449,15 @@ def others() -> None:
     step("systemd-logind", 655, "New session 42 of user alice.")
     step("sshd-keygen", new_pid(), "Failed password for root from 203.0.113.4 port 22 ssh2")
     step("polkitd", 801, "Registered Authentication Agent for unix-process:2101:1 (system bus name :1.70)")
+    # Lines of watched programs that are no login attempt and no shape SecMon knows.
+    step("sshd", LISTENER, "error: Bind to port 22 on 0.0.0.0 failed: Address already in use.", unknown=True)
+    step("sshd", new_pid(), "error: Received disconnect: unexpected message", unknown=True)
+    step("sudo", new_pid(), "pam_unix(sudo:auth): conversation failed", unknown=True)
+    step("su", new_pid(), "pam_unix(su:auth): auth could not identify password for [alice]", unknown=True)
+    # PAM modules' session noise, known and quiet.
+    step("sshd", new_pid(), "pam_systemd(sshd:session): Failed to connect to system bus: No such file or directory")
+    step("su", new_pid(), "pam_limits(su:session): Could not set limit for 'nofile' to soft=1024, hard=32768")
+    step("sudo", new_pid(), "pam_env(sudo:session): deprecated reading of user environment enabled")
 
 
 def build() -> None:
@@ -550,25 +561,25 @@ def journal_record(when: datetime, program: str, pid: int, message: str, seq: in
     return json.dumps(record, ensure_ascii=False)
 
 
-GARBAGE = [
-    ("", ""),
-    ("\x00\x01\x02 binary", "\x00\x01\x02"),
-    ("Nov 29", "{"),
-    (
-        "Nov 29 02:09:01 web1 sshd[",
-        '{"MESSAGE": "Failed password for root from 203.0.113.4 port 22 ssh2", "SYSLOG_IDENTIFIER": 5}',
-    ),
-    ("Nov 29 02:09:01 web1 sshd[12]", "[1, 2, 3]"),
-    ("2026-11-29T02:09:01.000000+00:00 web1 sshd[12]:", '{"SYSLOG_IDENTIFIER": "sshd", "_PID": "12"}'),
-    ("<38>1 2026-11-29T02:09:01Z web1 sshd 12 - [unterminated", '{"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": ["x", 1]}'),
-    (
-        "Zzz 99 99:99:99 web1 sshd[1]: Accepted",
-        '{"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Failed password for root from 203.0.113.4 port 22 ssh2", "__REALTIME',
-    ),
-    ("sshd[1]: Failed password for root from 203.0.113.4 port 22 ssh2", '"just a string"'),
-    ("Nov 29 02:09:01 web1 sshd[99999999999999999999]: Failed password for root from", "null"),
-    ("Nov 29 02:09:01 web1 sshd[1]: Failed password for root from " + "A" * 9000, '{"MESSAGE": "' + "A" * 9000 + '"}'),
-]
+# (syslog text, journal JSON, the program when SecMon reads the line but knows no shape of it)
+GARBAGE: list[tuple[str, str, str | None]] = [
+    ("", "", None),
+    ("\x00\x01\x02 binary", "\x00\x01\x02", None),
+    ("Nov 29", "{", None),
+    ("Nov 29 02:09:01 web1 sshd[", '{"MESSAGE": "Failed password for root from 203.0.113.4 port 22 ssh2", "SYSLOG_IDENTIFIER": 5}', None),
+    ("Nov 29 02:09:01 web1 sshd[12]", "[1, 2, 3]", None),
+    ("2026-11-29T02:09:01.000000+00:00 web1 sshd[12]:", '{"SYSLOG_IDENTIFIER": "sshd", "_PID": "12"}', None),
+    ("<38>1 2026-11-29T02:09:01Z web1 sshd 12 - [unterminated", '{"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": ["x", 1]}', None),
+    ("Zzz 99 99:99:99 web1 sshd[1]: Accepted", '{"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Accepted"}', "sshd"),
+    ("Nov 29 02:09:01 web1 sshd[1]: Failed password for root from 203.0.113.4 po",
+     '{"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Failed password for root from 203.0.113.4 po"}', "sshd"),
+    ("Nov 29 02:09:01 web1 su",
+     '{"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Failed password for root from 203.0.113.4 port 22 ssh2", "__REALTIME', None),
+    ("sshd[1]: Failed password for root from 203.0.113.4 port 22 ssh2", '"just a string"', None),
+    ("Nov 29 02:09:01 web1 sshd[99999999999999999999]: Failed password for root from",
+     '{"SYSLOG_IDENTIFIER": "sshd", "_PID": "99999999999999999999", "MESSAGE": "Failed password for root from"}', "sshd"),
+    ("Nov 29 02:09:01 web1 sshd[1]: Failed password for root from " + "A" * 9000, '{"MESSAGE": "' + "A" * 9000 + '"}', None),
+]  # fmt: skip
 
 
 def main() -> None:
@@ -576,22 +587,23 @@ def main() -> None:
     log_lines, journal_lines, expected = [], [], []
     when = START
     junk = iter(GARBAGE)
-    for index, (program, pid, message, event_fields) in enumerate(steps):
+    for index, (program, pid, message, event_fields, unknown) in enumerate(steps):
         if index % 37 == 5:
             bad = next(junk, None)
             if bad is not None:
                 log_lines.append(bad[0])
                 journal_lines.append(bad[1])
-                expected.append({"event": None, "time": None, "header": "junk"})
+                expected.append({"event": None, "time": None, "header": "junk", "unmatched": bad[2]})
         when += timedelta(milliseconds=rng.randint(40, 2500))
         style = HEADERS[index % len(HEADERS)]
         log_lines.append(syslog_text(style, when, program, pid, message))
         journal_lines.append(journal_record(when, program, pid, message, index + 1))
-        expected.append({"event": event_fields, "time": round(when.timestamp(), 6), "header": style})
+        row = {"event": event_fields, "time": round(when.timestamp(), 6), "header": style}
+        expected.append({**row, "unmatched": program if unknown else None})
     for bad in junk:
         log_lines.append(bad[0])
         journal_lines.append(bad[1])
-        expected.append({"event": None, "time": None, "header": "junk"})
+        expected.append({"event": None, "time": None, "header": "junk", "unmatched": bad[2]})
     (HERE / "corpus.log").write_text("\n".join(log_lines) + "\n")
     (HERE / "corpus.jsonl").write_text("\n".join(journal_lines) + "\n")
     rows = ",\n".join(json.dumps(row, ensure_ascii=False) for row in expected)

@@ -155,12 +155,13 @@ _REFUSED_CONNECT = re.compile(r"refused connect from (?P<name>\S+?)(?: \((?P<add
 _CONNECTION_FROM = re.compile(r"Connection from (?P<host>\S+) port (?P<port>\d+) on ")
 _REPEATED = re.compile(r"message repeated \d+ times: \[ ?(?P<message>.*)\]$")
 # Known lines that are no event: sessions starting and ending, the listener's own news.
+_PAM_NOISE = r"pam_\w+\([\w-]+:(?:session|account|setcred|password)\)"  # sessions, limits, env: no failure
 _SSHD_QUIET = re.compile(
     r"(?:Postponed|Partial|Server listening|Received signal|Starting session|Close session|Closing connection"
-    r"|Transferred:|User child is on pid|Received disconnect|Connection (?:closed|reset) by|Disconnected from"
-    r"|pam_unix\(sshd:session\)|Timeout, client not responding|Read error from remote host|Invalid user"
-    r"|Accepted|Failed|session opened|session closed|Disconnecting|PAM: |input_userauth_request: invalid user"
-    r"|pam_unix\(sshd:auth\): check pass|(?:in|exited) MaxStartups throttling|\w+ logging rate-limited)"
+    r"|Transferred:|User child is on pid|Timeout, client not responding|Read error from remote host"
+    r"|input_userauth_request: invalid user|pam_unix\(sshd:auth\): check pass|(?:in|exited) MaxStartups throttling"
+    r"|\w+ logging rate-limited|kex_exchange_identification: |banner exchange: |Unable to negotiate with "
+    r"|Bad protocol version identification|Did not receive identification string|" + _PAM_NOISE + ")"
 )
 
 
@@ -399,7 +400,7 @@ _SU_TO = re.compile(r"(?P<failed>FAILED (?:SU|RUNUSER) )?\(to (?P<target>.*?)\) 
 _SHADOW_SU = re.compile(r"(?P<outcome>Successful|FAILED) su for (?P<target>\S+) by (?P<user>.*)$")
 _SUDO = re.compile(r"\s*(?P<user>\S.*?) : (?P<rest>.*)$")
 _SUDO_KEYS = frozenset({"HOST", "TTY", "CHROOT", "PWD", "CWD", "USER", "GROUP", "TSID", "ENV", "COMMAND"})
-_SUDO_QUIET = re.compile(r"pam_unix\(sudo(?:-i)?:(?:session|account)\)|\s*\S.*? : \(command continued\) ")
+_QUIET_PAM = re.compile(_PAM_NOISE)
 
 
 def _classify_su(message: str) -> Fields | None:
@@ -410,7 +411,7 @@ def _classify_su(message: str) -> Fields | None:
             return {"kind": SU_CLOSED, "target_user": m["target"]}
         if m := _AUTH_FAILURE.match(message):
             return {"kind": SU_FAILED, "user": m["ruser"] or m["logname"] or None, "target_user": m["target"] or None}
-        return None
+        return QUIET if _QUIET_PAM.match(message) else None
     if m := _SU_TO.match(message):
         tty = m["tty"] if m["tty"] != "none" else None
         kind = SU_FAILED if m["failed"] else SU_OPENED
@@ -425,7 +426,7 @@ def _classify_sudo(message: str) -> Fields | None:
     if message.startswith("pam_"):
         if m := _AUTH_FAILURE.match(message):
             return {"kind": SUDO_FAILURE, "user": m["ruser"] or m["logname"] or None}
-        return QUIET if _SUDO_QUIET.match(message) else None
+        return QUIET if _QUIET_PAM.match(message) else None
     match = _SUDO.match(message)
     if match is None:
         return None
