@@ -495,20 +495,34 @@ def _iso_time(stamp: str, now: float) -> float:
         return now
 
 
+_HOUR_STARTS: dict[tuple[int, int, int, int], float] = {}  # (now's hour, month, day, hour) → epoch
+_HOUR_STARTS_LIMIT = 4096  # a log spans few hours at a time; when full it is simply emptied
+
+
 def _classic_time(month: str, day: str, hms: str, now: float) -> float:
-    """Classic syslog has no year: this year, unless that lands more than a day ahead."""
+    """Classic syslog has no year: this year, unless that lands more than a day ahead.
+
+    mktime is the costly part, so the start of each (month, day, hour) is cached and the
+    minutes and seconds added: DST moves clocks by whole hours where the hour is known.
+    """
     mon = _MONTHS.get(month)
     if mon is None:
         return now
-    hour, minute, second = int(hms[:2]), int(hms[3:5]), int(hms[6:8])
-    year = time.localtime(now).tm_year
-    try:
-        parsed = time.mktime((year, mon, int(day), hour, minute, second, 0, 0, -1))
-        if parsed > now + 86400:
-            parsed = time.mktime((year - 1, mon, int(day), hour, minute, second, 0, 0, -1))
-    except (OverflowError, ValueError):
-        return now
-    return parsed
+    hour = int(hms[:2])
+    key = (int(now // 3600), mon, int(day), hour)
+    start = _HOUR_STARTS.get(key)
+    if start is None:
+        year = time.localtime(now).tm_year
+        try:
+            start = time.mktime((year, mon, key[2], hour, 0, 0, 0, 0, -1))
+            if start > now + 86400:
+                start = time.mktime((year - 1, mon, key[2], hour, 0, 0, 0, 0, -1))
+        except (OverflowError, ValueError):
+            return now
+        if len(_HOUR_STARTS) >= _HOUR_STARTS_LIMIT:
+            _HOUR_STARTS.clear()
+        _HOUR_STARTS[key] = start
+    return start + int(hms[3:5]) * 60 + int(hms[6:8])
 
 
 def _program(name: str) -> str:
@@ -519,12 +533,13 @@ def read_syslog(line: str, now: float) -> LogLine | None:
     """The parts of one syslog text line (classic, ISO 8601 or RFC 5424 header), or None."""
     m = _SYSLOG.match(line)
     if m is not None:
-        process = _program(m["process"])
+        stamp, month, day, hms, process, pid, message = m.group("iso", "mon", "day", "hms", "process", "pid", "message")
         if process not in WATCHED:
-            return None
-        stamp = m["iso"]
-        when = _iso_time(stamp, now) if stamp else _classic_time(m["mon"], m["day"], m["hms"], now)
-        return LogLine(when, process, _port(m["pid"]), m["message"])
+            process = _program(process)
+            if process not in WATCHED:
+                return None
+        when = _iso_time(stamp, now) if stamp else _classic_time(month, day, hms, now)
+        return LogLine(when, process, _port(pid), message)
     if line.startswith("<") and (m := _RFC5424.match(line)):
         process = _program(m["process"])
         if process not in WATCHED or m["message"] is None:
