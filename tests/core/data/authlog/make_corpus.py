@@ -11,7 +11,9 @@ same process tell the host or user a line leaves out.
                           RFC 5424, Solaris, classic with a priority
     corpus.jsonl          the same messages as ``journalctl -o json`` records
     corpus.expected.json  per line: {"event": fields or null, "time": seconds, "header": style,
-                          "unmatched": the program, for a line of it no shape matches}
+                          "unmatched": the program, for a line of it no shape matches,
+                          "journal_event": what the journal form gives instead, when its
+                          trusted fields show another writer than the program named}
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ USERS = ["root", "admin", "oracle", "ubuntu", "test", "git", "user1", "postgres"
 HOSTILE = ["x from 6.6.6.6 port 1", "<b>evil</b>", "a b", "@everyone", "ユーザー", ""]
 
 rng = random.Random(16)
-steps: list[tuple[str, int, str, dict | None, bool]] = []  # (program, pid, message, expected event, unknown)
+# (program, pid, message, expected event, unknown, journal: {"trusted": fields, "event": ...} when it differs)
+steps: list[tuple[str, int, str, dict | None, bool, dict | None]] = []
 _pid = 30000
 
 
@@ -61,11 +64,22 @@ def event(kind: str, **fields) -> dict:
     return {"kind": kind, **{k: v for k, v in fields.items() if v is not None}}
 
 
-def step(program: str, pid: int, message: str, expected: dict | None = None, unknown: bool = False) -> None:
-    """One line; ``unknown`` when SecMon is meant not to know its shape (`secmon authlog --unmatched`)."""
+def step(
+    program: str,
+    pid: int,
+    message: str,
+    expected: dict | None = None,
+    unknown: bool = False,
+    journal: dict | None = None,
+) -> None:
+    """One line; ``unknown`` when SecMon is meant not to know its shape (`secmon authlog --unmatched`).
+
+    ``journal`` gives the journal record other trusted fields (_UID, _EXE, _COMM) and the event
+    expected from it, where journald's view of the writer makes it differ from the text.
+    """
     if expected is not None:
         expected = {**expected, "process": program, "pid": pid}
-    steps.append((program, pid, message, expected, unknown))
+    steps.append((program, pid, message, expected, unknown, journal))
 
 
 # --- sshd: password guessing against a real account (OpenSSH 9.8+, sshd-session) -------------
@@ -444,6 +458,29 @@ def sudo_rs(user: str, command: str, tty: str | None) -> None:
 # --- other programs and junk -----------------------------------------------------------------------------------
 
 
+def forgeries() -> None:
+    """Lines whose journal record shows another writer than the program they name (syslog text cannot)."""
+    pid = new_pid()
+    line = "Accepted password for root from 203.0.113.200 port 40404 ssh2"
+    step("sshd", pid, line, event("ssh_accepted", user="root", host="203.0.113.200", port=40404, method="password"),
+         journal={"trusted": {"_UID": "1000", "_COMM": "logger", "_EXE": "/usr/bin/logger"},
+                  "event": event("forged_auth_line", user="uid=1000", command="/usr/bin/logger", process="sshd", pid=pid)})  # fmt: skip
+    pid = new_pid()
+    step("su", pid, "(to root) alice on pts/5", event("su_opened", user="alice", target_user="root", tty="pts/5"),
+         journal={"trusted": {"_UID": "0", "_COMM": "python3", "_EXE": "/usr/bin/python3.12"},
+                  "event": event("forged_auth_line", user="uid=0", command="/usr/bin/python3.12", process="su", pid=pid)})  # fmt: skip
+    pid = new_pid()
+    step("sudo", pid, "hello from eve", unknown=True,
+         journal={"trusted": {"_UID": "1001", "_COMM": "logger", "_EXE": "/usr/bin/logger"},
+                  "event": event("forged_auth_line", user="uid=1001", command="/usr/bin/logger", process="sudo", pid=pid)})  # fmt: skip
+    # After login OpenSSH's session process runs as the user and logs its own end: believed.
+    pid = new_pid()
+    step("sshd-session", pid, "Disconnected from user alice 198.51.100.23 port 50505",
+         event("ssh_disconnected", user="alice", host="198.51.100.23", port=50505),
+         journal={"trusted": {"_UID": "1000"}, "event": event("ssh_disconnected", user="alice", host="198.51.100.23",
+                  port=50505, process="sshd-session", pid=pid)})  # fmt: skip
+
+
 def others() -> None:
     step("CRON", new_pid(), "pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)")
     step("systemd-logind", 655, "New session 42 of user alice.")
@@ -486,6 +523,7 @@ def build() -> None:
     for name in HOSTILE:
         invalid_user(name, "203.0.113.66")
     throttling_news()
+    forgeries()
     others()
     su("alice", 1000, "root", 0, "pts/0")
     su("root", 0, "nobody", 65534, "none")
@@ -536,7 +574,7 @@ def timezone_minus_4():
     return timezone(timedelta(hours=-4))
 
 
-def journal_record(when: datetime, program: str, pid: int, message: str, seq: int) -> str:
+def journal_record(when: datetime, program: str, pid: int, message: str, seq: int, trusted: dict | None) -> str:
     micros = int(when.timestamp() * 1_000_000)
     exe = {"sshd": "/usr/sbin/sshd", "sshd-session": "/usr/lib/openssh/sshd-session", "su": "/usr/bin/su",
            "sudo": "/usr/bin/sudo", "runuser": "/usr/sbin/runuser"}.get(program, f"/usr/bin/{program}")  # fmt: skip
@@ -558,6 +596,7 @@ def journal_record(when: datetime, program: str, pid: int, message: str, seq: in
         "_HOSTNAME": "web1",
         "MESSAGE": message,
     }
+    record.update(trusted or {})
     return json.dumps(record, ensure_ascii=False)
 
 
@@ -570,14 +609,14 @@ GARBAGE: list[tuple[str, str, str | None]] = [
     ("Nov 29 02:09:01 web1 sshd[12]", "[1, 2, 3]", None),
     ("2026-11-29T02:09:01.000000+00:00 web1 sshd[12]:", '{"SYSLOG_IDENTIFIER": "sshd", "_PID": "12"}', None),
     ("<38>1 2026-11-29T02:09:01Z web1 sshd 12 - [unterminated", '{"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": ["x", 1]}', None),
-    ("Zzz 99 99:99:99 web1 sshd[1]: Accepted", '{"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Accepted"}', "sshd"),
+    ("Zzz 99 99:99:99 web1 sshd[1]: Accepted", '{"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Accepted", "_UID": "0", "_EXE": "/usr/sbin/sshd"}', "sshd"),
     ("Nov 29 02:09:01 web1 sshd[1]: Failed password for root from 203.0.113.4 po",
-     '{"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Failed password for root from 203.0.113.4 po"}', "sshd"),
+     '{"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Failed password for root from 203.0.113.4 po", "_UID": "0", "_COMM": "sshd"}', "sshd"),
     ("Nov 29 02:09:01 web1 su",
      '{"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Failed password for root from 203.0.113.4 port 22 ssh2", "__REALTIME', None),
     ("sshd[1]: Failed password for root from 203.0.113.4 port 22 ssh2", '"just a string"', None),
     ("Nov 29 02:09:01 web1 sshd[99999999999999999999]: Failed password for root from",
-     '{"SYSLOG_IDENTIFIER": "sshd", "_PID": "99999999999999999999", "MESSAGE": "Failed password for root from"}', "sshd"),
+     '{"SYSLOG_IDENTIFIER": "sshd", "_PID": "99999999999999999999", "_UID": "0", "_EXE": "/usr/sbin/sshd", "MESSAGE": "Failed password for root from"}', "sshd"),
     ("Nov 29 02:09:01 web1 sshd[1]: Failed password for root from " + "A" * 9000, '{"MESSAGE": "' + "A" * 9000 + '"}', None),
 ]  # fmt: skip
 
@@ -587,7 +626,7 @@ def main() -> None:
     log_lines, journal_lines, expected = [], [], []
     when = START
     junk = iter(GARBAGE)
-    for index, (program, pid, message, event_fields, unknown) in enumerate(steps):
+    for index, (program, pid, message, event_fields, unknown, journal) in enumerate(steps):
         if index % 37 == 5:
             bad = next(junk, None)
             if bad is not None:
@@ -597,8 +636,10 @@ def main() -> None:
         when += timedelta(milliseconds=rng.randint(40, 2500))
         style = HEADERS[index % len(HEADERS)]
         log_lines.append(syslog_text(style, when, program, pid, message))
-        journal_lines.append(journal_record(when, program, pid, message, index + 1))
+        journal_lines.append(journal_record(when, program, pid, message, index + 1, journal and journal["trusted"]))
         row = {"event": event_fields, "time": round(when.timestamp(), 6), "header": style}
+        if journal is not None and journal["event"] != event_fields:
+            row["journal_event"] = journal["event"]
         expected.append({**row, "unmatched": program if unknown else None})
     for bad in junk:
         log_lines.append(bad[0])
