@@ -603,7 +603,7 @@ def journal_record(when: datetime, program: str, pid: int, message: str, seq: in
 # (syslog text, journal JSON, the program when SecMon reads the line but knows no shape of it)
 GARBAGE: list[tuple[str, str, str | None]] = [
     ("", "", None),
-    ("\x00\x01\x02 binary", "\x00\x01\x02", None),
+    ("\x01\x02\x7f\x1b[31m control characters", "\x01\x02\x1b[31m", None),  # NUL is in test_collectors: git would call this file binary
     ("Nov 29", "{", None),
     ("Nov 29 02:09:01 web1 sshd[", '{"MESSAGE": "Failed password for root from 203.0.113.4 port 22 ssh2", "SYSLOG_IDENTIFIER": 5}', None),
     ("Nov 29 02:09:01 web1 sshd[12]", "[1, 2, 3]", None),
