@@ -79,6 +79,78 @@ CASES = [
      {"kind": a.SUDO_COMMAND, "target_user": "root", "command": "/bin/echo a ; USER=evil"}),
     ("sudo", "pam_unix(sudo:auth): authentication failure; logname=alice uid=1000 euid=0 tty=/dev/pts/0 ruser=alice rhost=  user=alice",
      {"kind": a.SUDO_FAILURE, "user": "alice"}),
+    # Legacy and variant sshd forms; hosts as names, IPv6 and IPv4-mapped.
+    ("sshd", "Failed password for invalid user admin from 203.0.113.4",
+     {"kind": a.SSH_FAILED_PASSWORD, "user": "admin", "host": "203.0.113.4", "port": None}),
+    ("sshd", "Invalid user admin from gw.example.net",
+     {"kind": a.SSH_INVALID_USER, "user": "admin", "host": "gw.example.net", "port": None}),
+    ("sshd", "Failed password for root from ::ffff:198.51.100.7 port 2222 ssh1",
+     {"kind": a.SSH_FAILED_PASSWORD, "user": "root", "host": "198.51.100.7", "port": 2222}),
+    ("sshd", "Failed hostbased for alice from 2001:db8::5 port 2200 ssh2: ruser bob",
+     {"kind": a.SSH_FAILED_PASSWORD, "user": "alice", "host": "2001:db8::5", "method": "hostbased"}),
+    ("sshd", "message repeated 3 times: [ Failed password for root from 203.0.113.4 port 51111 ssh2]",
+     {"kind": a.SSH_FAILED_PASSWORD, "user": "root", "host": "203.0.113.4", "port": 51111}),
+    # PAM, in sshd's words and in pam_unix's.
+    ("sshd", "error: PAM: Authentication failure for alice from 203.0.113.4",
+     {"kind": a.SSH_PAM_FAILURE, "user": "alice", "host": "203.0.113.4"}),
+    ("sshd", "error: PAM: authentication error for illegal user zz from gw.example.net via 192.0.2.1",
+     {"kind": a.SSH_PAM_FAILURE, "user": "zz", "host": "gw.example.net"}),
+    ("sshd", "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.4 ",
+     {"kind": a.SSH_PAM_FAILURE, "user": None, "host": "203.0.113.4"}),
+    ("sshd", "PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.4  user=root",
+     {"kind": a.SSH_PAM_FAILURE, "user": "root", "host": "203.0.113.4"}),
+    # Refusals by configuration.
+    ("sshd", "User carol from 203.0.113.4 not allowed because none of user's groups are listed in AllowGroups",
+     {"kind": a.SSH_USER_REFUSED, "user": "carol", "host": "203.0.113.4"}),
+    ("sshd", "User dave from 203.0.113.4 not allowed because a group is listed in DenyGroups",
+     {"kind": a.SSH_USER_REFUSED, "user": "dave", "host": "203.0.113.4"}),
+    ("sshd", "refused connect from gw.example.net (203.0.113.4)",
+     {"kind": a.SSH_HOST_REFUSED, "host": "203.0.113.4"}),
+    # Pre-auth endings.
+    ("sshd", "Received disconnect from 203.0.113.4 port 51124:11: Bye Bye [preauth]",
+     {"kind": a.SSH_CLOSED_PREAUTH, "host": "203.0.113.4", "port": 51124}),
+    ("sshd", "error: Received disconnect from 2001:db8::9: 3: com.jcraft.jsch.JSchException: Auth fail [preauth]",
+     {"kind": a.SSH_CLOSED_PREAUTH, "host": "2001:db8::9", "port": None}),
+    ("sshd", "Disconnecting invalid user guest 203.0.113.4 port 51125: Change of username or service not allowed: (guest,ssh-connection) -> (root,ssh-connection) [preauth]",
+     {"kind": a.SSH_CLOSED_PREAUTH, "user": "guest", "host": "203.0.113.4", "port": 51125}),
+    ("sshd", "Disconnecting: Too many authentication failures for root [preauth]",
+     {"kind": a.SSH_TOO_MANY_FAILURES, "user": "root", "host": None}),
+    ("sshd", "Timeout before authentication for connection from 203.0.113.4 to 192.0.2.1, pid = 4343",
+     {"kind": a.SSH_CLOSED_PREAUTH, "host": "203.0.113.4"}),
+    ("sshd", "fatal: Timeout before authentication for 203.0.113.4 port 51126",
+     {"kind": a.SSH_CLOSED_PREAUTH, "host": "203.0.113.4", "port": 51126}),
+    # OpenSSH 9.8+: the session and pre-auth processes, the listener's penalties and throttling.
+    ("sshd-auth", "Connection closed by invalid user guest 203.0.113.4 port 51127 [preauth]",
+     {"kind": a.SSH_CLOSED_PREAUTH, "user": "guest", "port": 51127}),
+    ("sshd", "drop connection #0 from [203.0.113.4]:51128 on [192.0.2.1]:22 penalty: failed authentication",
+     {"kind": a.SSH_PENALTY, "host": "203.0.113.4", "port": 51128}),
+    ("sshd", "drop connection #4 from [2001:db8::9]:51129 on [2001:db8::1]:22 PerSourcePenalties",
+     {"kind": a.SSH_PENALTY, "host": "2001:db8::9", "port": 51129}),
+    ("sshd", "drop connection #31 from [203.0.113.4]:51130 on [192.0.2.1]:22 past Maxstartups",
+     {"kind": a.SSH_THROTTLED, "host": "203.0.113.4", "port": 51130}),
+    ("sshd", "srclimit_penalise: ipv4: new 203.0.113.4/32 active penalty of 30.000 seconds for penalty: failed authentication",
+     {"kind": a.SSH_PENALTY, "host": "203.0.113.4"}),
+    ("sshd", "srclimit_penalise: 2001:db8::/64: activating ipv6 penalty of 35 seconds for penalty: caused crash",
+     {"kind": a.SSH_PENALTY, "host": "2001:db8::/64"}),
+    ("sshd", "error: beginning MaxStartups throttling",
+     {"kind": a.SSH_THROTTLED, "host": None}),
+    # su and runuser as util-linux writes them; sudo's optional fields; sudo-rs.
+    ("su", "(to nobody) root on none",
+     {"kind": a.SU_OPENED, "user": "root", "target_user": "nobody", "tty": None}),
+    ("su", "(to root) alice on pts/0",
+     {"kind": a.SU_OPENED, "user": "alice", "target_user": "root", "tty": "pts/0"}),
+    ("runuser", "pam_unix(runuser-l:session): session opened for user www-data(uid=33) by (uid=0)",
+     {"kind": a.SU_OPENED, "user": None, "target_user": "www-data"}),
+    ("runuser", "pam_unix(runuser:session): session closed for user www-data",
+     {"kind": a.SU_CLOSED, "target_user": "www-data"}),
+    ("sudo", "   alice : HOST=web1 ; TTY=pts/1 ; CHROOT=/srv ; PWD=/ ; USER=root ; GROUP=adm ; TSID=00000A ; ENV=LANG=C TZ=UTC ; COMMAND=/usr/bin/env",
+     {"kind": a.SUDO_COMMAND, "user": "alice", "target_user": "root", "command": "/usr/bin/env", "tty": "pts/1"}),
+    ("sudo", "   alice : command not allowed ; TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/usr/bin/passwd root",
+     {"kind": a.SUDO_FAILURE, "user": "alice", "command": "/usr/bin/passwd root"}),
+    ("sudo", "alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/id",
+     {"kind": a.SUDO_COMMAND, "user": "alice", "tty": "pts/0", "command": "/usr/bin/id"}),
+    ("sudo", "deploy :  PWD=/srv ; USER=root ; COMMAND=/usr/bin/whoami",
+     {"kind": a.SUDO_COMMAND, "user": "deploy", "tty": None, "target_user": "root", "command": "/usr/bin/whoami"}),
 ]  # fmt: skip
 
 IGNORED = [
@@ -86,9 +158,16 @@ IGNORED = [
     ("sshd", "Received disconnect from 192.0.2.10 port 40100:11: disconnected by user"),
     ("sshd", "Connection closed by 203.0.113.4 port 51123 [preauth]"),
     ("sshd", "pam_unix(sshd:session): session opened for user alice(uid=1000) by (uid=0)"),
-    ("su", "(to nobody) root on none"),
     ("sudo", "pam_unix(sudo:session): session opened for user root(uid=0) by alice(uid=1000)"),
     ("cron", "Accepted password for alice from 192.0.2.1 port 1 ssh2"),
+    # A connection that tried no login is no failure, when nothing before says otherwise.
+    ("sshd", "Disconnected from 203.0.113.4 port 51131 [preauth]"),
+    ("sshd", 'Connection from 203.0.113.4 port 51132 on 192.0.2.1 port 22 rdomain ""'),
+    ("sshd", "Disconnected from user alice 192.0.2.10 port 40100 [preauth]"),
+    ("sudo", "   alice : (command continued) --exclude=.git"),
+    ("sudo", "pam_unix(sudo:session): session closed for user root"),
+    ("sudo", "alice : a line with no command"),
+    ("su", "pam_unix(su:auth): conversation failed"),
 ]
 
 
@@ -222,3 +301,73 @@ def test_utmp_records_become_sessions():
     sessions = parse_utmp(data)
     assert [(s.user, s.tty, s.host) for s in sessions] == [("alice", "pts/0", "192.0.2.10"), ("root", "tty1", None)]
     assert sessions[0].login_time == pytest.approx(1764382141.25)
+
+
+HEADERS = [
+    "Nov 29 02:09:01 vm sshd[4242]: {}",
+    "<38>Nov 29 02:09:01 vm sshd[4242]: {}",
+    "Nov 29 02:09:01 vm sshd[4242]: [ID 800047 auth.info] {}",
+    "2026-11-29T02:09:01.037761+00:00 vm sshd[4242]: {}",
+    "<38>1 2026-11-28T21:09:01.03-05:00 vm sshd 4242 - - {}",
+    '<38>1 2026-11-29T02:09:01Z vm sshd 4242 - [origin ip="192.0.2.1"][meta x="\\]\\""] {}',
+    "Nov 29 02:09:01 vm /usr/sbin/sshd[4242]: {}",
+]
+
+
+@pytest.mark.parametrize("header", HEADERS)
+def test_every_header_other_systems_put_before_the_message(header):
+    line = header.format("Invalid user oracle from 203.0.113.4 port 51200")
+    event = a.parse_line(line, now=1795918141.0)
+    assert event is not None, line
+    assert (event["kind"], event["user"], event["host"], event["port"]) == (
+        a.SSH_INVALID_USER,
+        "oracle",
+        "203.0.113.4",
+        51200,
+    )
+    assert (event["process"], event["pid"]) == ("sshd", 4242)
+    if "2026-11-2" in header:
+        assert event["time"] == pytest.approx(1795918141.0, abs=0.1)
+
+
+def test_a_line_without_a_host_takes_it_from_the_same_pid():
+    parser = a.AuthLogParser()
+    first = parser.parse_line(syslog_line("sshd", "Failed password for root from 203.0.113.4 port 51300 ssh2"))
+    other = parser.parse_line(
+        syslog_line("sshd", "Failed password for root from 198.51.100.1 port 51301 ssh2").replace("[4242]", "[4343]")
+    )
+    ending = parser.parse_line(syslog_line("sshd", "Disconnecting: Too many authentication failures [preauth]"))
+    assert (first["host"], other["host"]) == ("203.0.113.4", "198.51.100.1")
+    assert (ending["kind"], ending["user"], ending["host"], ending["port"]) == (
+        a.SSH_TOO_MANY_FAILURES,
+        "root",
+        "203.0.113.4",
+        51300,
+    )
+    echo = parser.parse_line(
+        syslog_line("sshd", "Connection closed by authenticating user root 203.0.113.4 port 51300 [preauth]")
+    )
+    assert echo is None  # the same connection's end, said again
+
+
+def test_su_and_pam_saying_the_same_thing_make_one_event():
+    parser = a.AuthLogParser()
+    opened = parser.parse_line(syslog_line("su", "(to root) alice on pts/0"))
+    echo = parser.parse_line(
+        syslog_line("su", "pam_unix(su:session): session opened for user root(uid=0) by alice(uid=1000)")
+    )
+    closed = parser.parse_line(syslog_line("su", "pam_unix(su:session): session closed for user root"))
+    assert (opened["kind"], opened["tty"], echo, closed["kind"]) == (a.SU_OPENED, "pts/0", None, a.SU_CLOSED)
+
+
+def test_parser_is_fast_enough_for_the_hot_path():
+    """A generous bound: a node must keep up with a flood of several thousand lines a second."""
+    import time
+
+    lines = [syslog_line(p, msg) for p, msg, _ in CASES] * 50
+    parser = a.AuthLogParser()
+    start = time.perf_counter()
+    for line in lines:
+        parser.parse_line(line)
+    per_line = (time.perf_counter() - start) / len(lines)
+    assert per_line < 200e-6, f"{per_line * 1e6:.1f} µs a line"

@@ -34,6 +34,7 @@ usage:
   secmon <node> <command-label>       run an allowed command, stream its output
   secmon - <command-label>            run it on every connected node
   secmon authlog [FILE|-]             print the auth events SecMon sees in log lines
+    [--stats] [--unmatched]
   secmon check [hub] [node]           validate this machine's hub/node configuration
   secmon help                         show this help
 
@@ -146,24 +147,6 @@ def _result_line(result: m.CommandResult, names: dict[int, str], paint: render.P
     return f"{who}: {status}{detail}{message}"
 
 
-def cmd_authlog(source: str) -> int:
-    """Print, as JSON lines, the events SecMon recognises in log lines (like fail2ban-regex)."""
-    from ..collectors.authlog import parse_line
-
-    try:
-        stream = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
-    except OSError as exc:
-        fail(f"cannot read {source}: {exc.strerror}", 1)
-    seq = 0
-    with stream:
-        for raw in stream:
-            fields = parse_line(raw.decode(errors="replace"))
-            if fields is not None:
-                seq += 1
-                _print_json(jsonform.event_json(m.AuthEvent(seq=seq, **fields)))
-    return 0
-
-
 # --- argument handling --------------------------------------------------------
 
 
@@ -213,9 +196,16 @@ def dispatch(argv: list[str]) -> int:
 
         return check_main(rest)
     if command == "authlog":
-        if len(rest) > 1:
-            fail("usage: secmon authlog [FILE|-]")
-        return cmd_authlog(rest[0] if rest else "-")
+        from .authlog import USAGE as AUTHLOG_USAGE
+        from .authlog import run_authlog
+
+        if "-h" in rest or "--help" in rest:
+            _print(AUTHLOG_USAGE)
+            return 0
+        files = [a for a in rest if a not in ("--stats", "--unmatched")]
+        if len(files) > 1 or any(a.startswith("-") and a != "-" for a in files):
+            fail("usage: secmon authlog [FILE|-] [--stats] [--unmatched]")
+        return run_authlog(files[0] if files else "-", "--stats" in rest, "--unmatched" in rest)
     if command in ("list", "-") and not rest:
         return _run_async(cmd_list, as_json, paint)
     if len(rest) == 0:

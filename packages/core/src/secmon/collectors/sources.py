@@ -22,7 +22,7 @@ import anyio
 
 from ..protocol import messages as m
 from . import trust
-from .authlog import MAX_LINE, parse_line
+from .authlog import MAX_LINE, AuthLogParser
 from .inotify import FileWatch
 from .sessions import read_sessions, utmp_path
 from .wireguard import parse_dump
@@ -247,8 +247,10 @@ def _cursor(line: str) -> str | None:
 async def follow_auth(setting: str, on_events: OnEvents, report: SetAttribute, poll: float) -> None:
     """Follow the auth source AUTH_LOG names, turning known lines into events, those of a read together."""
 
+    parser = AuthLogParser()  # remembers each sshd pid's host for the lines that name none
+
     def on_lines(lines: list[str]) -> None:
-        events = [fields for fields in map(parse_line, lines) if fields is not None]
+        events = [fields for fields in map(parser.parse_line, lines) if fields is not None]
         if events:
             on_events(events)
 
