@@ -63,6 +63,9 @@ def test_the_user_session_process_of_sshd_may_log_its_disconnect():
     session = {"_UID": "1000", "_COMM": "sshd-session", "_EXE": "/usr/lib/openssh/sshd-session"}
     event = parse_line(entry(line, "sshd-session", **session))
     assert event["kind"] == "ssh_disconnected" and event["user"] == "alice"
+    # its other lines (no event) are no alarm either
+    for quiet in ("Received disconnect from 192.0.2.4 port 5151:11: disconnected by user", "error: no more sessions"):
+        assert parse_line(entry(quiet, "sshd-session", **session)) is None
     # the same process claiming a login is not believed
     event = parse_line(entry(ACCEPTED, "sshd-session", _UID="1000", _EXE="/usr/lib/openssh/sshd-session"))
     assert event["kind"] == FORGED_AUTH_LINE

@@ -10,8 +10,9 @@ and program that wrote it: someone forging auth lines is itself an alarm.
 
 One exception, because OpenSSH works that way: after login, the session's
 unprivileged sshd process runs as the user who logged in and logs its own
-disconnect. Those lines are believed from the sshd executables whatever the
-uid; every other sshd line must come from root.
+disconnect (and other lines that are no event). Those lines are believed from
+the sshd executables whatever the uid; every sshd event line else must come
+from root.
 
 Plain log files carry no such fields; lines read from them are taken as
 written (the docs say so).
@@ -33,8 +34,9 @@ PROGRAMS: Mapping[str, frozenset[str]] = {
     "runuser": frozenset({"runuser"}),
     "sudo": frozenset({"sudo", "sudo-rs"}),
 }
-# Event kinds an unprivileged sshd session process writes itself (see the module's docstring).
-_SESSION_KINDS = frozenset({"ssh_disconnected"})
+# What an unprivileged sshd session process may write itself (see the module's docstring): its
+# disconnect, and lines of no event shape ("Received disconnect …", errors), which are then ignored.
+_SESSION_KINDS = frozenset({"ssh_disconnected", None})
 
 
 def claimed_program(entry: Mapping[str, Any]) -> str | None:
