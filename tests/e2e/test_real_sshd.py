@@ -14,9 +14,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import WAIT, Daemon, secmon_argv, wait_until
+from conftest import WAIT, Daemon, require_root_tools, secmon_argv, wait_until
 
 pytestmark = pytest.mark.sshd
+
+
+@pytest.fixture(autouse=True)
+def _su_and_sudo() -> None:
+    """Checked before any fixture changes the machine: the test runs both."""
+    require_root_tools("su", "sudo")
 
 
 def ssh_argv(port: int, key: Path, *extra: str) -> list[str]:
