@@ -22,9 +22,10 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TypeVar
 
 REGISTRY = Path("/run/secmon-tests")  # on tmpfs: a reboot also forgets every lease
 STOP_WAIT = 10.0  # seconds a process we started may take to exit on SIGTERM before SIGKILL
@@ -48,6 +49,7 @@ TOOL_PACKAGES = {
     "wg": "wireguard-tools",
 }
 
+T = TypeVar("T")
 USER_PREFIX = "smt-"  # temporary users are smt- and 8 random hex digits
 
 
@@ -260,16 +262,31 @@ def _remove_stale_users(state: dict) -> None:
             state["users"].remove(user)
 
 
+def _reclaim(state: dict) -> None:
+    """Give back what holders that died without releasing still hold."""
+    _remove_stale_users(state)
+    if not state["leases"] and state["setup"]:
+        _undo(state["setup"])
+        state["setup"] = None
+
+
+def when_idle(look: Callable[[], T]) -> T | None:
+    """``look()`` at the machine while no test holds anything of it (so it is as found), else None."""
+    with _registry_locked() as path:
+        state = _load(path)
+        _reclaim(state)
+        result = None if state["leases"] or state["users"] else look()
+        _save(path, state)
+    return result
+
+
 @contextmanager
 def syslog_lease() -> Iterator[dict]:
     """Hold the shared syslog daemon, /run/sshd and utmp for a test; yields the setup record."""
     me = process_identity(os.getpid())
     with _registry_locked() as path:
         state = _load(path)
-        _remove_stale_users(state)
-        if not state["leases"] and state["setup"]:  # its holders died without giving it back
-            _undo(state["setup"])
-            state["setup"] = None
+        _reclaim(state)
         if state["setup"] is None:
             state["setup"] = _set_up()
         state["leases"].append(me)
