@@ -199,7 +199,8 @@ def _start_syslog(setup: dict) -> None:
     )  # fmt: skip
     pidfile = directory / "rsyslogd.pid"
     with open(directory / "rsyslogd.err", "w+") as errors:  # not a pipe: the daemon would hold it open
-        started = subprocess.run(["rsyslogd", "-f", str(conf), "-i", str(pidfile)], stdout=errors, stderr=errors)
+        argv = ["rsyslogd", "-f", str(conf), "-i", str(pidfile)]
+        started = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=errors, stderr=errors)
         errors.seek(0)
         if started.returncode != 0:
             raise RuntimeError(f"rsyslogd failed to start: {errors.read().strip()}")
@@ -339,6 +340,7 @@ def temporary_user() -> Iterator[str]:
         state = _load(path)
         state["users"].append({"name": name, "owner": me})
         _save(path, state)
+    created = False
     try:
         # "!" in the password field: no password matches, whatever sshd's PasswordAuthentication.
         subprocess.run(
@@ -346,10 +348,12 @@ def temporary_user() -> Iterator[str]:
             check=True,
             capture_output=True,
         )
+        created = True
         record("user", name)
         yield name
     finally:
-        remove_user(name)
+        if created:  # useradd refuses a name that exists: that user is not ours to remove
+            remove_user(name)
         with _registry_locked() as path:
             state = _load(path)
             state["users"] = [u for u in state["users"] if u["name"] != name]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import machine
 import pytest
-from conftest import require_root_tools, wait_until
+from conftest import WAIT, require_root_tools, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL_SSHD = ROOT / "tests" / "e2e" / "test_real_sshd.py"
@@ -26,12 +26,16 @@ RUN_TIMEOUT = 240  # seconds for a nested pytest run of the real-sshd test on a 
 SYSTEM_PATHS = ("/var/run/utmp", "/run/sshd", "/dev/log")
 
 
-def system_state() -> dict[str, bool]:
-    return {path: os.path.lexists(path) for path in SYSTEM_PATHS}
+def system_state() -> dict[str, object]:
+    return {
+        **{path: os.path.lexists(path) for path in SYSTEM_PATHS},
+        "syslog": machine.syslog_alive(),
+        "users": {user.pw_name for user in pwd.getpwall()},
+    }
 
 
-def as_found() -> dict[str, bool]:
-    """The machine's system paths, read while no test (in any process) holds them."""
+def as_found() -> dict[str, object]:
+    """The machine's system paths, syslog and users, read while no test (in any process) holds them."""
     return wait_until(lambda: machine.when_idle(system_state), timeout=RUN_TIMEOUT, what="other tests to let go")
 
 
@@ -50,10 +54,12 @@ def noted(notes: list[dict], kind: str) -> list:
     return [note[kind] for note in notes if kind in note]
 
 
-def assert_given_back(notes: list[dict], before: dict[str, bool]) -> None:
-    """Every user and daemon the run noted is gone, and the system paths are as they were."""
+def assert_given_back(notes: list[dict], before: dict[str, object]) -> None:
+    """The machine is as it was, and every user and daemon the run noted is gone."""
+    after = as_found()
+    assert after["users"] <= before["users"], f"users left behind: {after['users'] - before['users']}"
+    assert {**after, "users": None} == {**before, "users": None}
     users, daemons = noted(notes, "user"), noted(notes, "sshd") + noted(notes, "rsyslogd")
-    assert users and noted(notes, "sshd"), f"the run created no user or sshd: {notes}"
     for user in users:
         with pytest.raises(KeyError):
             pwd.getpwnam(user)
@@ -66,7 +72,6 @@ def assert_given_back(notes: list[dict], before: dict[str, bool]) -> None:
     for log in noted(notes, "auth_log"):
         if "sm-syslog-" in log:  # the private rsyslogd's directory
             assert not Path(log).parent.exists()
-    assert as_found() == before
 
 
 def test_the_real_sshd_test_gives_the_machine_back(tmp_path):
@@ -74,9 +79,8 @@ def test_the_real_sshd_test_gives_the_machine_back(tmp_path):
     before = as_found()
     result, notes = nested_pytest(tmp_path, str(REAL_SSHD))
     assert result.returncode == 0 and "1 passed" in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]
-    if not before["/dev/log"]:
-        assert noted(notes, "rsyslogd"), "no syslog ran, yet the run started none"
     assert_given_back(notes, before)
+    assert noted(notes, "user") and noted(notes, "sshd"), f"the run noted no user or sshd: {notes}"
 
 
 FAILING_TEST = """
@@ -96,6 +100,35 @@ def test_a_failing_test_still_gives_the_machine_back(tmp_path):
     result, notes = nested_pytest(tmp_path, "-p", "conftest", "--rootdir", str(tmp_path), str(tmp_path))
     assert result.returncode == 1 and "failing on purpose" in result.stdout, result.stdout[-3000:]
     assert_given_back(notes, before)
+    assert noted(notes, "user") and noted(notes, "sshd"), f"the run noted no user or sshd: {notes}"
+
+
+HOLDER = """
+import sys
+import machine
+
+with machine.syslog_lease() as setup, machine.temporary_user() as user:
+    print(user, flush=True)
+    sys.stdin.read()  # until killed
+"""
+
+
+def test_what_a_killed_test_held_is_given_back_by_the_next(tmp_path):
+    require_root_tools("rsyslogd", "useradd")
+    before = as_found()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "SECMON_TEST_RECORD": str(tmp_path / "record.jsonl")}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        user = holder.stdout.readline().strip()
+        assert pwd.getpwnam(user) and machine.syslog_alive()
+    finally:
+        holder.kill()
+        holder.wait(WAIT)
+    assert pwd.getpwnam(user)  # nothing gave it back yet: the holder had no chance
+    notes = [json.loads(line) for line in (tmp_path / "record.jsonl").read_text().splitlines()]
+    assert_given_back(notes, before)  # as_found() reclaims, as the next test's fixtures would
 
 
 def test_the_test_user_has_a_random_name_and_no_password(test_user):
@@ -135,7 +168,7 @@ def test_a_missing_tool_skips_naming_its_package_and_fails_in_ci(tmp_path):
     result, _ = nested_pytest(tmp_path, str(REAL_SSHD), PATH=path, CI="true")
     assert result.returncode == 1
     assert "CI must provide sudo (apt install sudo)" in result.stdout
-    assert as_found() == before
+    assert_given_back([], before)
 
 
 # --- .ci/run, against stub commands -------------------------------------------------------
