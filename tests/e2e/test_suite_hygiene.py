@@ -30,7 +30,7 @@ def system_state() -> dict[str, object]:
     return {
         **{path: os.path.lexists(path) for path in SYSTEM_PATHS},
         "syslog": machine.syslog_alive(),
-        "users": {user.pw_name for user in pwd.getpwall()},
+        "users": {user.pw_name for user in pwd.getpwall() if user.pw_name.startswith("smt")},  # smt-*, formerly smtest
     }
 
 
