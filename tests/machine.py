@@ -40,6 +40,8 @@ TOOL_PACKAGES = {
     "logger": "bsdutils",
     "useradd": "passwd",
     "userdel": "passwd",
+    "groupadd": "passwd",
+    "groupdel": "passwd",
     "su": "util-linux",
     "setpriv": "util-linux",
     "sudo": "sudo",
@@ -47,6 +49,9 @@ TOOL_PACKAGES = {
     "openssl": "openssl",
     "python3": "python3",
     "wg": "wireguard-tools",
+    "journalctl": "systemd",
+    "systemd-analyze": "systemd",
+    "systemd-journal-remote": "systemd-journal-remote",
 }
 
 T = TypeVar("T")

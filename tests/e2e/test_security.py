@@ -165,8 +165,7 @@ def test_a_socket_group_lets_its_members_in_and_no_one_else(cluster, workdir):
 
 
 def test_a_socket_group_reaches_a_socket_in_a_directory_the_hub_creates(cluster, workdir):
-    if os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"):
-        pytest.skip("needs root to act as another user")
+    require_root_tools("setpriv", "/usr/bin/python3")  # root, to act as another user
     import grp
 
     from secmon.protocol import encode
