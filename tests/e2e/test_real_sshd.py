@@ -20,9 +20,9 @@ pytestmark = pytest.mark.sshd
 
 
 @pytest.fixture(autouse=True)
-def _su_and_sudo() -> None:
-    """Checked before any fixture changes the machine: the test runs both."""
-    require_root_tools("su", "sudo")
+def _tools() -> None:
+    """Every tool the test and its fixtures run, checked before any fixture changes the machine."""
+    require_root_tools("/usr/sbin/sshd", "ssh", "ssh-keygen", "rsyslogd", "logger", "useradd", "userdel", "su", "sudo")
 
 
 def ssh_argv(port: int, key: Path, *extra: str) -> list[str]:
