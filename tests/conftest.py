@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from machine import descendants, missing_tools, record, stop_processes, syslog_lease, temporary_user
 
 WAIT = 15.0  # seconds any awaited event may take before the test fails
 
@@ -271,70 +272,63 @@ def fake_telegram(cluster: Cluster):
 
 
 # --- real system services: rsyslog and OpenSSH -------------------------------------------
+# What these fixtures change on the machine is given back at the end (see machine.py).
 
 
-def require_root_tools(*tools: str) -> None:
-    """Fail in CI (which installs them) and skip elsewhere when a system tool is missing."""
-    missing = [t for t in tools if shutil.which(t) is None and not Path(t).exists()]
-    if os.geteuid() != 0:
-        missing.append("root")
+def require_tools(*tools: str, root: bool = False) -> None:
+    """Skip, naming the package to install, when a system tool is missing (or root when needed).
+
+    CI installs every tool (.ci/run), so there a missing one fails the test instead.
+    """
+    missing = missing_tools(tools, root)
     if missing:
         if os.environ.get("CI"):
             pytest.fail(f"CI must provide {', '.join(missing)} (see .ci/run)")
         pytest.skip(f"needs {', '.join(missing)}")
 
 
-def _syslog_alive() -> bool:
-    import socket as _socket
-
-    probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
-    try:
-        probe.connect("/dev/log")
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
+def require_root_tools(*tools: str) -> None:
+    """require_tools for a test that also needs root."""
+    require_tools(*tools, root=True)
 
 
-@pytest.fixture(scope="session")
-def rsyslog() -> Path:
-    """A running rsyslogd writing /var/log/auth.log (started once, shared by every worker)."""
+AUTH_LOGS = (Path("/var/log/auth.log"), Path("/var/log/secure"))  # where a system syslog puts auth
+
+
+@pytest.fixture
+def rsyslog() -> Iterator[Path]:
+    """A syslog daemon on /dev/log for this test; yields the file it writes auth messages to.
+
+    The machine's own daemon if it runs one; otherwise a private rsyslogd shared with the
+    tests running beside this one and stopped after the last of them.
+    """
     require_root_tools("rsyslogd", "logger")
-    import fcntl
+    with syslog_lease() as setup:
+        candidates = [Path(setup["auth_log"])] if setup["auth_log"] else list(AUTH_LOGS)
+        sizes = {path: path.stat().st_size if path.exists() else 0 for path in candidates}
+        marker = f"secmon-test-marker-{os.getpid()}-{time.time()}"
+        subprocess.run(["logger", "-p", "auth.info", marker], check=True)
 
-    with open("/tmp/secmon-test-rsyslog.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not _syslog_alive():
-            # Left running for other workers: rsyslog has no per-test state and exits with the machine.
-            subprocess.run(["rsyslogd", "-i", "/run/secmon-test-rsyslogd.pid"], check=True)
-            wait_until(_syslog_alive, what="rsyslogd to listen on /dev/log")
-    auth_log = Path("/var/log/auth.log")
-    marker = f"secmon-test-marker-{os.getpid()}-{time.time()}"
-    subprocess.run(["logger", "-p", "auth.info", marker], check=True)
-    wait_until(lambda: auth_log.exists() and marker in auth_log.read_text(errors="replace"), what="rsyslog to write")
-    return auth_log
+        def written() -> Path | None:
+            for path in candidates:
+                if path.exists():
+                    with path.open("rb") as f:
+                        f.seek(sizes[path] if path.stat().st_size >= sizes[path] else 0)
+                        if marker.encode() in f.read():
+                            return path
+            return None
+
+        auth_log = wait_until(written, what=f"syslog to write auth messages to one of {candidates}")
+        record("auth_log", str(auth_log))
+        yield auth_log
 
 
-TEST_USER = "smtest"
-TEST_PASSWORD = "Correct-Horse-Battery-1"
-
-
-@pytest.fixture(scope="session")
-def test_user() -> str:
-    """A local user with a known password, for real ssh logins."""
-    require_root_tools("useradd", "chpasswd")
-    import fcntl
-    import pwd
-
-    with open("/tmp/secmon-test-user.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            pwd.getpwnam(TEST_USER)
-        except KeyError:
-            subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", TEST_USER], check=True)
-        subprocess.run(["chpasswd"], input=f"{TEST_USER}:{TEST_PASSWORD}\n", text=True, check=True)
-    return TEST_USER
+@pytest.fixture
+def test_user() -> Iterator[str]:
+    """A temporary local user for real ssh logins: random name, no password, removed at the end."""
+    require_root_tools("useradd", "userdel")
+    with temporary_user() as name:
+        yield name
 
 
 def free_port() -> int:
@@ -347,37 +341,49 @@ def free_port() -> int:
 
 @pytest.fixture
 def sshd(workdir: Path, rsyslog: Path, test_user: str) -> Iterator[int]:
-    """A real OpenSSH server on a free loopback port, logging through rsyslog; yields the port."""
+    """A real OpenSSH server on a free loopback port, logging through rsyslog; yields the port.
+
+    Its configuration and host key are its own (the machine's sshd_config may forbid
+    what the tests do), and it lets in only the test's user. Stopping it also ends
+    the session processes it forked.
+    """
     require_root_tools("/usr/sbin/sshd", "ssh", "ssh-keygen")
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    subprocess.run(["ssh-keygen", "-A"], check=True, capture_output=True)
-    utmp = Path("/var/run/utmp")
-    if not utmp.exists():  # a fresh container has none, and sshd then records no session
-        utmp.touch()
-        utmp.chmod(0o664)
+    host_key = workdir / "ssh_host_ed25519_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
     port = free_port()
-    argv = [
-        "/usr/sbin/sshd", "-D", "-p", str(port),
-        "-o", "ListenAddress=127.0.0.1",
-        "-o", f"PidFile={workdir / 'sshd.pid'}",
-        "-o", "UsePAM=yes",
-        "-o", "PasswordAuthentication=yes",
-        "-o", "PermitRootLogin=no",
-        "-o", "LogLevel=INFO",
-    ]  # fmt: skip
-    daemon = Daemon(argv, {"PATH": os.environ["PATH"]}, "sshd")
-    import socket as _socket
+    config = workdir / "sshd_config"
+    config.write_text(
+        f"Port {port}\n"
+        "ListenAddress 127.0.0.1\n"
+        f"HostKey {host_key}\n"
+        f"PidFile {workdir / 'sshd.pid'}\n"
+        "UsePAM yes\n"
+        "PasswordAuthentication yes\n"
+        "KbdInteractiveAuthentication no\n"
+        "PermitRootLogin no\n"
+        f"AllowUsers {test_user}\n"
+        "LogLevel INFO\n"
+    )
+    daemon = Daemon(["/usr/sbin/sshd", "-D", "-f", str(config)], {"PATH": os.environ["PATH"]}, "sshd")
+    record("sshd", daemon.pid)
+    try:
+        import socket as _socket
 
-    def listening() -> bool:
-        try:
-            _socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            return False
+        def listening() -> bool:
+            if daemon.process.poll() is not None:
+                raise AssertionError("sshd exited:\n" + "\n".join(daemon.lines))
+            try:
+                _socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
 
-    wait_until(listening, what="sshd to listen")
-    yield port
-    daemon.stop()
+        wait_until(listening, what="sshd to listen")
+        yield port
+    finally:
+        sessions = descendants(daemon.pid)
+        daemon.stop()
+        stop_processes(sessions)
 
 
 # --- certificates for TLS tests ---------------------------------------------------------
@@ -406,8 +412,7 @@ def _make_cert(directory: Path, name: str, ca: str, san: str) -> None:
 @pytest.fixture(scope="session")
 def certificates(tmp_path_factory) -> Path:
     """A CA with a hub and a node certificate, and a second CA with a rogue node certificate."""
-    if shutil.which("openssl") is None:
-        require_root_tools("openssl")
+    require_tools("openssl")
     directory = tmp_path_factory.mktemp("pki")
     _make_ca(directory, "ca")
     _make_ca(directory, "other-ca")

@@ -11,13 +11,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import WAIT, secmon_argv
+from conftest import WAIT, require_root_tools, secmon_argv
 
 PROGRAMS = {
     "secmon hub": secmon_argv("hub"),
@@ -117,10 +116,7 @@ def test_hub_refuses_a_token_others_can_read(base_env, workdir):
 
 def _as_nobody() -> list[str]:
     """A prefix that runs a program as uid 65534, still able to read this root-only Python install."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to switch to another user")
-    if shutil.which("setpriv") is None:
-        pytest.skip("needs setpriv (util-linux)")
+    require_root_tools("setpriv")  # root, to switch to another user
     if Path("/run/user/65534").exists():
         pytest.skip("uid 65534 has a runtime directory on this machine")
     caps = ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]  # read, never write, others' files

@@ -14,9 +14,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import WAIT, Daemon, secmon_argv, wait_until
+from conftest import WAIT, Daemon, require_root_tools, secmon_argv, wait_until
 
 pytestmark = pytest.mark.sshd
+
+
+@pytest.fixture(autouse=True)
+def _tools() -> None:
+    """Every tool the test and its fixtures run, checked before any fixture changes the machine."""
+    require_root_tools("/usr/sbin/sshd", "ssh", "ssh-keygen", "rsyslogd", "logger", "useradd", "userdel", "su", "sudo")
 
 
 def ssh_argv(port: int, key: Path, *extra: str) -> list[str]:

@@ -11,7 +11,7 @@ import subprocess
 
 import msgpack
 import pytest
-from conftest import WAIT, Daemon, secmon_argv, wait_until
+from conftest import WAIT, Daemon, require_root_tools, secmon_argv, wait_until
 
 NODE_CONNECTED = r"connected to hub .* as node \d+"
 
@@ -115,8 +115,7 @@ def test_node_limit(cluster):
 
 
 def test_a_client_of_another_uid_is_refused(cluster, hub, workdir):
-    if os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"):
-        pytest.skip("needs root to act as another user")
+    require_root_tools("setpriv", "/usr/bin/python3")  # root, to act as another user
     # Open the way on purpose, as a careless admin might: only the uid check is left.
     workdir.chmod(0o755)
     os.chmod(hub.socket, 0o666)
@@ -138,8 +137,7 @@ def test_a_client_of_another_uid_is_refused(cluster, hub, workdir):
 
 
 def test_a_socket_group_lets_its_members_in_and_no_one_else(cluster, workdir):
-    if os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"):
-        pytest.skip("needs root to act as another user")
+    require_root_tools("setpriv", "/usr/bin/python3")  # root, to act as another user
     import grp
 
     from secmon.protocol import encode
@@ -167,8 +165,7 @@ def test_a_socket_group_lets_its_members_in_and_no_one_else(cluster, workdir):
 
 
 def test_a_socket_group_reaches_a_socket_in_a_directory_the_hub_creates(cluster, workdir):
-    if os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"):
-        pytest.skip("needs root to act as another user")
+    require_root_tools("setpriv", "/usr/bin/python3")  # root, to act as another user
     import grp
 
     from secmon.protocol import encode
