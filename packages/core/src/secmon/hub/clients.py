@@ -7,6 +7,7 @@ its own id, so several run at once on one connection, up to a bound.
 
 from __future__ import annotations
 
+import grp
 import logging
 import os
 import pwd
@@ -53,6 +54,22 @@ def may_connect(uid: int, gid: int, group: int | None) -> bool:
         return group in os.getgrouplist(pwd.getpwuid(uid).pw_name, gid)
     except KeyError:
         return False
+
+
+def who_may_connect(group: int | None) -> str:
+    """The users ``may_connect`` lets in, in words, for the refusal a client is sent."""
+    who = ["root"]
+    if os.getuid() != 0:
+        try:
+            who.append(f"user {pwd.getpwuid(os.getuid()).pw_name}")
+        except KeyError:
+            who.append(f"uid {os.getuid()}")
+    if group is not None:
+        try:
+            who.append(f"members of group {grp.getgrgid(group).gr_name}")
+        except KeyError:
+            who.append(f"members of gid {group}")
+    return " and ".join([", ".join(who[:-1]), who[-1]]) if len(who) > 1 else who[0]
 
 
 @dataclass(eq=False)
@@ -206,7 +223,7 @@ async def serve_client(hub: Hub, link: HubLink) -> None:
     name = f"uid={uid}"
     try:
         if not may_connect(uid, gid, hub.socket_gid):
-            text = f"uid {uid} may not use this hub"
+            text = f"uid {uid} may not use this hub (only {who_may_connect(hub.socket_gid)} may connect)"
             log.warning("client refused: %s", text)
             await link.refuse("refused", text)
             return
