@@ -7,6 +7,7 @@ its own id, so several run at once on one connection, up to a bound.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import logging
 import os
@@ -217,6 +218,19 @@ class ClientConnection:
             self.hub.cancel_relay(relay, m.CANCELLED, "client went away")
 
 
+async def _refuse_before_hello(link: HubLink, text: str, timeout: float) -> None:
+    """Say why at once, but close only after the client's hello (or the deadline).
+
+    A client writes its hello as soon as it connects; closing before that write
+    lands makes the write fail, and the client would lose our reason unread.
+    """
+    link.send(m.Error("refused", text))
+    with contextlib.suppress(HandshakeFailed):
+        await link.handshake(timeout)
+    link.close(text)
+    await link.finish()
+
+
 async def serve_client(hub: Hub, link: HubLink) -> None:
     """Serve one client connection to its end; never raises."""
     uid, gid = peer_credentials(link) or (-1, -1)
@@ -225,7 +239,7 @@ async def serve_client(hub: Hub, link: HubLink) -> None:
         if not may_connect(uid, gid, hub.socket_gid):
             text = f"uid {uid} may not use this hub (only {who_may_connect(hub.socket_gid)} may connect)"
             log.warning("client refused: %s", text)
-            await link.refuse("refused", text)
+            await _refuse_before_hello(link, text, hub.settings.link.handshake_timeout)
             return
         try:
             hello = await link.handshake(hub.settings.link.handshake_timeout)
