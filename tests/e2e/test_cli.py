@@ -27,6 +27,8 @@ _LIST_IMPORTS = """
 import sys
 import anyio._backends._asyncio, secmon.cli.main, secmon.client
 for name in sorted({n.partition(".")[0] for n in sys.modules} - set(sys.stdlib_module_names)):
+    if name.startswith("_sysconfigdata"):  # the test interpreter's own build settings
+        continue
     path = getattr(sys.modules.get(name), "__file__", None)
     if path:
         print(path)
