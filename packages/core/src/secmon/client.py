@@ -147,10 +147,6 @@ class HubClient:
                 stream = await anyio.connect_unix(path)
         except TimeoutError:
             raise HubUnavailable(f"the hub on {path} did not answer within {timeout:g} s") from None
-        except PermissionError:
-            raise HubUnavailable(
-                f"permission denied on {path}: the hub serves its own user, root and its SECMON_SOCKET_GROUP"
-            ) from None
         except OSError as exc:
             if exc.errno in (errno.EACCES, errno.EPERM):
                 raise HubRefused(f"cannot connect to {path}: permission denied ({access_hint(path)})") from None
