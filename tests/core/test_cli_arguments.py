@@ -32,7 +32,7 @@ from secmon.protocol import messages as m
         (["authlog"], {"command": "authlog", "source": "-", "stats": False, "unmatched": False}),
         (["authlog", "/var/log/auth.log", "--stats"], {"source": "/var/log/auth.log", "stats": True}),
         (["check"], {"command": "check", "extra": []}),
-        (["check", "--strict", "x", "--json"], {"command": "check", "extra": ["--strict", "x"], "json": True}),
+        (["check", "hub", "--allow-insecure", "--json"], {"extra": ["hub", "--allow-insecure"], "json": True}),
         (["events", "--since", "5"], {"command": "events"}),
     ],
 )
@@ -47,7 +47,7 @@ def _help(argv: list[str]) -> str:
     return shown.value.text
 
 
-@pytest.mark.parametrize("word", [*arguments.RESERVED, "node-a", "-", "12"])
+@pytest.mark.parametrize("word", [*(w for w in arguments.RESERVED if w != "check"), "node-a", "-", "12"])
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_help_after_every_word_is_that_words_usage(word, flag):
     text = _help([word, flag])
@@ -65,6 +65,11 @@ def test_the_overview(argv):
 def test_help_after_a_label_or_with_other_arguments_is_still_help():
     assert _help(["node-a", "uptime", "--help"]).startswith("usage: secmon NODE")
     assert _help(["node", "who", "--help", "bogus"]).startswith("usage: secmon node")
+
+
+def test_check_reads_its_own_arguments_and_help():
+    assert parse(["check", "--help"]).extra == ["--help"]
+    assert _help(["help", "check"]).startswith("usage: secmon check")
 
 
 def test_help_on_one_word():

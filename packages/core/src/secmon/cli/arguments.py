@@ -32,7 +32,7 @@ usage:
   secmon <node>                       show one node (serial, address or hostname)
   secmon <node> <command-label>       run an allowed command, stream its output
   secmon - <command-label>            run it on every connected node
-  secmon check                        validate the hub/node configuration of this machine
+  secmon check [hub] [node]           validate this machine's hub/node configuration
   secmon authlog [FILE|-]             print the auth events SecMon sees in log lines
     [--stats] [--unmatched]
   secmon help [WORD]                  show this help, or the help of one word
@@ -149,13 +149,6 @@ def _authlog() -> _Parser:
     return parser
 
 
-def _check() -> _Parser:
-    return _Parser(
-        "check",
-        description="Validate the hub and node configuration of this machine: exit 0, or print one line per problem.",
-    )
-
-
 def _help() -> _Parser:
     parser = _Parser("help", description="Show the overview of secmon, or the help of one word.")
     parser.add_argument("word", nargs="?", metavar="WORD", help="one of: " + ", ".join([*_documented(), "NODE"]))
@@ -201,14 +194,19 @@ PARSERS: dict[str, Callable[[], _Parser]] = {
     "subscribe": _subscribe,
     "list": _list,
     "authlog": _authlog,
-    "check": _check,
     "help": _help,
     **{word: _not_yet(word) for word in NOT_YET},
 }
 
 
 def _documented() -> list[str]:
-    return [word for word in PARSERS if word not in NOT_YET]
+    return [*(word for word in PARSERS if word not in NOT_YET), "check"]
+
+
+def _check_usage() -> str:
+    from ..check import USAGE  # check.py owns its words, its help included
+
+    return USAGE
 
 
 def split_json(argv: Sequence[str]) -> tuple[list[str], bool]:
@@ -224,6 +222,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     if not args or args[0] in ("-h", "--help"):
         raise HelpShown(OVERVIEW)
     word, rest = args[0], args[1:]
+    if word == "check":  # check.py reads its own arguments, --help included
+        return argparse.Namespace(command="check", extra=rest, json=as_json)
     builder = PARSERS.get(word)
     if builder is None:
         ns = _target().parse_args(args)
@@ -231,8 +231,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     elif word == "node":
         ns = builder().parse_intermixed_args(rest)
         ns.monitors = list(dict.fromkeys(ns.monitors))
-    elif word in NOT_YET or word == "check":
-        ns, extra = builder().parse_known_args(rest)  # check takes its own options; the others none yet
+    elif word in NOT_YET:
+        ns, extra = builder().parse_known_args(rest)  # whatever they will take, they do nothing yet
         ns.extra = extra
     else:
         ns = builder().parse_args(rest)
@@ -241,6 +241,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
             raise HelpShown(OVERVIEW)
         if ns.word in ("NODE", ALL_NODES):
             _target().print_help()
+        if ns.word == "check":
+            raise HelpShown(_check_usage())
         if ns.word not in PARSERS:
             raise ConfigError(f"no help on {ns.word!r}: the words are {', '.join(_documented())}, NODE")
         PARSERS[ns.word]().print_help()
