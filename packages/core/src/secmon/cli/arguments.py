@@ -71,12 +71,13 @@ class HelpShown(Exception):
 class _Parser(argparse.ArgumentParser):
     """An argparse parser that raises instead of printing and exiting."""
 
-    def __init__(self, word: str, **kwargs: object) -> None:
+    def __init__(self, word: str, help_text: Callable[[], str] | None = None, **kwargs: object) -> None:
         super().__init__(prog=f"secmon {word}", allow_abbrev=False, **kwargs)
         self.hint = f"secmon {word} --help"
+        self._help_text = help_text  # for a word whose own module documents it
 
     def print_help(self, file: object = None) -> NoReturn:
-        raise HelpShown(self.format_help())
+        raise HelpShown(self._help_text() if self._help_text else self.format_help())
 
     def error(self, message: str) -> NoReturn:
         raise ConfigError(f"{message} (see `{self.hint}`)")
@@ -137,15 +138,17 @@ def _list() -> _Parser:
     return parser
 
 
+def _authlog_usage() -> str:
+    from .authlog import USAGE  # next to the code that does what the options say
+
+    return USAGE
+
+
 def _authlog() -> _Parser:
-    parser = _Parser(
-        "authlog",
-        description="Print, as JSON lines, the auth events SecMon recognises in log lines "
-        "(to try a log file before a node follows it).",
-    )
-    parser.add_argument("source", nargs="?", default="-", metavar="FILE|-", help="the log to read (default: stdin)")
-    parser.add_argument("--stats", action="store_true", help="count the events by kind instead of printing them")
-    parser.add_argument("--unmatched", action="store_true", help="print the lines that match no known shape")
+    parser = _Parser("authlog", help_text=_authlog_usage)
+    parser.add_argument("source", nargs="?", default="-", metavar="FILE|-")
+    parser.add_argument("--stats", action="store_true")
+    parser.add_argument("--unmatched", action="store_true")
     return parser
 
 
