@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import WAIT, wait_until
+from conftest import WAIT, require_root_tools, wait_until
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 NOBODY = 65534
@@ -40,12 +40,11 @@ WORDS = ["hub", "node", "authlog", "list", "subscribe", "check", "help", "events
 @pytest.fixture(scope="module")
 def readable_secmon() -> Iterator[Path]:
     """A directory every user may read, holding secmon and what it imports, for PYTHONPATH."""
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv (util-linux) to act as another user")
+    require_root_tools("setpriv", SYSTEM_PYTHON)  # to act as another user, on a python it may read
     version = subprocess.run([SYSTEM_PYTHON, "-c", "import sys; print(sys.version_info >= (3, 11))"],
                              capture_output=True, text=True)  # fmt: skip
     if version.stdout.strip() != "True":
-        pytest.skip(f"needs {SYSTEM_PYTHON} 3.11 or newer (Debian package python3)")
+        pytest.skip(f"needs {SYSTEM_PYTHON} 3.11 or newer (apt install python3)")
     listed = subprocess.run([sys.executable, "-c", _LIST_IMPORTS], capture_output=True, text=True, check=True)
     lib = Path(tempfile.mkdtemp(prefix="sm-lib-", dir="/tmp"))
     lib.chmod(0o755)
