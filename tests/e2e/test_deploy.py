@@ -188,7 +188,8 @@ def test_a_member_of_the_socket_group_uses_the_installed_cli(root, socket_group)
         refused = subprocess.run([*as_other, secmon, "list"], env=env, capture_output=True, text=True, timeout=WAIT)
         assert refused.returncode == 1, refused.stdout
         assert refused.stderr == (
-            f"secmon: permission denied on {sock}: the hub serves its own user, root and its SECMON_SOCKET_GROUP\n"
+            f"secmon: cannot connect to {sock}: permission denied (its directory {sock.parent} is owned by "
+            f"root:{group}, mode 0750: run as root or a member of group {group})\n"
         )
         assert any(state.iterdir()), "the hub kept nothing in SECMON_STATE_DIR"
 

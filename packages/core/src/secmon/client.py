@@ -13,8 +13,12 @@ them here. ``follow_updates`` is a subscription that survives hub restarts.
 
 from __future__ import annotations
 
+import errno
+import grp
 import itertools
 import logging
+import os
+import pwd
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +30,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .config import socket_path
 from .errors import (
     HubError,
+    HubRefused,
     HubUnavailable,
     NotAllowed,
     RequestFailed,
@@ -53,6 +58,47 @@ _ERRORS = {"unknown_node": UnknownNode, "not_connected": UnknownNode, "not_allow
 
 def _request_error(error: m.Error) -> RequestFailed:
     return _ERRORS.get(error.code, RequestFailed)(error.code, error.message)
+
+
+def access_hint(path: Path) -> str:
+    """Who may open the socket at ``path``, from the owners and modes on the way to it."""
+    for directory in reversed(path.parents):  # from / down: the first one we may not pass
+        if not os.access(directory, os.X_OK):
+            return f"its directory {directory} is {_ownership(directory, 0o100, 0o010, 0o001)}"
+    return _ownership(path, 0o200, 0o020, 0o002)  # connecting to a socket needs write permission
+
+
+def _ownership(path: Path, user_bit: int, group_bit: int, other_bit: int) -> str:
+    """``owned by USER:GROUP, mode NNNN: run as ...`` for the permission bits that matter."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return f"its owner cannot be read: {exc.strerror}"
+    mode = info.st_mode & 0o7777
+    user, group = _user_name(info.st_uid), _group_name(info.st_gid)
+    text = f"owned by {user}:{group}, mode {mode:04o}"
+    if mode & other_bit:
+        return text  # open to all by its mode: something else (a security module?) refuses
+    who = ["root"]
+    if info.st_uid != 0 and mode & user_bit:
+        who.append(f"user {user}")
+    if mode & group_bit:
+        who.append(f"a member of group {group}")
+    return f"{text}: run as {' or '.join(who)}"
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 class Subscription:
@@ -89,6 +135,7 @@ class HubClient:
         self._done = anyio.Event()
         self._failure: str | None = None
         self._slow_error: m.Error | None = None
+        self._refusal: str | None = None  # why the hub would not serve us, if it said so
 
     @classmethod
     @asynccontextmanager
@@ -100,11 +147,9 @@ class HubClient:
                 stream = await anyio.connect_unix(path)
         except TimeoutError:
             raise HubUnavailable(f"the hub on {path} did not answer within {timeout:g} s") from None
-        except PermissionError:
-            raise HubUnavailable(
-                f"permission denied on {path}: the hub serves its own user, root and its SECMON_SOCKET_GROUP"
-            ) from None
         except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                raise HubRefused(f"cannot connect to {path}: permission denied ({access_hint(path)})") from None
             raise HubUnavailable(f"no hub is running on {path} ({exc.strerror or exc})") from None
         link = Link(stream, keepalive=DEFAULT_KEEPALIVE, max_queue=REQUEST_BUFFER)  # the hub's Welcome sets it
         client = cls(link)
@@ -115,6 +160,8 @@ class HubClient:
                 try:
                     with anyio.move_on_after(timeout):
                         await client._welcome.wait()
+                    if client._refusal is not None:
+                        raise HubRefused(f"the hub on {path} refused this client: {client._refusal}")
                     if not client._welcome.is_set() or client._failure:
                         text = client._failure or f"the hub on {path} did not say hello within {timeout:g} s"
                         raise HubUnavailable(text)
@@ -155,6 +202,8 @@ class HubClient:
             elif kind is m.Error and message.request_id is None:
                 if message.code == "slow_consumer":
                     self._slow_error = message
+                elif message.code == "refused" and not self._welcome.is_set():
+                    self._refusal = message.message
                 self._failure = f"the hub ended the connection: {message.message}"
             else:
                 stream = self._requests.get(getattr(message, "request_id", -1))

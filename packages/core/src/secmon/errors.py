@@ -5,6 +5,7 @@
     │   └── StateCorrupt     a state database cannot be read; the text says how to move it aside
     └── HubError             something went wrong talking to the hub
         ├── HubUnavailable   no hub answers on the socket, or it went away
+        │   └── HubRefused   we may not use it: the socket's permissions, or the hub's uid check
         ├── RequestFailed    the hub answered a request with an error
         │   ├── UnknownNode  no node matches the query
         │   └── NotAllowed   the node's allowlist has no such label
@@ -59,6 +60,10 @@ class HubError(SecmonError):
 
 class HubUnavailable(HubError):
     """Raised when the hub's socket cannot be reached or the connection drops."""
+
+
+class HubRefused(HubUnavailable):
+    """Raised when this user may not use the hub: the socket denies access, or the hub refused us."""
 
 
 class RequestFailed(HubError):

@@ -1,8 +1,8 @@
 """`secmon`: launch the daemons, and talk to the hub from its server.
 
-Arguments are positional, as in the original; ``--json`` may appear anywhere.
-Every failure is one line on stderr and a non-zero exit: 2 for bad usage or
-a malformed variable, 1 for everything else, 130 after Ctrl-C.
+What the words of the command line mean is arguments.py's; this module runs
+them. Every failure is one line on stderr and a non-zero exit: 2 for bad usage
+or a malformed variable, 1 for everything else, 130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -20,34 +20,8 @@ from ..client import HubClient
 from ..config import configure_logging, env_float
 from ..errors import ConfigError, SecmonError, single_error
 from ..protocol import messages as m
-from . import render
+from . import arguments, render
 
-USAGE = """\
-usage:
-  secmon hub [--allow-insecure]       launch hub daemon (--allow-insecure: listen off
-                                      loopback without TLS or a token)
-  secmon node [who] [wg] [auth]       launch node daemon
-    [--reconnect]
-  secmon subscribe [--since SEQ]      print live updates from all nodes (resume after SEQ)
-  secmon <list|->                     list all recently connected nodes
-  secmon <node>                       show one node (serial, address or hostname)
-  secmon <node> <command-label>       run an allowed command, stream its output
-  secmon - <command-label>            run it on every connected node
-  secmon authlog [FILE|-]             print the auth events SecMon sees in log lines
-    [--stats] [--unmatched]
-  secmon check [hub] [node]           validate this machine's hub/node configuration
-  secmon help                         show this help
-
-options:
-  --json                              machine-readable output (list, node, subscribe)
-
-environment (see the README for all):
-  hub     BIND_IP, BIND_PORT, DISCONNECT_GRACE_PERIOD, ASSUME_HOSTNAME_UNIQUE
-  node    HUB_IP, HUB_PORT, COMMAND_ALLOWLIST_FILE, COMMAND_EXECUTE_TIMEOUT, AUTH_LOG
-  client  NODE_WAIT_TIMEOUT, SECMON_SOCKET
-"""
-
-MONITOR_NAMES = ("who", "wg", "auth")
 EXIT_INTERRUPTED = 130
 EXIT_TIMEOUT = 124  # as timeout(1) reports it
 
@@ -158,61 +132,36 @@ def _run_async(function: Callable[..., Any], *args: Any) -> int:
 
 
 def dispatch(argv: list[str]) -> int:
-    as_json = "--json" in argv
-    args = [a for a in argv if a != "--json"]
+    args = arguments.parse(argv)
+    command = args.command
     paint = render.Painter(sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
-    if not args or args[0] in ("help", "-h", "--help"):
-        _print(USAGE.rstrip())
-        return 0
-    command, rest = args[0], args[1:]
     if command == "hub":
-        if rest not in ([], ["--allow-insecure"]):
-            fail(f"hub takes only --allow-insecure, got {' '.join(rest)!r}")
         from ..hub.server import main as hub_main
 
-        hub_main(allow_insecure=bool(rest))
+        hub_main(allow_insecure=args.allow_insecure)
         return 0
     if command == "node":
-        reconnect = "--reconnect" in rest
-        monitors = [a for a in rest if a != "--reconnect"]
-        unknown = [a for a in monitors if a not in MONITOR_NAMES]
-        if unknown:
-            fail(f"unknown monitor {unknown[0]!r}: choose from who, wg, auth")
         from ..node.daemon import main as node_main
 
-        node_main(list(dict.fromkeys(monitors)), reconnect)
+        node_main(args.monitors, args.reconnect)
         return 0
-    if command == "subscribe":
-        since = None
-        if rest[:1] == ["--since"] and len(rest) == 2:
-            if not rest[1].isdigit():
-                fail(f"--since takes a sequence number, got {rest[1]!r}")
-            since = int(rest[1])
-        elif rest:
-            fail("usage: secmon subscribe [--since SEQ] [--json]")
-        return _run_async(cmd_subscribe, since, as_json, paint)
     if command == "check":
         from ..check import main as check_main
 
-        return check_main(rest)
+        return check_main(args.extra)
+    if command in arguments.NOT_YET:
+        fail(f"`secmon {command}` is not available in this version")
     if command == "authlog":
-        from .authlog import USAGE as AUTHLOG_USAGE
         from .authlog import run_authlog
 
-        if "-h" in rest or "--help" in rest:
-            _print(AUTHLOG_USAGE)
-            return 0
-        files = [a for a in rest if a not in ("--stats", "--unmatched")]
-        if len(files) > 1 or any(a.startswith("-") and a != "-" for a in files):
-            fail("usage: secmon authlog [FILE|-] [--stats] [--unmatched]")
-        return run_authlog(files[0] if files else "-", "--stats" in rest, "--unmatched" in rest)
-    if command in ("list", "-") and not rest:
-        return _run_async(cmd_list, as_json, paint)
-    if len(rest) == 0:
-        return _run_async(cmd_show, command, as_json, paint)
-    if len(rest) == 1:
-        return _run_async(cmd_execute, command, rest[0], paint)
-    fail(f"too many arguments: {' '.join(args)!r}; see `secmon help`")
+        return run_authlog(args.source, args.stats, args.unmatched)
+    if command == "subscribe":
+        return _run_async(cmd_subscribe, args.since, args.json, paint)
+    if command == "list":
+        return _run_async(cmd_list, args.json, paint)
+    if command == "show":
+        return _run_async(cmd_show, args.node, args.json, paint)
+    return _run_async(cmd_execute, args.node, args.label, paint)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -223,6 +172,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
             code = dispatch(sys.argv[1:] if argv is None else argv)
         except BaseExceptionGroup as group:
             raise single_error(group) from None
+    except arguments.HelpShown as exc:
+        _print(exc.text.rstrip())
+        code = 0
     except _Exit as exc:
         if str(exc):
             print(f"secmon: {exc}", file=sys.stderr)

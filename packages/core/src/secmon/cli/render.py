@@ -43,34 +43,57 @@ def _count(value: list | str, noun: str) -> str:
     return f"{len(value)} {noun}{'' if len(value) == 1 else 's'}"
 
 
+# Each failing collector's reason in the table is cut here, so a node stays one line;
+# `secmon NODE` shows the whole text.
+MAX_REASON = 60
+_COLLECTORS = (("sessions", "sessions"), ("wg peers", "wg_peers"), ("auth", "auth"))
+_HEALTHY = (m.INITIALIZING, m.NOT_MONITORED, m.AUTH_OK)
+
+
+def failing_collectors(node: m.NodeInfo) -> list[str]:
+    """``"name: reason"`` for each collector of the node that reports an error, reasons cut short."""
+    failing = []
+    for name, attribute in _COLLECTORS:
+        value = getattr(node, attribute)
+        if isinstance(value, str) and value not in _HEALTHY:
+            reason = value if len(value) <= MAX_REASON else value[: MAX_REASON - 1] + "…"
+            failing.append(f"{name}: {clean(reason)}")
+    return failing
+
+
 def node_table(nodes: list[m.NodeInfo], paint: Painter) -> str:
-    """One line per node, sorted by hostname."""
+    """One line per node, sorted by hostname; a FAILING column when any collector reports an error."""
     if not nodes:
         return "no nodes"
-    rows = [("SERIAL", "HOSTNAME", "ADDRESS", "STATE", "SESSIONS", "WG PEERS", "LAST UPDATE")]
-    states = []
-    for node in sorted(nodes, key=lambda n: (n.hostname, n.serial)):
-        state = "connected" if node.connected else "disconnected"
-        states.append(state)
-        rows.append(
-            (
-                str(node.serial),
-                clean(node.hostname),
-                clean(node.address),
-                state,
-                _count(node.sessions, "session"),
-                _count(node.wg_peers, "peer"),
-                local_time(node.last_state_update),
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    ordered = sorted(nodes, key=lambda n: (n.hostname, n.serial))
+    failing = ["; ".join(failing_collectors(node)) for node in ordered]
+    header = ["SERIAL", "HOSTNAME", "ADDRESS", "STATE", "SESSIONS", "WG PEERS", "LAST UPDATE"]
+    if any(failing):
+        header.append("FAILING")
+    rows = [header]
+    for node, problems in zip(ordered, failing, strict=True):
+        row = [
+            str(node.serial),
+            clean(node.hostname),
+            clean(node.address),
+            "connected" if node.connected else "disconnected",
+            _count(node.sessions, "session"),
+            _count(node.wg_peers, "peer"),
+            local_time(node.last_state_update),
+        ]
+        if len(header) > len(row):
+            row.append(problems)
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = []
     for index, row in enumerate(rows):
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
         if index == 0:
             cells = [paint(BOLD, c) for c in cells]
         else:
-            cells[3] = paint(GREEN if states[index - 1] == "connected" else RED, cells[3])
+            cells[3] = paint(GREEN if row[3] == "connected" else RED, cells[3])
+            if len(cells) > 7 and row[7]:
+                cells[7] = paint(YELLOW, cells[7])
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 

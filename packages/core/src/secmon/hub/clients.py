@@ -7,6 +7,8 @@ its own id, so several run at once on one connection, up to a bound.
 
 from __future__ import annotations
 
+import contextlib
+import grp
 import logging
 import os
 import pwd
@@ -53,6 +55,22 @@ def may_connect(uid: int, gid: int, group: int | None) -> bool:
         return group in os.getgrouplist(pwd.getpwuid(uid).pw_name, gid)
     except KeyError:
         return False
+
+
+def who_may_connect(group: int | None) -> str:
+    """The users ``may_connect`` lets in, in words, for the refusal a client is sent."""
+    who = ["root"]
+    if os.getuid() != 0:
+        try:
+            who.append(f"user {pwd.getpwuid(os.getuid()).pw_name}")
+        except KeyError:
+            who.append(f"uid {os.getuid()}")
+    if group is not None:
+        try:
+            who.append(f"members of group {grp.getgrgid(group).gr_name}")
+        except KeyError:
+            who.append(f"members of gid {group}")
+    return " and ".join([", ".join(who[:-1]), who[-1]]) if len(who) > 1 else who[0]
 
 
 @dataclass(eq=False)
@@ -200,15 +218,28 @@ class ClientConnection:
             self.hub.cancel_relay(relay, m.CANCELLED, "client went away")
 
 
+async def _refuse_before_hello(link: HubLink, text: str, timeout: float) -> None:
+    """Say why at once, but close only after the client's hello (or the deadline).
+
+    A client writes its hello as soon as it connects; closing before that write
+    lands makes the write fail, and the client would lose our reason unread.
+    """
+    link.send(m.Error("refused", text))
+    with contextlib.suppress(HandshakeFailed):
+        await link.handshake(timeout)
+    link.close(text)
+    await link.finish()
+
+
 async def serve_client(hub: Hub, link: HubLink) -> None:
     """Serve one client connection to its end; never raises."""
     uid, gid = peer_credentials(link) or (-1, -1)
     name = f"uid={uid}"
     try:
         if not may_connect(uid, gid, hub.socket_gid):
-            text = f"uid {uid} may not use this hub"
+            text = f"uid {uid} may not use this hub (only {who_may_connect(hub.socket_gid)} may connect)"
             log.warning("client refused: %s", text)
-            await link.refuse("refused", text)
+            await _refuse_before_hello(link, text, hub.settings.link.handshake_timeout)
             return
         try:
             hello = await link.handshake(hub.settings.link.handshake_timeout)

@@ -1,0 +1,254 @@
+"""The words of the `secmon` command line and what each one takes; parsing only, no I/O.
+
+    secmon WORD ...          a reserved word: hub, node, list, subscribe, authlog, check, help, ...
+    secmon NODE [LABEL]      anything else names a node: show it, or run an allowed command on it
+
+Each reserved word has its own argparse parser, so ``secmon WORD --help`` is that
+word's usage. A first word that is not reserved is a node query for the NODE
+parser, so ``secmon node-a --help`` is help too, never a label (a label that
+starts with ``-`` goes after ``--``). ``--json`` may appear anywhere before ``--``.
+
+``parse`` returns a Namespace whose ``command`` says what to run; it raises
+HelpShown with the text to print for --help, and ConfigError (one line, exit 2)
+for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from ..errors import ConfigError
+
+OVERVIEW = """\
+usage:
+  secmon hub [--allow-insecure]       launch hub daemon (--allow-insecure: listen off
+                                      loopback without TLS or a token)
+  secmon node [who] [wg] [auth]       launch node daemon
+    [--reconnect]
+  secmon subscribe [--since SEQ]      print live updates from all nodes (resume after SEQ)
+  secmon <list|->                     list all recently connected nodes
+  secmon <node>                       show one node (serial, address or hostname)
+  secmon <node> <command-label>       run an allowed command, stream its output
+  secmon - <command-label>            run it on every connected node
+  secmon check [hub] [node]           validate this machine's hub/node configuration
+  secmon authlog [FILE|-]             print the auth events SecMon sees in log lines
+    [--stats] [--unmatched]
+  secmon help [WORD]                  show this help, or the help of one word
+  secmon WORD --help                  the same
+
+options:
+  --json                              machine-readable output (list, node, subscribe)
+
+environment (see the README for all):
+  hub     BIND_IP, BIND_PORT, DISCONNECT_GRACE_PERIOD, ASSUME_HOSTNAME_UNIQUE
+  node    HUB_IP, HUB_PORT, COMMAND_ALLOWLIST_FILE, COMMAND_EXECUTE_TIMEOUT, AUTH_LOG
+  client  NODE_WAIT_TIMEOUT, SECMON_SOCKET
+"""
+
+MONITOR_NAMES = ("who", "wg", "auth")
+ALL_NODES = "-"
+# Words that are never node names. Those in NOT_YET are kept for commands still to come.
+RESERVED = ("check", "events", "mute", "audit", "authlog", "help", "hub", "node", "list", "subscribe")
+NOT_YET = {
+    "events": "[--since TIME|SEQ] [--until TIME] [--node N] [--kind K] [--user U] [--source CIDR] "
+    "[--failures] [--limit N] [--json]",
+    "mute": "add CIDR|user:U|node:N|kind:K [--for DURATION] [--reason TEXT] | list | rm ID",
+    "audit": "[--since TIME] [--json]",
+}
+JSON_HELP = "print JSON instead of text (may appear anywhere on the line)"
+
+
+class HelpShown(Exception):
+    """Raised instead of printing when help was asked for; ``text`` is what to print (exit 0)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser that raises instead of printing and exiting."""
+
+    def __init__(self, word: str, help_text: Callable[[], str] | None = None, **kwargs: object) -> None:
+        super().__init__(prog=f"secmon {word}", allow_abbrev=False, **kwargs)
+        self.hint = f"secmon {word} --help"
+        self._help_text = help_text  # for a word whose own module documents it
+
+    def print_help(self, file: object = None) -> NoReturn:
+        raise HelpShown(self._help_text() if self._help_text else self.format_help())
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see `{self.hint}`)")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise ConfigError(message or f"exit {status}")  # argparse calls it only for error() and help
+
+
+def _monitor(name: str) -> str:
+    if name not in MONITOR_NAMES:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a monitor: choose from {', '.join(MONITOR_NAMES)}")
+    return name
+
+
+def _sequence(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a sequence number, got {text!r}")
+    return int(text)
+
+
+def _hub() -> _Parser:
+    parser = _Parser("hub", description="Launch the hub daemon: nodes connect over TCP, clients over its Unix socket.")
+    parser.add_argument(
+        "--allow-insecure",
+        action="store_true",
+        help="listen on a non-loopback BIND_IP without TLS or a token (anyone who reaches the port can join)",
+    )
+    return parser
+
+
+def _node() -> _Parser:
+    parser = _Parser(
+        "node",
+        description="Launch the node daemon: collect the chosen monitors and report changes to the hub "
+        "at HUB_IP:HUB_PORT. Without monitors it still runs allowed commands.",
+    )
+    parser.add_argument(
+        "monitors",
+        nargs="*",
+        type=_monitor,
+        metavar="MONITOR",
+        help="who (logged-in sessions), wg (WireGuard peers), auth (auth-log events)",
+    )
+    parser.add_argument("--reconnect", action="store_true", help="reconnect when the hub goes away instead of exiting")
+    return parser
+
+
+def _subscribe() -> _Parser:
+    parser = _Parser("subscribe", description="Print live updates from all nodes until interrupted.")
+    parser.add_argument("--since", type=_sequence, metavar="SEQ", help="first replay the updates after SEQ")
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
+    return parser
+
+
+def _list() -> _Parser:
+    parser = _Parser("list", description="List all recently connected nodes (also: `secmon -`).")
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
+    return parser
+
+
+def _authlog_usage() -> str:
+    from .authlog import USAGE  # next to the code that does what the options say
+
+    return USAGE
+
+
+def _authlog() -> _Parser:
+    parser = _Parser("authlog", help_text=_authlog_usage)
+    parser.add_argument("source", nargs="?", default="-", metavar="FILE|-")
+    parser.add_argument("--stats", action="store_true")
+    parser.add_argument("--unmatched", action="store_true")
+    return parser
+
+
+def _help() -> _Parser:
+    parser = _Parser("help", description="Show the overview of secmon, or the help of one word.")
+    parser.add_argument("word", nargs="?", metavar="WORD", help="one of: " + ", ".join([*_documented(), "NODE"]))
+    return parser
+
+
+def _not_yet(word: str) -> Callable[[], _Parser]:
+    def build() -> _Parser:
+        return _Parser(
+            word,
+            usage=f"secmon {word} {NOT_YET[word]}",
+            description=f"Reserved: `secmon {word}` is not available in this version of secmon.",
+        )
+
+    return build
+
+
+def _target() -> _Parser:
+    parser = _Parser(
+        "NODE",
+        usage="secmon NODE [LABEL] [--json]",
+        description="Show one node, or run an allowed command on it and stream its output.",
+    )
+    parser.hint = "secmon help"
+    parser.add_argument(
+        "node",
+        metavar="NODE",
+        help="a node's serial, hostname or address; `-` is every connected node (alone: list them)",
+    )
+    parser.add_argument(
+        "label",
+        nargs="?",
+        metavar="LABEL",
+        help="a label of the node's command allowlist; one that starts with `-` goes after `--`",
+    )
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
+    return parser
+
+
+PARSERS: dict[str, Callable[[], _Parser]] = {
+    "hub": _hub,
+    "node": _node,
+    "subscribe": _subscribe,
+    "list": _list,
+    "authlog": _authlog,
+    "help": _help,
+    **{word: _not_yet(word) for word in NOT_YET},
+}
+
+
+def _documented() -> list[str]:
+    return [*(word for word in PARSERS if word not in NOT_YET), "check"]
+
+
+def _check_usage() -> str:
+    from ..check import USAGE  # check.py owns its words, its help included
+
+    return USAGE
+
+
+def split_json(argv: Sequence[str]) -> tuple[list[str], bool]:
+    """The arguments without ``--json`` (before any ``--``), and whether it was there."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    head = [a for a in argv[:end] if a != "--json"]
+    return head + list(argv[end:]), len(head) != end
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """What the command line asks for: ``command`` names it, the other fields are its arguments."""
+    args, as_json = split_json(argv)
+    if not args or args[0] in ("-h", "--help"):
+        raise HelpShown(OVERVIEW)
+    word, rest = args[0], args[1:]
+    if word == "check":  # check.py reads its own arguments, --help included
+        return argparse.Namespace(command="check", extra=rest, json=as_json)
+    builder = PARSERS.get(word)
+    if builder is None:
+        ns = _target().parse_args(args)
+        ns.command = "execute" if ns.label is not None else "list" if ns.node == ALL_NODES else "show"
+    elif word == "node":
+        ns = builder().parse_intermixed_args(rest)
+        ns.monitors = list(dict.fromkeys(ns.monitors))
+    elif word in NOT_YET:
+        ns, extra = builder().parse_known_args(rest)  # whatever they will take, they do nothing yet
+        ns.extra = extra
+    else:
+        ns = builder().parse_args(rest)
+    if word == "help":
+        if ns.word is None:
+            raise HelpShown(OVERVIEW)
+        if ns.word in ("NODE", ALL_NODES):
+            _target().print_help()
+        if ns.word == "check":
+            raise HelpShown(_check_usage())
+        if ns.word not in PARSERS:
+            raise ConfigError(f"no help on {ns.word!r}: the words are {', '.join(_documented())}, NODE")
+        PARSERS[ns.word]().print_help()
+    ns.command = getattr(ns, "command", word)
+    ns.json = as_json
+    return ns

@@ -1,0 +1,140 @@
+"""The CLI's pure parts: what each command line means, and the node table's failing collectors."""
+
+from __future__ import annotations
+
+import pytest
+
+from secmon.cli import arguments
+from secmon.cli.arguments import HelpShown, parse
+from secmon.cli.render import MAX_REASON, Painter, failing_collectors, node_table
+from secmon.errors import ConfigError
+from secmon.protocol import messages as m
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["hub"], {"command": "hub", "allow_insecure": False}),
+        (["hub", "--allow-insecure"], {"command": "hub", "allow_insecure": True}),
+        (["node"], {"command": "node", "monitors": [], "reconnect": False}),
+        (["node", "who", "--reconnect", "wg", "who"], {"monitors": ["who", "wg"], "reconnect": True}),
+        (["subscribe"], {"command": "subscribe", "since": None, "json": False}),
+        (["subscribe", "--since", "42", "--json"], {"command": "subscribe", "since": 42, "json": True}),
+        (["list"], {"command": "list", "json": False}),
+        (["-"], {"command": "list"}),
+        (["--json", "list"], {"command": "list", "json": True}),
+        (["node-a"], {"command": "show", "node": "node-a", "label": None}),
+        (["3", "--json"], {"command": "show", "node": "3", "json": True}),
+        (["node-a", "uptime"], {"command": "execute", "node": "node-a", "label": "uptime"}),
+        (["-", "uptime"], {"command": "execute", "node": "-", "label": "uptime"}),
+        (["node-a", "--", "--help"], {"command": "execute", "node": "node-a", "label": "--help"}),
+        (["node-a", "--", "--json"], {"command": "execute", "label": "--json", "json": False}),
+        (["authlog"], {"command": "authlog", "source": "-", "stats": False, "unmatched": False}),
+        (["authlog", "/var/log/auth.log", "--stats"], {"source": "/var/log/auth.log", "stats": True}),
+        (["check"], {"command": "check", "extra": []}),
+        (["check", "hub", "--allow-insecure", "--json"], {"extra": ["hub", "--allow-insecure"], "json": True}),
+        (["events", "--since", "5"], {"command": "events"}),
+    ],
+)
+def test_command_lines_and_what_they_mean(argv, expected):
+    ns = parse(argv)
+    assert {key: getattr(ns, key) for key in expected} == expected
+
+
+def _help(argv: list[str]) -> str:
+    with pytest.raises(HelpShown) as shown:
+        parse(argv)
+    return shown.value.text
+
+
+@pytest.mark.parametrize("word", [*(w for w in arguments.RESERVED if w != "check"), "node-a", "-", "12"])
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_after_every_word_is_that_words_usage(word, flag):
+    text = _help([word, flag])
+    if word in arguments.RESERVED:
+        assert text.startswith(f"usage: secmon {word}")
+    else:
+        assert text.startswith("usage: secmon NODE [LABEL]")
+
+
+@pytest.mark.parametrize("argv", [[], ["help"], ["--help"], ["-h"], ["--json"]])
+def test_the_overview(argv):
+    assert _help(argv) == arguments.OVERVIEW
+
+
+def test_help_after_a_label_or_with_other_arguments_is_still_help():
+    assert _help(["node-a", "uptime", "--help"]).startswith("usage: secmon NODE")
+    assert _help(["node", "who", "--help", "bogus"]).startswith("usage: secmon node")
+
+
+def test_check_reads_its_own_arguments_and_help():
+    assert parse(["check", "--help"]).extra == ["--help"]
+    assert _help(["help", "check"]).startswith("usage: secmon check")
+
+
+def test_help_on_one_word():
+    assert _help(["help", "subscribe"]).startswith("usage: secmon subscribe")
+    assert _help(["help", "NODE"]).startswith("usage: secmon NODE")
+
+
+def test_reserved_words_not_built_yet_say_so_in_their_help():
+    for word in arguments.NOT_YET:
+        assert "not available in this version" in _help([word, "--help"])
+        assert f"secmon {word}" not in arguments.OVERVIEW
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["hub", "--bogus"], "unrecognized arguments: --bogus (see `secmon hub --help`)"),
+        (["node", "who", "bogus"], "'bogus' is not a monitor: choose from who, wg, auth (see `secmon node --help`)"),
+        (["subscribe", "--since", "x"], "expected a sequence number, got 'x'"),
+        (["subscribe", "--since", "-1"], "expected a sequence number, got '-1'"),
+        (["list", "extra"], "unrecognized arguments: extra (see `secmon list --help`)"),
+        (["node-a", "uptime", "extra"], "unrecognized arguments: extra (see `secmon help`)"),
+        (["node-a", "-x"], "unrecognized arguments: -x"),
+        (["authlog", "a", "b"], "unrecognized arguments: b"),
+        (["help", "bogus"], "no help on 'bogus'"),
+        (["hub", "--allow"], "unrecognized arguments: --allow"),  # no abbreviations
+    ],
+)
+def test_usage_errors_are_one_line(argv, message):
+    with pytest.raises(ConfigError) as error:
+        parse(argv)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value) and error.value.exit_code == 2
+
+
+# --- the node table ---------------------------------------------------------------------
+
+
+def _node(serial: int, hostname: str, **attributes: object) -> m.NodeInfo:
+    values = {"sessions": [], "wg_peers": m.NOT_MONITORED, "auth": m.AUTH_OK, **attributes}
+    return m.NodeInfo(serial, hostname, "10.0.0.1", True, 0.0, **values)
+
+
+def test_failing_collectors_name_the_collector_and_its_reason():
+    node = _node(1, "a", sessions="cannot read /var/run/utmp: Permission denied", auth="waiting for /x to appear")
+    assert failing_collectors(node) == [
+        "sessions: cannot read /var/run/utmp: Permission denied",
+        "auth: waiting for /x to appear",
+    ]
+    assert failing_collectors(_node(2, "b", sessions=m.INITIALIZING, auth=m.INITIALIZING)) == []
+    assert failing_collectors(_node(3, "c", auth=m.NOT_MONITORED)) == []
+
+
+def test_a_long_reason_is_cut_and_control_characters_are_shown():
+    (text,) = failing_collectors(_node(1, "a", wg_peers="x" * 200))
+    assert text == "wg peers: " + "x" * (MAX_REASON - 1) + "…"
+    (text,) = failing_collectors(_node(1, "a", auth="bad\x1b[2J"))
+    assert text == "auth: bad\\x1b[2J"
+
+
+def test_the_table_has_a_failing_column_only_when_a_collector_fails():
+    healthy = node_table([_node(1, "a")], Painter(False))
+    assert "FAILING" not in healthy.splitlines()[0]
+    table = node_table([_node(1, "a"), _node(2, "b", auth="waiting for /var/log/auth.log to appear")], Painter(False))
+    header, first, second = table.splitlines()
+    assert header.split()[-1] == "FAILING"
+    assert "auth:" not in first
+    assert second.endswith("auth: waiting for /var/log/auth.log to appear")
