@@ -95,6 +95,15 @@ def test_apply_reports_only_real_changes_and_stamps_the_time():
     assert registry.apply(entry.serial, m.StateUpdate(wg_peers="wg not found"), wall=70) == ["wg_peers"]
 
 
+def test_connect_and_disconnect_are_stamped_with_their_wall_time():
+    """The "connected" update, replayed later, says when the node connected, not when it was replayed."""
+    registry = NodeRegistry()
+    entry = registry.connect("a", "10.0.0.1", "1", [], now=5, wall=1_700_000_000.0)
+    assert entry.info().last_state_update == 1_700_000_000.0
+    registry.disconnect(entry.serial, now=9, wall=1_700_000_004.0)
+    assert entry.info().last_state_update == 1_700_000_004.0
+
+
 def resume(ring: UpdateRing, seq: int) -> tuple[int, list[bytes]]:
     """What a subscriber resuming after ``seq`` is told it missed, and the frames it is sent."""
     point, missed = ring.resume_point(seq)

@@ -142,7 +142,9 @@ async def serve_node(hub: Hub, link: HubLink) -> None:
             log.warning("node %s refused: %s", address, refusal)
             await link.refuse("refused", refusal)
             return
-        entry = hub.registry.connect(hello.hostname, address, hello.node_id, hello.monitors, anyio.current_time())
+        entry = hub.registry.connect(
+            hello.hostname, address, hello.node_id, hello.monitors, anyio.current_time(), time.time()
+        )
         if hub.store is not None and hello.node_id:
             entry.last_event_seq = max(entry.last_event_seq, hub.store.last_event_seq(hello.node_id))
         conn = NodeConnection(hub, link, entry)

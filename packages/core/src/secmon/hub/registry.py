@@ -64,8 +64,13 @@ class NodeRegistry:
     _by_id: dict[str, int] = field(default_factory=dict)
     _by_hostname: dict[str, int] = field(default_factory=dict)
 
-    def connect(self, hostname: str, address: str, node_id: str, monitors: list[str], now: float) -> NodeEntry:
-        """Register a node that completed its hello; a known one keeps its serial."""
+    def connect(
+        self, hostname: str, address: str, node_id: str, monitors: list[str], now: float, wall: float | None = None
+    ) -> NodeEntry:
+        """Register a node that completed its hello; a known one keeps its serial.
+
+        ``wall`` is when it connected: the time its "connected" update carries.
+        """
         previous = self._previous(hostname, node_id)
         if previous is None:
             serial = self._next_serial
@@ -76,7 +81,9 @@ class NodeRegistry:
             # A restarted node (new id) numbers its events from 1 again.
             last_seq = previous.last_event_seq if previous.node_id == node_id else 0
             self._unindex(previous)
-        entry = NodeEntry(serial, hostname, address, node_id, list(monitors), last_event_seq=last_seq)
+        entry = NodeEntry(
+            serial, hostname, address, node_id, list(monitors), last_state_update=wall, last_event_seq=last_seq
+        )
         self.nodes[serial] = entry
         if node_id:
             self._by_id[node_id] = serial
@@ -96,11 +103,14 @@ class NodeRegistry:
         if self._by_hostname.get(entry.hostname) == entry.serial:
             del self._by_hostname[entry.hostname]
 
-    def disconnect(self, serial: int, now: float) -> NodeEntry | None:
+    def disconnect(self, serial: int, now: float, wall: float | None = None) -> NodeEntry | None:
+        """Mark a node disconnected at ``now``; ``wall``, if given, is the time its update carries."""
         entry = self.nodes.get(serial)
         if entry is not None:
             entry.connected = False
             entry.disconnected_at = now
+            if wall is not None:
+                entry.last_state_update = wall
         return entry
 
     def expire(self, now: float) -> list[NodeEntry]:

@@ -138,7 +138,7 @@ class Hub:
         conn.fail_relays("node disconnected")
         if self.nodes.get(conn.entry.serial) is conn:
             del self.nodes[conn.entry.serial]
-            entry = self.registry.disconnect(conn.entry.serial, anyio.current_time())
+            entry = self.registry.disconnect(conn.entry.serial, anyio.current_time(), time.time())
             if entry is not None:
                 self.publish_node(entry, ["connected"])
 
