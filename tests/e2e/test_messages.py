@@ -113,9 +113,18 @@ def test_sessions_that_cannot_be_read_are_an_error_not_none(cluster, hub, workdi
     assert f"cannot read {missing}" in human.stdout and "none" not in human.stdout
 
 
-def test_a_journal_with_no_files_is_waited_for_not_ok(cluster, hub):
-    journals = [p for d in ("/var/log/journal", "/run/log/journal") for p in Path(d).glob("**/*.journal")]
-    if journals:
+def test_a_journal_with_no_files_is_waited_for_not_ok(cluster, hub, workdir):
+    journal = workdir / "journal"  # AUTH_LOG=journal:DIR, before journald has written there
+    journal.mkdir()
+    cluster.start_node("auth", hostname="alpha", AUTH_LOG=f"journal:{journal}")
+    node = wait_until(lambda: (n := shown(cluster, "alpha"))["auth"] != {"error": "initializing"} and n)
+    assert node["auth"] == {"error": f"waiting for the journal: no journal files in {journal}"}
+
+
+def test_a_machine_journal_with_no_files_is_waited_for_not_ok(cluster, hub):
+    """`journalctl -f` with no journal files sits silent; the node used to call that ok."""
+    directories = (Path("/var/log/journal"), Path("/run/log/journal"))
+    if any(next(d.glob("**/*.journal"), None) for d in directories):
         pytest.skip("this machine has a systemd journal; the case needs one without")
     cluster.start_node("auth", hostname="alpha", AUTH_LOG="journal")
     node = wait_until(lambda: (n := shown(cluster, "alpha"))["auth"] != {"error": "initializing"} and n)
