@@ -371,3 +371,12 @@ def test_parser_is_fast_enough_for_the_hot_path():
         parser.parse_line(line)
     per_line = (time.perf_counter() - start) / len(lines)
     assert per_line < 200e-6, f"{per_line * 1e6:.1f} µs a line"
+
+
+def test_a_utmp_that_cannot_be_read_is_an_error_not_nobody(tmp_path):
+    from secmon.collectors.sessions import read_sessions
+
+    missing = tmp_path / "utmp"
+    assert read_sessions(missing) == f"cannot read {missing}: No such file or directory"
+    missing.mkdir()
+    assert read_sessions(missing) == f"cannot read {missing}: Is a directory"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from secmon.hub.registry import NodeRegistry, UpdateRing
+from secmon.hub.registry import FLAP_WINDOW, NodeRegistry, UpdateRing
 from secmon.protocol import messages as m
 
 
@@ -93,6 +93,47 @@ def test_apply_reports_only_real_changes_and_stamps_the_time():
     assert registry.apply(entry.serial, m.StateUpdate(sessions=[session]), wall=60) == []
     assert entry.last_state_update == 50
     assert registry.apply(entry.serial, m.StateUpdate(wg_peers="wg not found"), wall=70) == ["wg_peers"]
+
+
+def test_connect_and_disconnect_are_stamped_with_their_wall_time():
+    """The "connected" update, replayed later, says when the node connected, not when it was replayed."""
+    registry = NodeRegistry()
+    entry = registry.connect("a", "10.0.0.1", "1", [], now=5, wall=1_700_000_000.0)
+    assert entry.info().last_state_update == 1_700_000_000.0
+    registry.disconnect(entry.serial, now=9, wall=1_700_000_004.0)
+    assert entry.info().last_state_update == 1_700_000_004.0
+
+
+def test_a_node_restarted_with_a_new_id_takes_over_quietly():
+    registry = NodeRegistry()
+    registry.connect("web", "10.0.0.1", "old-id", [], 0)
+    takeover = registry.connect("web", "10.0.0.1", "new-id", [], 1).takeover
+    assert takeover is not None and not takeover.flapping and not takeover.report
+    assert "SECMON_HOSTNAME" in takeover.told_to_replaced()  # the replaced one hears the remedy anyway
+    assert registry.connect("web", "10.0.0.1", "new-id", [], 2).takeover is None  # its own reconnect
+    registry.disconnect(1, 3)
+    assert registry.connect("web", "10.0.0.1", "third-id", [], 4).takeover is None  # the old one was gone
+
+
+def test_two_nodes_with_one_hostname_flap_and_are_reported_once_per_window():
+    registry = NodeRegistry()
+    registry.connect("twin", "10.0.0.1", "a", [], 0)
+    steps = []
+    for i, node_id in enumerate(["b", "a", "b", "a", "b"], start=1):
+        takeover = registry.connect("twin", f"10.0.0.{2 - (node_id == 'a')}", node_id, [], now=i).takeover
+        steps.append((takeover.flapping, takeover.report))
+    assert steps == [(False, False), (True, True), (True, False), (True, False), (True, False)]
+    later = registry.connect("twin", "10.0.0.1", "a", [], now=2 + FLAP_WINDOW).takeover
+    assert later.flapping and later.report  # a new window, still flapping: reported again
+    assert len(registry.nodes) == 1
+
+
+def test_flap_memory_is_forgotten_after_the_window():
+    registry = NodeRegistry()
+    registry.connect("twin", "10.0.0.1", "a", [], 0)
+    registry.connect("twin", "10.0.0.2", "b", [], 1)
+    registry.expire(now=2 + FLAP_WINDOW)
+    assert not registry.connect("twin", "10.0.0.1", "a", [], 3 + FLAP_WINDOW).takeover.flapping
 
 
 def resume(ring: UpdateRing, seq: int) -> tuple[int, list[bytes]]:

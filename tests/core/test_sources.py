@@ -9,6 +9,7 @@ import stat
 import anyio
 import pytest
 
+from secmon.collectors import sources
 from secmon.collectors.authlog import MAX_LINE
 from secmon.collectors.inotify import FileWatch
 from secmon.collectors.sessions import RECORD, USER_PROCESS
@@ -143,6 +144,10 @@ async def test_journal_source_is_restarted_after_the_last_cursor(tmp_path, monke
     )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    journal = tmp_path / "journal" / "0123abcd"  # the machine's journal, with one file
+    journal.mkdir(parents=True)
+    (journal / "system.journal").write_bytes(b"")
+    monkeypatch.setattr(sources, "JOURNAL_DIRECTORIES", (tmp_path / "journal",))
     rec = Recorder()
     async with anyio.create_task_group() as tg:
         tg.start_soon(follow_journal, rec.on_lines, rec.report)
@@ -154,6 +159,63 @@ async def test_journal_source_is_restarted_after_the_last_cursor(tmp_path, monke
     assert "journalctl exited with 1: journal went away" in rec.status
     assert rec.status[0] == m.AUTH_OK
     assert [json.loads(x)["MESSAGE"].split()[2] for x in rec.lines[:4]] == ["u1", "u2", "u3", "u4"]
+
+
+async def test_a_journal_without_files_is_waited_for_not_ok(tmp_path, monkeypatch):
+    """`journalctl -f` with no journal at all sits silent: that must not read as a healthy source."""
+    from secmon.collectors.sources import follow_journal
+
+    fake = tmp_path / "bin" / "journalctl"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexec sleep 3600\n")  # what the real one does with nothing to read
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    persistent, volatile = tmp_path / "var-log-journal", tmp_path / "run-log-journal"
+    persistent.mkdir()
+    monkeypatch.setattr(sources, "JOURNAL_DIRECTORIES", (persistent, volatile))
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_journal, rec.on_lines, rec.report, None, 0.01)
+        await rec.wait(lambda: rec.status)
+        assert rec.status == [f"waiting for the journal: no journal files in {persistent} or {volatile}"]
+        (volatile / "f00d").mkdir(parents=True)
+        (volatile / "f00d" / "system.journal").write_bytes(b"")  # journald starts writing
+        await rec.wait(lambda: rec.status[-1] == m.AUTH_OK)
+        tg.cancel_scope.cancel()
+    given = tmp_path / "copied-journal"  # AUTH_LOG=journal:DIR, a directory of journal files
+    given.mkdir()
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_journal, rec.on_lines, rec.report, sources.JournalSource(given), 0.01)
+        await rec.wait(lambda: rec.status)
+        assert rec.status == [f"waiting for the journal: no journal files in {given}"]
+        (given / "system@0001.journal").write_bytes(b"")
+        await rec.wait(lambda: rec.status[-1] == m.AUTH_OK)
+        tg.cancel_scope.cancel()
+
+
+async def test_sessions_that_cannot_be_read_are_an_error_not_an_empty_list(tmp_path, monkeypatch):
+    missing = tmp_path / "utmp"
+    monkeypatch.setenv("SECMON_UTMP", str(missing))
+    reports: list[object] = []
+    reported = anyio.Event()
+
+    def report(name: str, value) -> None:
+        reports.append(value)
+        reported.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(poll_sessions, report, 0.01)
+        with anyio.fail_after(10):
+            await reported.wait()
+            reported = anyio.Event()
+            missing.write_bytes(utmp_record("alice", "pts/0"))  # logins are recorded from now on
+            while not isinstance(reports[-1], list):
+                await reported.wait()
+                reported = anyio.Event()
+        tg.cancel_scope.cancel()
+    assert reports[0] == f"cannot read {missing}: No such file or directory"
+    assert [s.user for s in reports[-1]] == ["alice"]
 
 
 def utmp_record(user: str, tty: str) -> bytes:

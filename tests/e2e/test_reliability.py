@@ -103,7 +103,7 @@ def test_a_restarted_node_with_a_state_dir_delivers_what_it_held(cluster, workdi
     # No hub yet: the node collects and keeps events it cannot deliver.
     node = Daemon(secmon_argv("node", "auth", "--reconnect"), {**cluster.env, **env, "SECMON_HOSTNAME": "keeper"}, "n")
     cluster.daemons.append(node)
-    node.wait_for("hub link down")
+    node.wait_for("cannot reach the hub")
     wait_until(lambda: (node_state / "node.sqlite3").exists())
     with log.open("a") as f:
         f.writelines(line(i) for i in range(3))

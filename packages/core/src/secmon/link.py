@@ -32,7 +32,10 @@ _STREAM_ERRORS = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedReso
 
 
 class HandshakeFailed(Exception):
-    """Raised when the first message does not arrive in time or the link ends first."""
+    """Raised when the first message does not arrive in time or the link ends first.
+
+    When the link ended, the stream's exception is the cause (a TLS alert from the peer is in it).
+    """
 
 
 class Link:
@@ -110,9 +113,9 @@ class Link:
             text = f"no hello within {timeout:g} s"
             self.close(text, m.Error("timeout", text))
             raise HandshakeFailed(text) from None
-        except _STREAM_ERRORS:
+        except _STREAM_ERRORS as exc:
             self.close("connection closed before hello")
-            raise HandshakeFailed("connection closed before hello") from None
+            raise HandshakeFailed("connection closed before hello") from exc  # a TLS alert is in the cause
         except RemoteProtocolError as exc:
             self._reject(exc)
             raise HandshakeFailed(str(exc)) from None

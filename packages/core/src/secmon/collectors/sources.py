@@ -33,6 +33,9 @@ LOG_FILES = (Path("/var/log/auth.log"), Path("/var/log/secure"))
 JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
 # Entries claiming these names are read; trust.py then decides who really wrote each one.
 JOURNAL_IDENTIFIERS = tuple(trust.PROGRAMS)
+# Where journald keeps its files: persistent, then volatile. With none, `journalctl -f` waits silently.
+JOURNAL_DIRECTORIES = (Path("/var/log/journal"), Path("/run/log/journal"))
+JOURNAL_RECHECK = 5.0  # seconds between looks for journal files while there are none
 READ_CHUNK = 64 * 1024
 MAX_BACKOFF = 30.0
 # With a watch, look anyway this often: a safety net for changes inotify cannot see (network filesystems).
@@ -204,16 +207,29 @@ async def _follow_file(
         await _idle(watch, poll)
 
 
-async def follow_journal(on_lines: OnLines, report: SetAttribute, source: JournalSource | None = None) -> None:
+def journal_files_exist(directories: tuple[Path, ...]) -> bool:
+    """Whether journald has written any journal file (in a directory, or one per machine below it)."""
+    return any(next(d.glob("*.journal"), None) or next(d.glob("*/*.journal"), None) for d in directories)
+
+
+async def follow_journal(
+    on_lines: OnLines, report: SetAttribute, source: JournalSource | None = None, recheck: float = JOURNAL_RECHECK
+) -> None:
     """One long-lived `journalctl -f -o json`, restarted with backoff after the last cursor.
 
-    The whole lines of each read are handed over together.
+    The whole lines of each read are handed over together. While there is no journal
+    file to follow, the attribute says so instead of a silent `journalctl` looking fine.
     """
     cursor = None
     delay = 0.5
     matches = [f"SYSLOG_IDENTIFIER={name}" for name in JOURNAL_IDENTIFIERS]
     directory = ["--directory", str(source.directory)] if source and source.directory else []
+    directories = (source.directory,) if source and source.directory else JOURNAL_DIRECTORIES
     while True:
+        if not journal_files_exist(directories):
+            report("auth", f"waiting for the journal: no journal files in {' or '.join(map(str, directories))}")
+            await anyio.sleep(recheck)
+            continue
         position = [f"--after-cursor={cursor}"] if cursor else ["-n", "0"]
         argv = ["journalctl", *directory, "-f", "-o", "json", *position, *matches]
         try:

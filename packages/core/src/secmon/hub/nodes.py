@@ -19,7 +19,7 @@ import anyio
 from ..link import HandshakeFailed
 from ..protocol import messages as m
 from .events import AuthEventMaps
-from .registry import NodeEntry
+from .registry import FLAP_WINDOW, NodeEntry, Takeover
 from .server import Hub, Relay
 from .wire import HubLink
 
@@ -127,6 +127,31 @@ def check_node_hello(hub: Hub, hello: m.Message) -> str | None:
     return None
 
 
+def report_takeover(serial: int, takeover: Takeover) -> None:
+    """Log a node pushing another out of its hostname: a warning with the remedy when they flap."""
+    if takeover.report:
+        log.warning(
+            "hostname %r is used by two nodes (%s, node id %.8s, and %s, node id %.8s) that keep replacing each "
+            "other as node %d; set SECMON_HOSTNAME on one of them, or ASSUME_HOSTNAME_UNIQUE=false on the hub "
+            "(reported once per %.0f minutes)",
+            takeover.hostname,
+            takeover.old_address,
+            takeover.old_node_id,
+            takeover.new_address,
+            takeover.new_node_id,
+            serial,
+            FLAP_WINDOW / 60,
+        )
+    elif not takeover.flapping:
+        log.info(
+            "node %d (%s): a node with another id (from %s) took over from the one at %s",
+            serial,
+            takeover.hostname,
+            takeover.new_address,
+            takeover.old_address,
+        )
+
+
 async def serve_node(hub: Hub, link: HubLink) -> None:
     """Serve one node connection to its end; never raises."""
     address = link.peer
@@ -142,7 +167,11 @@ async def serve_node(hub: Hub, link: HubLink) -> None:
             log.warning("node %s refused: %s", address, refusal)
             await link.refuse("refused", refusal)
             return
-        entry = hub.registry.connect(hello.hostname, address, hello.node_id, hello.monitors, anyio.current_time())
+        entry = hub.registry.connect(
+            hello.hostname, address, hello.node_id, hello.monitors, anyio.current_time(), time.time()
+        )
+        if entry.takeover is not None:
+            report_takeover(entry.serial, entry.takeover)
         if hub.store is not None and hello.node_id:
             entry.last_event_seq = max(entry.last_event_seq, hub.store.last_event_seq(hello.node_id))
         conn = NodeConnection(hub, link, entry)

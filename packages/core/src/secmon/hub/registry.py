@@ -14,6 +14,33 @@ from itertools import islice
 from ..protocol import messages as m
 
 STORED_ATTRIBUTES = ("sessions", "wg_peers", "auth", "labels")
+# Seconds within which a hostname going back to the node it was taken from is flapping (two nodes,
+# one hostname, replacing each other), and within which the hub reports that once.
+FLAP_WINDOW = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Takeover:
+    """A connecting node took the entry of a connected node with another node id: they share a hostname.
+
+    Once, that is a node restarted without its state (a new id) before the hub noticed the old
+    connection die. When the hostname goes back and forth, it is two machines with one name.
+    """
+
+    hostname: str
+    old_address: str
+    new_address: str
+    old_node_id: str
+    new_node_id: str
+    flapping: bool  # the new node had itself been pushed out of this hostname within FLAP_WINDOW
+    report: bool  # flapping, and not yet reported in this window
+
+    def told_to_replaced(self) -> str:
+        """What the node that loses its entry is told, with the remedy."""
+        return (
+            f"another node with hostname {self.hostname!r} connected from {self.new_address}; if they are "
+            "different machines, give each its own SECMON_HOSTNAME, or set ASSUME_HOSTNAME_UNIQUE=false on the hub"
+        )
 
 
 @dataclass(slots=True)
@@ -33,6 +60,7 @@ class NodeEntry:
     labels: list[str] = field(default_factory=list)
     disconnected_at: float | None = None
     last_event_seq: int = 0  # highest auth event seq received from node_id; older ones are duplicates
+    takeover: Takeover | None = None  # how this connection came to hold the entry, when it pushed another out
 
     def info(self) -> m.NodeInfo:
         return m.NodeInfo(
@@ -63,10 +91,19 @@ class NodeRegistry:
     # Serials by node id and by hostname, so a connect in a storm of thousands is not a scan of all.
     _by_id: dict[str, int] = field(default_factory=dict)
     _by_hostname: dict[str, int] = field(default_factory=dict)
+    # Per hostname: the node id last pushed out of it and when; when its flapping was last reported.
+    _pushed_out: dict[str, tuple[str, float]] = field(default_factory=dict)
+    _flap_reported: dict[str, float] = field(default_factory=dict)
 
-    def connect(self, hostname: str, address: str, node_id: str, monitors: list[str], now: float) -> NodeEntry:
-        """Register a node that completed its hello; a known one keeps its serial."""
+    def connect(
+        self, hostname: str, address: str, node_id: str, monitors: list[str], now: float, wall: float | None = None
+    ) -> NodeEntry:
+        """Register a node that completed its hello; a known one keeps its serial.
+
+        ``wall`` is when it connected: the time its "connected" update carries.
+        """
         previous = self._previous(hostname, node_id)
+        takeover = None
         if previous is None:
             serial = self._next_serial
             self._next_serial += 1
@@ -75,8 +112,19 @@ class NodeRegistry:
             serial = previous.serial
             # A restarted node (new id) numbers its events from 1 again.
             last_seq = previous.last_event_seq if previous.node_id == node_id else 0
+            if previous.connected and previous.node_id != node_id:
+                takeover = self._take_over(previous, address, node_id, now)
             self._unindex(previous)
-        entry = NodeEntry(serial, hostname, address, node_id, list(monitors), last_event_seq=last_seq)
+        entry = NodeEntry(
+            serial,
+            hostname,
+            address,
+            node_id,
+            list(monitors),
+            last_state_update=wall,
+            last_event_seq=last_seq,
+            takeover=takeover,
+        )
         self.nodes[serial] = entry
         if node_id:
             self._by_id[node_id] = serial
@@ -90,17 +138,31 @@ class NodeRegistry:
             serial = self._by_hostname.get(hostname)
         return None if serial is None else self.nodes[serial]
 
+    def _take_over(self, previous: NodeEntry, address: str, node_id: str, now: float) -> Takeover:
+        hostname = previous.hostname
+        pushed = self._pushed_out.get(hostname)
+        flapping = pushed is not None and pushed[0] == node_id and now - pushed[1] < FLAP_WINDOW
+        self._pushed_out[hostname] = (previous.node_id, now)
+        reported = self._flap_reported.get(hostname)
+        report = flapping and (reported is None or now - reported >= FLAP_WINDOW)
+        if report:
+            self._flap_reported[hostname] = now
+        return Takeover(hostname, previous.address, address, previous.node_id, node_id, flapping, report)
+
     def _unindex(self, entry: NodeEntry) -> None:
         if self._by_id.get(entry.node_id) == entry.serial:
             del self._by_id[entry.node_id]
         if self._by_hostname.get(entry.hostname) == entry.serial:
             del self._by_hostname[entry.hostname]
 
-    def disconnect(self, serial: int, now: float) -> NodeEntry | None:
+    def disconnect(self, serial: int, now: float, wall: float | None = None) -> NodeEntry | None:
+        """Mark a node disconnected at ``now``; ``wall``, if given, is the time its update carries."""
         entry = self.nodes.get(serial)
         if entry is not None:
             entry.connected = False
             entry.disconnected_at = now
+            if wall is not None:
+                entry.last_state_update = wall
         return entry
 
     def expire(self, now: float) -> list[NodeEntry]:
@@ -113,6 +175,10 @@ class NodeRegistry:
         for entry in gone:
             del self.nodes[entry.serial]
             self._unindex(entry)
+        if self._pushed_out or self._flap_reported:
+            recent = now - FLAP_WINDOW
+            self._pushed_out = {h: pushed for h, pushed in self._pushed_out.items() if pushed[1] > recent}
+            self._flap_reported = {h: when for h, when in self._flap_reported.items() if when > recent}
         return gone
 
     def apply(self, serial: int, update: m.StateUpdate, wall: float) -> list[str]:

@@ -127,7 +127,10 @@ class Hub:
     def node_connected(self, conn: NodeConnection) -> None:
         old = self.nodes.get(conn.entry.serial)
         if old is not None and old is not conn:
-            old.link.close("replaced by a new connection from the same node")
+            takeover = conn.entry.takeover
+            why = takeover.told_to_replaced() if takeover else "a newer connection from this same node took its place"
+            by = f"another node with its hostname, from {conn.link.peer}" if takeover else "its own newer connection"
+            old.link.close(f"replaced by {by}", m.Error(m.REPLACED, why))
             old.fail_relays("node reconnected")
         self.nodes[conn.entry.serial] = conn
         self.publish_node(conn.entry, ["connected"])
@@ -138,7 +141,7 @@ class Hub:
         conn.fail_relays("node disconnected")
         if self.nodes.get(conn.entry.serial) is conn:
             del self.nodes[conn.entry.serial]
-            entry = self.registry.disconnect(conn.entry.serial, anyio.current_time())
+            entry = self.registry.disconnect(conn.entry.serial, anyio.current_time(), time.time())
             if entry is not None:
                 self.publish_node(entry, ["connected"])
 

@@ -28,6 +28,7 @@ import anyio
 from ..link import MISSED_KEEPALIVES, HandshakeFailed
 from ..protocol import FrameDecoder, RemoteProtocolError, encode
 from ..protocol import messages as m
+from ..tls import hub_side_tls_failure
 
 log = logging.getLogger("secmon.hub")
 
@@ -36,6 +37,12 @@ log = logging.getLogger("secmon.hub")
 WRITE_HIGH_WATER = 256 * 1024
 TLS_READ = 256 * 1024
 KEEPALIVE_FRAME = encode(m.Keepalive())
+# A TLS record of type handshake, any 3.x version: what every TLS client sends first.
+TLS_HANDSHAKE_RECORD = b"\x16\x03"
+PLAIN_HUB_GOT_TLS = (
+    "the peer speaks TLS, but this hub has no SECMON_TLS_CERT: give the hub SECMON_TLS_CERT and "
+    "SECMON_TLS_KEY, or unset SECMON_TLS_CA on the node"
+)
 
 MessageHandler = Callable[[list[m.Message]], None]
 
@@ -61,6 +68,7 @@ class HubLink(asyncio.Protocol):
         "_tls_in",
         "_tls_out",
         "_tls_ready",
+        "_tls_started",
         "_waiter",
         "close_reason",
         "keepalive",
@@ -103,6 +111,7 @@ class HubLink(asyncio.Protocol):
         self._tls_context = tls
         self._tls: ssl.SSLObject | None = None
         self._tls_ready = tls is None
+        self._tls_started = False  # the peer's first bytes have arrived
         self._tls_in = self._tls_out = None
         self._tls_error: str | None = None
         self.last_received = self.last_sent = time.monotonic()
@@ -131,7 +140,11 @@ class HubLink(asyncio.Protocol):
         try:
             batch = self._decoder.feed(data)
         except RemoteProtocolError as exc:
-            self.close(f"protocol error: {exc}", m.Error(exc.code, str(exc)))
+            if self._on_messages is None and not self._pending and data.startswith(TLS_HANDSHAKE_RECORD):
+                # In plain frames, which the node cannot read: its TLS layer reports "wrong version number".
+                self.close(PLAIN_HUB_GOT_TLS, m.Error("tls_not_configured", PLAIN_HUB_GOT_TLS))
+            else:
+                self.close(f"protocol error: {exc}", m.Error(exc.code, str(exc)))
             self._wake()
             return
         if not batch:
@@ -175,6 +188,14 @@ class HubLink(asyncio.Protocol):
 
     def _decrypt(self, data: bytes) -> bytes:
         tls = self._tls
+        if not self._tls_started:
+            self._tls_started = True
+            if not data.startswith(TLS_HANDSHAKE_RECORD[:1]):
+                # No TLS record: a node without TLS. It gets no frame of ours (this port speaks
+                # nothing before TLS), only the close; it reads that as "the hub requires TLS".
+                self._tls_error = "TLS handshake failed: the node does not speak TLS: set SECMON_TLS_CA on it"
+                self._stop(self._tls_error, abort=False)
+                return b""
         self._tls_in.write(data)
         chunks = []
         try:
@@ -188,7 +209,8 @@ class HubLink(asyncio.Protocol):
         except ssl.SSLZeroReturnError:
             self._stop("connection closed by peer")
         except ssl.SSLError as exc:
-            self._tls_error = f"TLS handshake failed: {exc.reason or exc}" if not self._tls_ready else f"TLS: {exc}"
+            failed = hub_side_tls_failure(exc)
+            self._tls_error = f"TLS handshake failed: {failed}" if not self._tls_ready else f"TLS: {exc}"
             self._send_tls_records()  # the alert that tells the peer why
             self._stop(self._tls_error, abort=False)
             return b""

@@ -9,13 +9,13 @@ then only changes. Events wait in a bounded buffer until acknowledged.
 from __future__ import annotations
 
 import logging
-import random
 import socket
 import ssl
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup
+from anyio.abc import ByteStream, TaskGroup
 
 from ..config import NodeSettings
 from ..errors import SecmonError
@@ -24,6 +24,7 @@ from ..protocol import encode
 from ..protocol import messages as m
 from .commands import AllowlistError, Outcome, label_problem, load_allowlist, run_allowed_command
 from .journal import open_journal
+from .reconnect import Backoff, ReportLimit, describe_failure, held_back_note
 
 log = logging.getLogger("secmon.node")
 
@@ -33,18 +34,33 @@ MAX_UNACKED = 10_000
 MONITORS = {"who": "sessions", "wg": "wg_peers", "auth": "auth"}
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS: the hub's certificate is not trusted ({exc.verify_message})"
-    if isinstance(exc, anyio.BrokenResourceError) and exc.__cause__ is not None:
-        exc = exc.__cause__
-    if isinstance(exc, TimeoutError):
-        return "timed out connecting"
-    return str(exc) or exc.__class__.__name__
-
-
 class HubGone(SecmonError):
-    """Raised when the hub link ends and the node was not asked to reconnect."""
+    """Raised when the hub link ends or cannot be made, and the node was not asked to reconnect."""
+
+
+class HubRefused(SecmonError):
+    """Raised when the hub answers our hello with an error instead of a welcome."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEnded:
+    """How a link the hub had welcomed came to an end."""
+
+    reason: str  # as the link saw it ("connection closed by peer", ...)
+    lasted: float  # seconds it was up
+    hub_error: m.Error | None  # what the hub said before it closed, if it did
+
+    @property
+    def healthy(self) -> bool:
+        """It ended without an error from the hub: the hub went away, or the network did."""
+        return self.hub_error is None
+
+    def describe(self, where: str) -> str:
+        error = self.hub_error
+        if error is None:
+            return f"lost the hub at {where} after {self.lasted:.1f} s: {self.reason}"
+        did = "replaced this node" if error.code == m.REPLACED else "closed our link"
+        return f"the hub at {where} {did} after {self.lasted:.1f} s: {error.message}"
 
 
 class NodeAgent:
@@ -70,6 +86,7 @@ class NodeAgent:
         self.state["labels"] = self.allowed_labels()
         self.dropped = 0
         self.link: Link | None = None
+        self._hub_error: m.Error | None = None  # what the hub said before closing the current link
         self._running: dict[int, anyio.CancelScope] = {}
         self._slots = anyio.Semaphore(settings.max_commands)
 
@@ -112,34 +129,55 @@ class NodeAgent:
     # --- the link -----------------------------------------------------------
 
     async def run(self, reconnect: bool) -> None:
-        """Connect and serve; with ``reconnect``, come back after every failure."""
-        delay = 0.5
-        quiet = False
+        """Connect and serve; with ``reconnect``, come back after every failure.
+
+        Every loss of a link the hub welcomed is logged (within the report limit); failed
+        attempts are logged when their reason changes. A link that ended without an error
+        from the hub was healthy: the backoff starts again from its minimum.
+        """
+        s = self.settings
+        where = f"{s.hub_ip}:{s.hub_port}"
+        backoff = Backoff(s.reconnect_max)
+        losses, failures = ReportLimit(), ReportLimit()
+        last_failure: str | None = None  # what the previous failed attempt said, while the hub stays away
         while True:
             try:
-                await self._connect_once()
-                reason = "hub closed the connection"
-                delay = 0.5
-                quiet = False
-            except (OSError, HandshakeFailed, HubGone, TimeoutError, anyio.BrokenResourceError) as exc:
-                reason = _describe(exc)
-            if not reconnect:
-                raise HubGone(f"lost the hub at {self.settings.hub_ip}:{self.settings.hub_port}: {reason}")
-            if not quiet:
-                log.warning("hub link down (%s); reconnecting with backoff", reason)
-                quiet = True
-            await anyio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, self.settings.reconnect_max)
+                ended = await self._connect_once(where)
+            except (OSError, HandshakeFailed, TimeoutError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+                ended, failure = None, describe_failure(exc, where, tls=self.tls is not None)
+            except HubRefused as exc:
+                ended, failure = None, str(exc)
+            if ended is not None:
+                lost = ended.describe(where)
+                if not reconnect:
+                    raise HubGone(lost)
+                if ended.healthy:
+                    backoff.reset()
+                delay = backoff.delay()
+                if (held := losses.allow(anyio.current_time())) is not None:
+                    log.warning("hub link down: %s; reconnecting in %.1f s%s", lost, delay, held_back_note(held))
+                last_failure = None
+            else:
+                if not reconnect:
+                    raise HubGone(failure)
+                delay = backoff.delay()
+                if failure != last_failure and (held := failures.allow(anyio.current_time())) is not None:
+                    note = held_back_note(held)
+                    log.warning("%s; retrying with backoff up to %g s%s", failure, s.reconnect_max, note)
+                last_failure = failure
+            await anyio.sleep(delay)
 
-    async def _connect_once(self) -> None:
+    async def _open(self) -> ByteStream:
         s = self.settings
-        if self.tls is not None:
-            with anyio.fail_after(s.link.handshake_timeout):
-                stream = await anyio.connect_tcp(
-                    s.hub_ip, s.hub_port, ssl_context=self.tls, tls_standard_compatible=False
-                )
-        else:
-            stream = await anyio.connect_tcp(s.hub_ip, s.hub_port)
+        with anyio.fail_after(s.link.handshake_timeout):
+            if self.tls is None:
+                return await anyio.connect_tcp(s.hub_ip, s.hub_port)
+            return await anyio.connect_tcp(s.hub_ip, s.hub_port, ssl_context=self.tls, tls_standard_compatible=False)
+
+    async def _connect_once(self, where: str) -> LinkEnded:
+        """One link: connect, hello, serve until it ends. Raises if the hub never welcomed us."""
+        s = self.settings
+        stream = await self._open()
         link = Link(stream, keepalive=s.link.keepalive, max_queue=MAX_UNACKED * 2)
         hello = m.Hello(m.PROTOCOL_VERSION, m.ROLE_NODE, self.hostname, self.node_id, self.monitors, self.token)
         try:
@@ -154,21 +192,23 @@ class NodeAgent:
         if type(welcome) is not m.Welcome:
             await link.finish()
             text = welcome.message if type(welcome) is m.Error else f"unexpected {type(welcome).TAG!r}"
-            raise HubGone(f"hub refused us: {text}")
-        log.info("connected to hub %s:%d as node %d", s.hub_ip, s.hub_port, welcome.serial)
+            raise HubRefused(f"hub refused us: {text}")
+        log.info("connected to hub %s as node %d", where, welcome.serial)
+        since = anyio.current_time()
         link.set_keepalive(welcome.keepalive)
         self.journal.acknowledge(welcome.last_event_seq)
         link.send(m.StateUpdate(**self.state))
         if self.journal.events:
             link.send(m.AuthEvents(list(self.journal.events)))
         self.link = link
+        self._hub_error = None
         try:
             async with anyio.create_task_group() as tg:
                 reason = await link.run(lambda batch: self._on_messages(batch, tg))
                 tg.cancel_scope.cancel()  # commands die with the link: their results have nowhere to go
         finally:
             self.link = None
-        raise HubGone(reason)
+        return LinkEnded(reason, anyio.current_time() - since, self._hub_error)
 
     def _on_messages(self, batch: list[m.Message], tg: TaskGroup) -> None:
         for message in batch:
@@ -184,7 +224,7 @@ class NodeAgent:
                 if scope is not None:
                     scope.cancel()
             elif kind is m.Error:
-                log.warning("hub reports: %s", message.message)
+                self._hub_error = message  # the hub closes after an error; the loss is reported with it
             elif kind is not m.Keepalive:
                 text = f"a hub may not send {kind.TAG!r}"
                 self.link.close(f"protocol error: {text}", m.Error("unexpected", text))

@@ -34,6 +34,10 @@ CANCELLED = "cancelled"
 NOT_ALLOWED = "not_allowed"
 ERROR = "error"
 
+# The error a hub closes a node link with when another connection takes over the node's entry
+# (same node id, or same hostname); the node reports it in its own words.
+REPLACED = "replaced"
+
 ROLE_NODE = "node"
 ROLE_CLIENT = "client"
 
