@@ -362,7 +362,7 @@ def sshd(workdir: Path, rsyslog: Path, test_user: str) -> Iterator[int]:
         "KbdInteractiveAuthentication no\n"
         "PermitRootLogin no\n"
         f"AllowUsers {test_user}\n"
-        "LogLevel INFO\n"
+        "LogLevel VERBOSE\n"  # as hardening guides advise: refused keys are logged with their fingerprint
     )
     daemon = Daemon(["/usr/sbin/sshd", "-D", "-f", str(config)], {"PATH": os.environ["PATH"]}, "sshd")
     record("sshd", daemon.pid)

@@ -142,3 +142,47 @@ def test_logins_su_and_sudo_reach_a_subscriber(cluster, workdir, sshd, rsyslog, 
     sudo = events.auth(kind="sudo_command", user="root", target_user="nobody")
     assert sudo["event"]["command"] == "/usr/bin/true"
     events.process.stop()
+
+
+def attempt(port: int, key: Path, user: str, *extra: str) -> subprocess.CompletedProcess:
+    """One ssh login that must fail: no terminal, no password prompt, only the keys given."""
+    argv = ssh_argv(port, key, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", *extra, f"{user}@127.0.0.1", "true")
+    result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=WAIT)
+    assert result.returncode == 255, result.stderr
+    return result
+
+
+def test_what_an_attacker_leaves_reaches_a_subscriber_with_the_host(cluster, workdir, sshd, rsyslog, test_user):
+    """An invalid user, an AllowUsers refusal, a refused key, a pre-auth close and MaxAuthTries."""
+    keys = []
+    for n in range(7):  # none of them authorised: sshd's MaxAuthTries (6) runs out on the last
+        key = workdir / f"stranger_{n}"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        keys.append(key)
+    cluster.start_hub()
+    cluster.start_node("auth", hostname="real", AUTH_LOG=str(rsyslog))
+    events = Events(cluster)
+    events.process.wait_for(r'"auth": "ok"')
+
+    attempt(sshd, keys[0], "no-such-user-x")
+    invalid = events.auth(kind="ssh_invalid_user", user="no-such-user-x")
+    assert (invalid["event"]["host"], invalid["event"]["failure"]) == ("127.0.0.1", True)
+
+    attempt(sshd, keys[0], "nobody")  # exists, but the server's AllowUsers lists only the test's user
+    refused = events.auth(kind="ssh_user_refused", user="nobody")
+    assert refused["event"]["host"] == "127.0.0.1"
+
+    # One stranger's key offered, then the client gives up: sshd logs the close before login.
+    attempt(sshd, keys[0], test_user)
+    closed = events.auth(kind="ssh_closed_preauth", user=test_user)
+    assert closed["event"]["host"] == "127.0.0.1" and isinstance(closed["event"]["port"], int)
+
+    # Seven strangers' keys in one connection: refused keys (logged at VERBOSE, as the fixture's
+    # sshd runs), then too many failures.
+    many = [arg for key in keys for arg in ("-i", str(key))]
+    attempt(sshd, keys[0], test_user, *many)
+    too_many = events.auth(kind="ssh_too_many_failures", user=test_user)
+    assert too_many["event"]["host"] == "127.0.0.1"
+    key_refused = events.auth(kind="ssh_failed_publickey", user=test_user, port=too_many["event"]["port"])
+    assert key_refused["event"]["host"] == "127.0.0.1" and key_refused["event"]["failure"] is True
+    events.process.stop()
