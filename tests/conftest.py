@@ -219,6 +219,7 @@ def workdir() -> Iterator[Path]:
 @pytest.fixture
 def base_env(workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SECMON_", "HUB_", "BIND_", "COMMAND_"))}
+    (workdir / "utmp").touch()  # an empty utmp: nobody logged in (a missing one is an error the node reports)
     env.update(
         SECMON_SOCKET=str(workdir / "hub.sock"),
         BIND_IP="127.0.0.1",
