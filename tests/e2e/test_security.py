@@ -136,29 +136,34 @@ def test_a_client_of_another_uid_is_refused(cluster, hub, workdir):
     assert cluster.cli("list").returncode == 0  # root (and the hub's own user) still may
 
 
-def test_a_socket_group_lets_its_members_in_and_no_one_else(cluster, workdir):
-    require_root_tools("setpriv", "/usr/bin/python3")  # root, to act as another user
-    import grp
-
+def hello_as_nobody(socket_path: str, gid: int) -> str:
+    """What a client hello from uid 65534 with group ``gid`` (and no other) gets from the socket."""
     from secmon.protocol import encode
     from secmon.protocol import messages as m
 
-    group = grp.getgrnam("nogroup").gr_gid
-    hub = cluster.start_hub(SECMON_SOCKET_GROUP="nogroup")
-    info = os.stat(hub.socket)
-    assert stat.S_IMODE(info.st_mode) == 0o660 and info.st_gid == group
-    workdir.chmod(0o755)  # let others reach the socket; the group and the uid check decide
     probe = (
         "import socket,sys\n"
         "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(bytes.fromhex(sys.argv[2]))\n"
         "s.settimeout(10); print(s.recv(4096))\n"
     )
     hello = encode(m.Hello(m.PROTOCOL_VERSION, m.ROLE_CLIENT)).hex()
+    argv = ["setpriv", "--reuid=65534", f"--regid={gid}", "--clear-groups", "/usr/bin/python3", "-c", probe]
+    result = subprocess.run([*argv, socket_path, hello], capture_output=True, text=True, timeout=WAIT)
+    return result.stdout + result.stderr
+
+
+def test_a_socket_group_lets_its_members_in_and_no_one_else(cluster, workdir):
+    require_root_tools("setpriv", "/usr/bin/python3")  # root, to act as another user
+    import grp
+
+    group = grp.getgrnam("nogroup").gr_gid
+    hub = cluster.start_hub(SECMON_SOCKET_GROUP="nogroup")
+    info = os.stat(hub.socket)
+    assert stat.S_IMODE(info.st_mode) == 0o660 and info.st_gid == group
+    workdir.chmod(0o755)  # let others reach the socket; the group and the uid check decide
 
     def connect_as(gid: int) -> str:
-        argv = ["setpriv", "--reuid=65534", f"--regid={gid}", "--clear-groups", "/usr/bin/python3", "-c", probe]
-        result = subprocess.run([*argv, hub.socket, hello], capture_output=True, text=True, timeout=WAIT)
-        return result.stdout + result.stderr
+        return hello_as_nobody(hub.socket, gid)
 
     assert "welcome" in connect_as(group)  # a member of the socket's group is served
     assert "Permission denied" in connect_as(group - 1)  # anyone else cannot even connect
@@ -168,26 +173,15 @@ def test_a_socket_group_reaches_a_socket_in_a_directory_the_hub_creates(cluster,
     require_root_tools("setpriv", "/usr/bin/python3")  # root, to act as another user
     import grp
 
-    from secmon.protocol import encode
-    from secmon.protocol import messages as m
-
     group = grp.getgrnam("nogroup").gr_gid
     workdir.chmod(0o755)  # the path down to the hub's own directory is open, as /run is
     sock = workdir / "run" / "secmon" / "secmon.sock"
     cluster.start_hub(SECMON_SOCKET=str(sock), SECMON_SOCKET_GROUP="nogroup")
     info = sock.parent.stat()
     assert stat.S_IMODE(info.st_mode) == 0o750 and info.st_gid == group
-    probe = (
-        "import socket,sys\n"
-        "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(bytes.fromhex(sys.argv[2]))\n"
-        "s.settimeout(10); print(s.recv(4096))\n"
-    )
-    hello = encode(m.Hello(m.PROTOCOL_VERSION, m.ROLE_CLIENT)).hex()
 
     def connect_as(gid: int) -> str:
-        argv = ["setpriv", "--reuid=65534", f"--regid={gid}", "--clear-groups", "/usr/bin/python3", "-c", probe]
-        result = subprocess.run([*argv, str(sock), hello], capture_output=True, text=True, timeout=WAIT)
-        return result.stdout + result.stderr
+        return hello_as_nobody(str(sock), gid)
 
     assert "welcome" in connect_as(group)
     assert "Permission denied" in connect_as(group - 1)
