@@ -25,7 +25,8 @@ source), never "no sessions".
 The node runs loginctl only when logind's session directory changes: logind
 rewrites a session's file (a new file renamed into place) on every state
 change, so the directory's (name, inode) pairs change with every login and
-logout, and an inotify watch on it wakes the node.
+logout, and an inotify watch on it wakes the node. The files themselves are
+logind's private state ("Do not parse", they say): watched, never read.
 """
 
 from __future__ import annotations
