@@ -169,7 +169,7 @@ def test_the_source_is_logind_where_it_runs(env, running, which, expected):
 
 
 def test_a_bad_source_setting_is_a_config_error():
-    with pytest.raises(ConfigError, match="SECMON_SESSIONS_SOURCE must be auto, logind or utmp, got 'who'"):
+    with pytest.raises(ConfigError, match="SECMON_SESSIONS_SOURCE must be one of auto, logind, utmp; got 'who'"):
         sessions_setting({"SECMON_SESSIONS_SOURCE": "who"})
 
 

@@ -87,5 +87,5 @@ def test_a_bad_sessions_source_is_a_one_line_error(cluster, hub):
     result = cluster.cli("node", "who", SECMON_SESSIONS_SOURCE="who")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "secmon: SECMON_SESSIONS_SOURCE must be auto, logind or utmp, got 'who'"
+        "secmon: SECMON_SESSIONS_SOURCE must be one of auto, logind, utmp; got 'who'"
     ]

@@ -71,12 +71,12 @@ STAMP = re.compile(r"\w{3} (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) UTC")
 USEC = 1_000_000
 
 
-def sessions_setting(env: Mapping[str, str]) -> str:
+def sessions_setting(env: Mapping[str, str], name: str = "SECMON_SESSIONS_SOURCE") -> str:
     """SECMON_SESSIONS_SOURCE: auto (the default), logind or utmp; anything else is a ConfigError."""
-    value = env_str(env, "SECMON_SESSIONS_SOURCE", "auto").lower()
-    if value not in SOURCES:
-        raise ConfigError(f"SECMON_SESSIONS_SOURCE must be auto, logind or utmp, got {value!r}")
-    return value
+    raw = env_str(env, name, "auto")
+    if raw.lower() not in SOURCES:
+        raise ConfigError(f"{name} must be one of {', '.join(SOURCES)}; got {raw!r}", name)
+    return raw.lower()
 
 
 def parse_session_ids(text: str) -> list[str]:
