@@ -11,6 +11,7 @@ import anyio
 import pytest
 from fake_loginctl import install, remove_session, session_properties, write_session
 
+from secmon.check import check_configuration
 from secmon.collectors import logind
 from secmon.collectors.logind import (
     LogindSource,
@@ -168,9 +169,12 @@ def test_the_source_is_logind_where_it_runs(env, running, which, expected):
     assert isinstance(source, LogindSource if expected == "logind" else UtmpSource)
 
 
-def test_a_bad_source_setting_is_a_config_error():
+def test_a_bad_source_setting_is_a_config_error_that_secmon_check_reports():
     with pytest.raises(ConfigError, match="SECMON_SESSIONS_SOURCE must be one of auto, logind, utmp; got 'who'"):
         sessions_setting({"SECMON_SESSIONS_SOURCE": "who"})
+    assert sessions_setting({"SECMON_SESSIONS_SOURCE": " LOGIND "}) == "logind"
+    problems = check_configuration({"SECMON_SESSIONS_SOURCE": "who"}, ["node"])
+    assert "SECMON_SESSIONS_SOURCE must be one of auto, logind, utmp; got 'who'" in problems
 
 
 def test_logind_runs_when_booted_by_systemd_and_its_seats_exist(tmp_path):
