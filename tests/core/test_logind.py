@@ -315,3 +315,11 @@ def test_the_stamp_changes_with_every_rewrite(sessions_dir):
     assert LogindSource(sessions_dir / "missing").stamp() is None
     assert str(source) == "logind (loginctl)"
     assert str(UtmpSource(Path("/run/utmp"))) == "utmp /run/utmp"
+
+
+async def test_a_missing_utmp_is_an_error_naming_the_source(tmp_path):
+    missing = tmp_path / "utmp"
+    error = await UtmpSource(missing).read()
+    assert error == f"cannot see sessions from utmp: cannot read {missing}: No such file or directory"
+    missing.write_bytes(b"")
+    assert await UtmpSource(missing).read() == []

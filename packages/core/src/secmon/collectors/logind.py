@@ -214,7 +214,8 @@ class UtmpSource:
         return FileWatch.open(self.path)
 
     async def read(self) -> list[Session] | str:
-        return read_sessions(self.path)
+        sessions = read_sessions(self.path)
+        return f"cannot see sessions from utmp: {sessions}" if isinstance(sessions, str) else sessions
 
 
 class SessionsDirectoryWatch(FileWatch):
