@@ -235,7 +235,6 @@ def base_env(workdir: Path) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         NO_COLOR="1",
     )
-    (workdir / "utmp").touch()  # an empty utmp: nobody is logged in (a missing one is an error)
     return env
 
 
