@@ -214,7 +214,7 @@ async def test_sessions_that_cannot_be_read_are_an_error_not_an_empty_list(tmp_p
                 await reported.wait()
                 reported = anyio.Event()
         tg.cancel_scope.cancel()
-    assert reports[0] == f"cannot read {missing}: No such file or directory"
+    assert reports[0] == f"cannot see sessions from utmp: cannot read {missing}: No such file or directory"
     assert [s.user for s in reports[-1]] == ["alice"]
 
 

@@ -108,7 +108,8 @@ def test_sessions_that_cannot_be_read_are_an_error_not_none(cluster, hub, workdi
     missing = workdir / "no-utmp-here"
     cluster.start_node("who", hostname="alpha", SECMON_UTMP=str(missing))
     node = wait_until(lambda: (n := shown(cluster, "alpha"))["sessions"] != {"error": "initializing"} and n)
-    assert node["sessions"] == {"error": f"cannot read {missing}: No such file or directory"}
+    error = f"cannot see sessions from utmp: cannot read {missing}: No such file or directory"
+    assert node["sessions"] == {"error": error}
     human = cluster.cli("alpha")
     assert f"cannot read {missing}" in human.stdout and "none" not in human.stdout
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
+from .collectors.logind import sessions_setting
 from .config import (
     HubSettings,
     NodeSettings,
@@ -141,6 +142,7 @@ def node_problems(env: Mapping[str, str]) -> list[str]:
     settings, problems = parse_settings(NodeSettings.from_env, env)
     problems += _problem(lambda: node_context(TlsFiles.from_env(env)))
     problems += _problem(lambda: read_secret(env, "SECMON_TOKEN_FILE"))
+    problems += _problem(lambda: sessions_setting(env))
     if settings is None:
         return problems
     if settings.allowlist is not None:

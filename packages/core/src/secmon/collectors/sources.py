@@ -24,7 +24,7 @@ from ..protocol import messages as m
 from . import trust
 from .authlog import MAX_LINE, AuthLogParser
 from .inotify import FileWatch
-from .sessions import read_sessions, utmp_path
+from .logind import SessionsSource, choose_sessions_source
 from .wireguard import parse_dump
 
 log = logging.getLogger("secmon.node")
@@ -46,27 +46,31 @@ OnLines = Callable[[list[str]], None]
 OnEvents = Callable[[list[dict[str, Any]]], None]
 
 
-async def poll_sessions(report: SetAttribute, interval: float) -> None:
-    """Report sessions when utmp changes (inotify; else looked at each interval), parsed only then."""
-    last_stamp: tuple[float, int] | None = None
-    watched: Path | None = None
+async def poll_sessions(report: SetAttribute, interval: float, setting: str = "auto") -> None:
+    """Report sessions from logind or utmp (SECMON_SESSIONS_SOURCE) each time the source changes.
+
+    The source is watched with inotify (else looked at each interval) and read only when
+    its stamp moved; a failed read is tried again on the next change, or after RECHECK.
+    """
+    source: SessionsSource | None = None
     watch: FileWatch | None = None
+    last_stamp: object | None = None
+    failed = False
     try:
         while True:
-            path = utmp_path()
-            if path != watched:
+            chosen = choose_sessions_source(setting)
+            if chosen != source:
+                log.info("reading sessions from %s", chosen)
                 if watch is not None:
                     watch.close()
-                watch, watched = FileWatch.open(path), path
-            try:
-                info = path.stat()
-                stamp = (info.st_mtime_ns, info.st_size)
-            except OSError:
-                stamp = None
+                source, watch, last_stamp = chosen, chosen.watch(), None
+            stamp = source.stamp()
             if stamp is None or stamp != last_stamp:
-                report("sessions", read_sessions(path))
-                last_stamp = stamp
-            await _idle(watch, interval)
+                sessions = await source.read()
+                report("sessions", sessions)
+                failed = isinstance(sessions, str)
+                last_stamp = None if failed else stamp
+            await _idle(watch, RECHECK if failed else interval)
     finally:
         if watch is not None:
             watch.close()
