@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pwd
 
 import pytest
 
@@ -26,7 +27,6 @@ REAL_SSHD = {"_UID": "0", "_COMM": "sshd", "_EXE": "/usr/sbin/sshd", "_PID": "77
     [
         ("sshd", REAL_SSHD),
         ("sshd-session", {"_UID": "0", "_COMM": "sshd-session", "_EXE": "/usr/lib/openssh/sshd-session"}),
-        ("sshd", {"_UID": "0", "_COMM": "sshd"}),  # no _EXE (older journald): the kernel's comm decides
     ],
 )
 def test_sshd_as_root_is_believed(identifier, trusted):
@@ -42,6 +42,9 @@ def test_sshd_as_root_is_believed(identifier, trusted):
         ({"_UID": "1000", "_COMM": "sshd", "_EXE": "/home/eve/sshd"}, "uid=1000", "/home/eve/sshd"),  # named sshd
         ({"_UID": "1000", "_COMM": "sshd", "_EXE": "/usr/sbin/sshd"}, "uid=1000", "/usr/sbin/sshd"),  # not root
         ({"_UID": "0", "_COMM": "sshd", "_EXE": "/tmp/x/python3"}, "uid=0", "/tmp/x/python3"),  # comm is settable
+        ({"_UID": "0", "_COMM": "sshd"}, "uid=0", "sshd"),  # no _EXE: a comm alone is the sender's word
+        ({"_UID": "0", "_COMM": "sshd", "_EXE": "/usr/local/bin/sshd"}, "uid=0", "/usr/local/bin/sshd"),
+        ({"_UID": "0", "_COMM": "sshd", "_EXE": "/usr/sbin/../../tmp/sshd"}, "uid=0", "/usr/sbin/../../tmp/sshd"),
         ({}, "uid unknown", "unknown program"),  # nothing journald vouches for
     ],
 )
@@ -57,18 +60,44 @@ def test_a_forged_line_of_no_known_shape_is_still_an_alarm():
     assert event["kind"] == FORGED_AUTH_LINE and event["process"] == "su" and event["pid"] == 9
 
 
-def test_the_user_session_process_of_sshd_may_log_its_disconnect():
+def test_the_user_session_process_of_sshd_may_log_its_own_disconnect():
     """After login OpenSSH's session process runs as the user and logs its own end."""
-    line = "Disconnected from user alice 192.0.2.4 port 5151"
-    session = {"_UID": "1000", "_COMM": "sshd-session", "_EXE": "/usr/lib/openssh/sshd-session"}
+    nobody = pwd.getpwnam("nobody")
+    session = {"_UID": str(nobody.pw_uid), "_COMM": "sshd-session", "_EXE": "/usr/lib/openssh/sshd-session"}
+    line = "Disconnected from user nobody 192.0.2.4 port 5151"
     event = parse_line(entry(line, "sshd-session", **session))
-    assert event["kind"] == "ssh_disconnected" and event["user"] == "alice"
+    assert event["kind"] == "ssh_disconnected" and event["user"] == "nobody"
     # its other lines (no event) are no alarm either
     for quiet in ("Received disconnect from 192.0.2.4 port 5151:11: disconnected by user", "error: no more sessions"):
         assert parse_line(entry(quiet, "sshd-session", **session)) is None
-    # the same process claiming a login is not believed
-    event = parse_line(entry(ACCEPTED, "sshd-session", _UID="1000", _EXE="/usr/lib/openssh/sshd-session"))
-    assert event["kind"] == FORGED_AUTH_LINE
+    # but not another user's disconnect, nor a login, nor the same from an sshd of the user's own
+    for message in ("Disconnected from user root 192.0.2.4 port 5151", ACCEPTED):
+        assert parse_line(entry(message, "sshd-session", **session))["kind"] == FORGED_AUTH_LINE
+    own = {**session, "_EXE": "/home/eve/sshd-session"}
+    assert parse_line(entry(line, "sshd-session", **own))["kind"] == FORGED_AUTH_LINE
+    assert parse_line(entry("Received disconnect from 192.0.2.4 port 1:11: bye", "sshd", **own))["kind"] == (
+        FORGED_AUTH_LINE
+    )
+
+
+def test_an_identifier_sent_twice_is_a_claim_and_not_believed():
+    """journald keeps a repeated field as a list; journalctl's match still finds the entry."""
+    record = json.loads(entry(ACCEPTED, **REAL_SSHD))
+    record["SYSLOG_IDENTIFIER"] = ["sshd", "sshd-session"]
+    event = parse_line(json.dumps({**record, "_UID": "1000", "_COMM": "sshd", "_EXE": "/usr/bin/python3"}))
+    assert event["kind"] == FORGED_AUTH_LINE and event["command"] == "/usr/bin/python3"
+    assert parse_line(json.dumps(record))["kind"] == FORGED_AUTH_LINE  # even from the real sshd: sshd sends it once
+
+
+def test_a_comm_alone_claims_nothing():
+    record = json.loads(entry(ACCEPTED, **REAL_SSHD))
+    del record["SYSLOG_IDENTIFIER"]
+    assert parse_line(json.dumps(record)) is None
+
+
+def test_the_pid_is_journald_s_not_the_sender_s():
+    event = parse_line(entry(ACCEPTED, **{**REAL_SSHD, "SYSLOG_PID": "1"}))
+    assert event["pid"] == 77
 
 
 @pytest.mark.parametrize(

@@ -473,12 +473,19 @@ def forgeries() -> None:
     step("sudo", pid, "hello from eve", unknown=True,
          journal={"trusted": {"_UID": "1001", "_COMM": "logger", "_EXE": "/usr/bin/logger"},
                   "event": event("forged_auth_line", user="uid=1001", command="/usr/bin/logger", process="sudo", pid=pid)})  # fmt: skip
-    # After login OpenSSH's session process runs as the user and logs its own end: believed.
+    # After login OpenSSH's session process runs as the user and logs its own end: believed when
+    # the uid is that user's (nobody is 65534 wherever the corpus is read).
     pid = new_pid()
-    step("sshd-session", pid, "Disconnected from user alice 198.51.100.23 port 50505",
-         event("ssh_disconnected", user="alice", host="198.51.100.23", port=50505),
-         journal={"trusted": {"_UID": "1000"}, "event": event("ssh_disconnected", user="alice", host="198.51.100.23",
+    step("sshd-session", pid, "Disconnected from user nobody 198.51.100.23 port 50505",
+         event("ssh_disconnected", user="nobody", host="198.51.100.23", port=50505),
+         journal={"trusted": {"_UID": "65534"}, "event": event("ssh_disconnected", user="nobody", host="198.51.100.23",
                   port=50505, process="sshd-session", pid=pid)})  # fmt: skip
+    # The same from a user whose name is not the one disconnected: not believed.
+    pid = new_pid()
+    step("sshd-session", pid, "Disconnected from user root 198.51.100.24 port 50506",
+         event("ssh_disconnected", user="root", host="198.51.100.24", port=50506),
+         journal={"trusted": {"_UID": "65534"}, "event": event("forged_auth_line", user="uid=65534",
+                  command="/usr/lib/openssh/sshd-session", process="sshd-session", pid=pid)})  # fmt: skip
 
 
 def others() -> None:
@@ -611,7 +618,7 @@ GARBAGE: list[tuple[str, str, str | None]] = [
     ("<38>1 2026-11-29T02:09:01Z web1 sshd 12 - [unterminated", '{"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": ["x", 1]}', None),
     ("Zzz 99 99:99:99 web1 sshd[1]: Accepted", '{"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Accepted", "_UID": "0", "_EXE": "/usr/sbin/sshd"}', "sshd"),
     ("Nov 29 02:09:01 web1 sshd[1]: Failed password for root from 203.0.113.4 po",
-     '{"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Failed password for root from 203.0.113.4 po", "_UID": "0", "_COMM": "sshd"}', "sshd"),
+     '{"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Failed password for root from 203.0.113.4 po", "_UID": "0", "_EXE": "/usr/sbin/sshd"}', "sshd"),
     ("Nov 29 02:09:01 web1 su",
      '{"SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Failed password for root from 203.0.113.4 port 22 ssh2", "__REALTIME', None),
     ("sshd[1]: Failed password for root from 203.0.113.4 port 22 ssh2", '"just a string"', None),

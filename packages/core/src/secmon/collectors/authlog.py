@@ -563,13 +563,15 @@ def read_journal(entry: dict[str, Any], now: float) -> LogLine | None:
     The identifier is taken as it is: a path there claims no program, so it cannot slip
     past the check of who wrote the line (trust.py).
     """
-    process = _journal_text(entry.get("SYSLOG_IDENTIFIER")) or _journal_text(entry.get("_COMM"))
+    identifier = entry.get("SYSLOG_IDENTIFIER")
+    process = identifier if isinstance(identifier, str) else trust.claimed_program(entry)
     if process is None or process not in WATCHED:
-        return None
+        return None  # never by _COMM: a process may rename itself
     message = _journal_text(entry.get("MESSAGE"))
     if message is None:
         return None
-    pid = _number(_journal_text(entry.get("SYSLOG_PID")) or _journal_text(entry.get("_PID")))
+    # journald's own _PID first: SYSLOG_PID is the sender's word, and connections are tracked by pid.
+    pid = _number(_journal_text(entry.get("_PID")) or _journal_text(entry.get("SYSLOG_PID")))
     stamp = _journal_text(entry.get("__REALTIME_TIMESTAMP")) or ""
     when = int(stamp) / 1e6 if stamp.isascii() and stamp.isdigit() and len(stamp) < 20 else now
     return LogLine(when, process, pid, message.rstrip("\n"), entry)
@@ -581,7 +583,7 @@ def _forged(line: LogLine, fields: Fields | None) -> Fields | None:
     claimed = trust.claimed_program(entry) if entry is not None else None
     if entry is None or claimed is None:
         return None  # syslog text carries no trusted fields: taken as written
-    forged = trust.forgery(entry, claimed, fields.get("kind") if fields else None)
+    forged = trust.forgery(entry, claimed, fields)
     if forged is None:
         return None
     return {**forged, "time": line.time, "process": claimed, "pid": _number(_journal_text(entry.get("_PID")))}
