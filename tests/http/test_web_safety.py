@@ -246,3 +246,32 @@ def test_a_token_file_and_no_token_together_are_refused(cluster, workdir):
         timeout=20,
     )
     assert both.returncode == 2 and "choose one" in both.stderr and "Traceback" not in both.stderr
+
+
+async def test_public_is_decided_by_the_route_not_the_path(cluster, hub, workdir):
+    """Nodes named like the public routes stay behind the token: /login and /static/... are theirs too."""
+    marker = workdir / "ran"
+    allow = cluster.allowlist(f"mark=touch {marker}\n")
+    for name in ("login", "static"):
+        cluster.start_node("who", hostname=name, COMMAND_ALLOWLIST_FILE=str(allow))
+    http = cluster.start_http()
+    async with aiohttp.ClientSession() as s:
+        for method in ("GET", "HEAD"):
+            assert (await request(s, method, f"{http.url}/login"))[0] == 401
+        status, _, _ = await request(s, "POST", f"{http.url}/static/execute", data='{"label": "mark"}', headers=JSON)
+        assert status == 401
+        status, _, text = await request(s, "GET", f"{http.url}/login", headers=http.auth)
+        assert status == 200 and json.loads(text)["hostname"] == "login"
+    assert not marker.exists()
+
+
+async def test_a_token_of_undecodable_bytes_is_401_not_a_crash(guarded):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=10) as raw:
+        raw.sendall(b"GET /list HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := raw.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert guarded.count("Traceback") == 0

@@ -56,9 +56,6 @@ def _hub_errors(handler):
     return wrapped
 
 
-PUBLIC_PATHS = frozenset({"/", "/openapi.json", "/login"})  # they carry no data from the hub
-
-
 def cookie_name(request: web.Request) -> str:
     """One cookie per bridge: browsers share cookies across a host's ports, so the port is in the name."""
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
@@ -66,7 +63,8 @@ def cookie_name(request: web.Request) -> str:
 
 
 def _token_matches(offered: str, token: str) -> bool:
-    return hmac.compare_digest(offered.encode(), token.encode())
+    # surrogateescape: a header of undecodable bytes is a wrong token, not a 500
+    return hmac.compare_digest(offered.encode("utf-8", "surrogateescape"), token.encode())
 
 
 def offered_token(request: web.Request) -> str:
@@ -97,9 +95,13 @@ async def guard_browsers(request: web.Request, handler) -> web.StreamResponse:
 
 @web.middleware
 async def require_token(request: web.Request, handler) -> web.StreamResponse:
-    """The token on every data route; the page, its files and the API document are public."""
+    """The token on every data route; the page, its files, the API document and the sign-in are public.
+
+    Public is decided by the handler the route resolved to, never by the path's text: ``GET /login``
+    is the node named "login", and ``POST /static/execute`` runs a command on the node "static".
+    """
     token = request.app[SETTINGS].token
-    if token is None or request.path in PUBLIC_PATHS or request.path.startswith("/static/"):
+    if token is None or request.match_info.handler in PUBLIC_HANDLERS:
         return await handler(request)
     if not _token_matches(offered_token(request), token):
         return error(401, "missing or wrong token: send Authorization: Bearer TOKEN")
@@ -319,6 +321,9 @@ async def subscribe(request: web.Request) -> web.WebSocketResponse:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     return ws
+
+
+PUBLIC_HANDLERS = frozenset({dashboard, login, static_file, openapi})  # they carry no data from the hub
 
 
 def make_app(settings: HttpSettings) -> web.Application:
