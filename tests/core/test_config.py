@@ -350,6 +350,38 @@ def test_check_state_directory_and_auth_log(clean_env, tmp_path):
     ]
 
 
+def test_check_reads_auth_log_as_the_node_does(clean_env, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    # a file whose name starts with "journal" is a file to the node, so to check too
+    named = {**clean_env, "AUTH_LOG": str(tmp_path / "journal.log")}
+    assert check_configuration(named, ["node"]) == [f"AUTH_LOG: {tmp_path / 'journal.log'} does not exist"]
+    missing = {**clean_env, "AUTH_LOG": f"journal:{tmp_path / 'nojournal'}"}
+    assert check_configuration(missing, ["node"]) == [
+        f"AUTH_LOG=journal:{tmp_path / 'nojournal'}: {tmp_path / 'nojournal'} is not a directory"
+    ]
+    assert check_configuration({**clean_env, "AUTH_LOG": f"journal:{tmp_path}"}, ["node"]) == []
+    [problem] = check_configuration({**clean_env, "AUTH_LOG": "journal:"}, ["node"])
+    assert "AUTH_LOG=journal: names no directory" in problem
+
+
+def test_check_reports_a_path_it_may_not_look_at(clean_env, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    hidden = tmp_path / "locked" / "state"
+    real_exists = Path.exists
+
+    def exists(self, *args, **kwargs):
+        if self == hidden:
+            raise PermissionError(13, "Permission denied")  # Python 3.11 raises for a parent it cannot enter
+        return real_exists(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "exists", exists)
+    env = {**clean_env, "SECMON_STATE_DIR": str(hidden)}
+    assert check_configuration(env, ["node"]) == [f"SECMON_STATE_DIR: cannot look at {hidden}: Permission denied"]
+
+
 def test_check_main_usage_and_exit_status(clean_env, monkeypatch, capsys):
     assert main(["--help"]) == 0
     assert capsys.readouterr().out.startswith("usage: secmon check [hub] [node]")

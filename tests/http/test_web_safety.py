@@ -269,7 +269,9 @@ async def test_a_token_of_undecodable_bytes_is_401_not_a_crash(guarded):
     import socket
 
     with socket.create_connection(("127.0.0.1", guarded.port), timeout=10) as raw:
-        raw.sendall(b"GET /list HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n")
+        raw.sendall(
+            b"GET /list HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n"
+        )
         answer = b""
         while chunk := raw.recv(4096):
             answer += chunk

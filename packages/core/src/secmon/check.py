@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .collectors.logind import sessions_setting
+from .collectors.sources import JournalSource, choose_auth_source
 from .config import (
     HubSettings,
     NodeSettings,
@@ -81,6 +82,13 @@ def _problem(check: Callable[[], object]) -> list[str]:
 
 def state_problems(directory: Path, database: str) -> list[str]:
     """What would stop a daemon from using ``directory`` and its ``database`` file; creates nothing."""
+    try:
+        return _state_problems(directory, database)
+    except OSError as exc:  # a directory on the way this user cannot enter
+        return [f"SECMON_STATE_DIR: cannot look at {directory}: {exc.strerror}"]
+
+
+def _state_problems(directory: Path, database: str) -> list[str]:
     if directory.exists():
         if not directory.is_dir():
             return [f"SECMON_STATE_DIR: {directory} exists and is not a directory"]
@@ -165,13 +173,20 @@ def auth_log_problems(setting: str) -> list[str]:
     """An AUTH_LOG the node could not follow (``auto`` picks whatever exists, so it is never wrong)."""
     if setting == "auto":
         return []
-    if setting.startswith("journal"):
-        return [] if shutil.which("journalctl") else [f"AUTH_LOG={setting}: journalctl is not installed"]
-    path = Path(setting)
-    if not path.is_file():
-        return [f"AUTH_LOG: {path} is not a file" if path.exists() else f"AUTH_LOG: {path} does not exist"]
-    if not os.access(path, os.R_OK):
-        return [f"AUTH_LOG: {path} is not readable by uid {os.getuid()}"]
+    source = choose_auth_source(setting)  # the node's own reading of the setting
+    if isinstance(source, JournalSource):
+        if not shutil.which("journalctl"):
+            return [f"AUTH_LOG={setting}: journalctl is not installed"]
+        if source.directory is not None and not source.directory.is_dir():
+            return [f"AUTH_LOG={setting}: {source.directory} is not a directory"]
+        return []
+    try:
+        if not source.is_file():
+            return [f"AUTH_LOG: {source} is not a file" if source.exists() else f"AUTH_LOG: {source} does not exist"]
+    except OSError as exc:
+        return [f"AUTH_LOG: cannot look at {source}: {exc.strerror}"]
+    if not os.access(source, os.R_OK):
+        return [f"AUTH_LOG: {source} is not readable by uid {os.getuid()}"]
     return []
 
 

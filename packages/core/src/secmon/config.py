@@ -267,7 +267,7 @@ class NodeSettings:
     hostname: str | None  # the name the node reports; None: the machine's host name
     allowlist: Path | None
     execute_timeout: float
-    auth_log: str  # "auto", "journal", or a file path
+    auth_log: str  # "auto", "journal", "journal:DIR", or a file path
     link: LinkSettings
     sessions_interval: float
     wg_interval: float
@@ -285,7 +285,7 @@ class NodeSettings:
             hostname=env_optional(env, "SECMON_HOSTNAME"),
             allowlist=env_path(env, "COMMAND_ALLOWLIST_FILE"),
             execute_timeout=env_float(env, "COMMAND_EXECUTE_TIMEOUT", 0.0),
-            auth_log=env_str(env, "AUTH_LOG", "auto"),
+            auth_log=_auth_log(env),
             link=LinkSettings.from_env(env),
             sessions_interval=env_float(env, "SECMON_SESSIONS_INTERVAL", 1.0, 0.01),
             wg_interval=env_float(env, "SECMON_WG_INTERVAL", 5.0, 0.01),
@@ -294,3 +294,10 @@ class NodeSettings:
             reconnect_max=env_float(env, "SECMON_RECONNECT_MAX", 30.0, 0.01),
             state_dir=env_path(env, "SECMON_STATE_DIR"),
         )
+
+
+def _auth_log(env: Mapping[str, str]) -> str:
+    value = env_str(env, "AUTH_LOG", "auto")
+    if value == "journal:":
+        raise ConfigError("AUTH_LOG=journal: names no directory: write journal:DIR, or journal for this machine's")
+    return value
