@@ -44,6 +44,9 @@ def test_every_hub_restart_is_noticed_and_logged_and_the_backoff_starts_again(cl
     cluster.start_hub()
     node = cluster.start_node("--reconnect", hostname="alpha", SECMON_RECONNECT_MAX="30")
     for restart in range(1, 5):
+        # The hub serves the link (a command for the node: refused, as it has no allowlist) before
+        # it goes: a link that only saw a welcome would not reset the backoff.
+        assert "allowlist" in cluster.cli("alpha", "ping").stderr
         mark = len(node.lines)
         cluster.restart_hub()  # returns once the new hub listens
         listening = time.monotonic()
@@ -52,6 +55,21 @@ def test_every_hub_restart_is_noticed_and_logged_and_the_backoff_starts_again(cl
         assert took < RECONNECT_BOUND, f"restart {restart}: the node came back {took:.1f} s after the hub did"
         assert node.count(r"hub link down: lost the hub at 127\.0\.0\.1:\d+ after") == restart
     assert node.count("cannot reach the hub") >= 1  # the refusals while the hub was away are told apart
+
+
+def test_a_hub_that_welcomes_and_dies_at_once_is_not_healthy(cluster):
+    """A hub that says nothing after its welcome and dies before a keepalive interval: back off more."""
+    cluster.start_hub(SECMON_KEEPALIVE_INTERVAL="30")
+    node = cluster.start_node("--reconnect", hostname="alpha", SECMON_RECONNECT_MAX="30")
+    delays = []
+    for _ in range(3):
+        mark = len(node.lines)
+        cluster.restart_hub()
+        node.wait_for(NODE_CONNECTED, start=mark, timeout=WAIT + 30)
+        line = node.wait_for(r"hub link down: lost the hub .* reconnecting in ([\d.]+) s", start=mark)
+        delays.append(float(line[1]))
+    # back at the minimum every time, each wait would be at most 0.5 s; growing, the third is at least 1 s
+    assert delays[-1] > 0.5, delays
 
 
 def test_a_hub_that_is_not_there_is_not_a_lost_hub(cluster, hub):

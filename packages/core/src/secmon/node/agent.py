@@ -49,11 +49,17 @@ class LinkEnded:
     reason: str  # as the link saw it ("connection closed by peer", ...)
     lasted: float  # seconds it was up
     hub_error: m.Error | None  # what the hub said before it closed, if it did
+    heard: bool  # the hub sent something after its welcome (an ack, a command, a keepalive)
+    keepalive: float  # the hub's keepalive interval on this link
 
     @property
     def healthy(self) -> bool:
-        """It ended without an error from the hub: the hub went away, or the network did."""
-        return self.hub_error is None
+        """The hub served the link, then went away (or the network did) without an error.
+
+        Served means it spoke after its welcome or the link outlived a keepalive interval:
+        a hub that welcomes and dies at once, over and over, keeps its nodes backing off.
+        """
+        return self.hub_error is None and (self.heard or self.lasted >= self.keepalive)
 
     def describe(self, where: str) -> str:
         error = self.hub_error
@@ -87,6 +93,7 @@ class NodeAgent:
         self.dropped = 0
         self.link: Link | None = None
         self._hub_error: m.Error | None = None  # what the hub said before closing the current link
+        self._heard = False  # whether the hub spoke on the current link after its welcome
         self._running: dict[int, anyio.CancelScope] = {}
         self._slots = anyio.Semaphore(settings.max_commands)
 
@@ -202,15 +209,17 @@ class NodeAgent:
             link.send(m.AuthEvents(list(self.journal.events)))
         self.link = link
         self._hub_error = None
+        self._heard = False
         try:
             async with anyio.create_task_group() as tg:
                 reason = await link.run(lambda batch: self._on_messages(batch, tg))
                 tg.cancel_scope.cancel()  # commands die with the link: their results have nowhere to go
         finally:
             self.link = None
-        return LinkEnded(reason, anyio.current_time() - since, self._hub_error)
+        return LinkEnded(reason, anyio.current_time() - since, self._hub_error, self._heard, welcome.keepalive)
 
     def _on_messages(self, batch: list[m.Message], tg: TaskGroup) -> None:
+        self._heard = True
         for message in batch:
             kind = type(message)
             if kind is m.Ack:
