@@ -84,3 +84,23 @@ def test_security_headers_say_what_the_issue_asks():
     assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
     assert guard.SECURITY_HEADERS["X-Content-Type-Options"] == "nosniff"
     assert guard.SECURITY_HEADERS["Referrer-Policy"] == "no-referrer"
+
+
+def test_server_origins_are_read_as_browsers_send_them():
+    from secmon_http.config import HttpSettings
+
+    env = {
+        "HTTP_NO_TOKEN": "1",
+        "SERVER_ORIGINS": "https://secmon.example.org:443, http://[::1]:8080, HTTP://Proxy.Example:80/",
+    }
+    settings = HttpSettings.from_env(env)
+    assert settings.allowed_origins == {"https://secmon.example.org", "http://[::1]:8080", "http://proxy.example"}
+
+
+@pytest.mark.parametrize("bad", ["secmon.example.org", "ftp://x", "https://x/path", "https://[nope]", "https://a b"])
+def test_a_malformed_server_origin_is_refused(bad):
+    from secmon.errors import ConfigError
+    from secmon_http.config import HttpSettings
+
+    with pytest.raises(ConfigError, match="SERVER_ORIGINS"):
+        HttpSettings.from_env({"HTTP_NO_TOKEN": "1", "SERVER_ORIGINS": bad})

@@ -58,7 +58,9 @@ class HttpSettings:
             token=token,
             token_file=token_file,
             server_names=frozenset(_names(env_str(env, "SERVER_NAMES", ""), "SERVER_NAMES", _check_name)),
-            allowed_origins=frozenset(_names(env_str(env, "SERVER_ORIGINS", ""), "SERVER_ORIGINS", _check_origin)),
+            allowed_origins=frozenset(
+                map(_origin, _names(env_str(env, "SERVER_ORIGINS", ""), "SERVER_ORIGINS", _check_origin))
+            ),
         )
 
 
@@ -109,4 +111,17 @@ def _check_name(name: str) -> bool:
 def _check_origin(origin: str) -> bool:
     scheme, sep, rest = origin.partition("://")
     host = rest.rsplit(":", 1)[0] if rest.rsplit(":", 1)[-1].isdigit() else rest
-    return scheme in ("http", "https") and bool(sep) and "/" not in rest and _check_name(host.strip("[]"))
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            return scheme in ("http", "https") and ipaddress.ip_address(host[1:-1]).version == 6
+        except ValueError:
+            return False
+    return scheme in ("http", "https") and bool(sep) and "/" not in rest and _check_name(host)
+
+
+def _origin(origin: str) -> str:
+    """An origin as browsers send it: without the scheme's default port."""
+    for scheme, port in (("http://", ":80"), ("https://", ":443")):
+        if origin.startswith(scheme) and origin.endswith(port):
+            return origin.removesuffix(port)
+    return origin
