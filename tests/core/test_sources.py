@@ -499,3 +499,23 @@ def test_the_node_keeps_a_reads_events_and_the_position_after_it_together(tmp_pa
     last = SqliteJournal(tmp_path, limit=3)
     assert ([e.seq for e in last.events], last.position) == ([2, 3, 4], JournalCursor(None, "c9"))
     last.close()
+
+
+async def test_a_position_saved_for_another_auth_source_is_not_used(tmp_path):
+    """AUTH_LOG changed between runs: the new source is followed from its end, as on a first start."""
+    from secmon.collectors.sources import follow_auth
+
+    log = tmp_path / "secure"
+    log.write_text("2026-11-29T02:09:01+00:00 vm sshd[1]: Invalid user old from 192.0.2.1 port 1\n")
+    other = tmp_path / "auth.log"
+    other.write_text("")
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_auth, str(log), rec.on_lines, rec.report, 0.01, at(other, 0))
+        await rec.wait(lambda: rec.positions)
+        with log.open("a") as f:
+            f.write("2026-11-29T02:09:02+00:00 vm sshd[2]: Invalid user new from 192.0.2.1 port 2\n")
+        await rec.wait(lambda: rec.lines)
+        tg.cancel_scope.cancel()
+    assert [event["user"] for event in rec.lines] == ["new"]
+    assert rec.positions == [at(log, 77), at(log, 154)]
