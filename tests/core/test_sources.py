@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import select
 import stat
+from functools import partial
 
 import anyio
 import pytest
@@ -12,8 +13,16 @@ import pytest
 from secmon.collectors import sources
 from secmon.collectors.authlog import MAX_LINE
 from secmon.collectors.inotify import FileWatch
+from secmon.collectors.positions import FilePosition, JournalCursor, dump_position, load_position
 from secmon.collectors.sessions import RECORD, USER_PROCESS
-from secmon.collectors.sources import LineSplitter, follow_file, poll_sessions, read_wg_peers
+from secmon.collectors.sources import (
+    JournalSource,
+    LineSplitter,
+    follow_file,
+    follow_journal,
+    poll_sessions,
+    read_wg_peers,
+)
 from secmon.protocol import messages as m
 
 pytestmark = pytest.mark.anyio
@@ -27,11 +36,13 @@ def anyio_backend():
 class Recorder:
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.positions: list[object] = []  # the position handed over with each batch
         self.status: list[str] = []
         self._changed = anyio.Event()
 
-    def on_lines(self, lines: list[str]) -> None:
+    def on_lines(self, lines: list[str], position: object) -> None:
         self.lines += lines
+        self.positions.append(position)
         self._changed.set()
 
     def report(self, name: str, value: str) -> None:
@@ -95,6 +106,128 @@ async def test_follow_waits_for_a_file_that_does_not_exist_yet(tmp_path, poll):
     assert rec.status[-1] == m.AUTH_OK
 
 
+def at(log, offset: int) -> FilePosition:
+    info = log.stat()
+    return FilePosition(str(log), info.st_dev, info.st_ino, offset)
+
+
+async def test_each_batch_comes_with_the_offset_after_its_last_whole_line(tmp_path, poll):
+    log = tmp_path / "auth.log"
+    log.write_text("before\n")
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_file, log, rec.on_lines, rec.report, poll)
+        await rec.wait(lambda: rec.positions == [at(log, 7)])  # where "from now on" starts, handed over at once
+        with log.open("a") as f:
+            f.write("one\ntw")
+            f.flush()
+            await rec.wait(lambda: rec.lines == ["one"])
+            f.write("o\n")
+        await rec.wait(lambda: rec.lines == ["one", "two"])
+        tg.cancel_scope.cancel()
+    assert rec.positions == [at(log, 7), at(log, 11), at(log, 15)]  # never inside the unfinished "tw"
+
+
+async def test_resume_in_the_same_file_reads_only_what_follows(tmp_path, poll):
+    log = tmp_path / "auth.log"
+    log.write_text("seen\nmissed while down\n")
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_file, log, rec.on_lines, rec.report, poll, at(log, 5))
+        await rec.wait(lambda: rec.lines == ["missed while down"])
+        with log.open("a") as f:
+            f.write("live\n")
+        await rec.wait(lambda: rec.lines[-1:] == ["live"])
+        tg.cancel_scope.cancel()
+    assert rec.lines == ["missed while down", "live"]
+    assert rec.positions[-1] == at(log, log.stat().st_size)
+
+
+async def test_resume_reads_the_rest_of_a_file_rotated_meanwhile_then_the_new_one(tmp_path, poll):
+    log = tmp_path / "auth.log"
+    log.write_text("seen\nmissed before rotation\n")
+    saved = at(log, 5)
+    log.rename(tmp_path / "auth.log.1")
+    with (tmp_path / "auth.log.1").open("a") as f:
+        f.write("written to the old file after rotation\n")  # the writer had it open still
+    (tmp_path / "auth.log.2.gz").write_bytes(b"\x1f\x8b compressed, never ours")
+    (tmp_path / "auth.logger").write_text("a neighbour with a similar name\n")
+    log.write_text("in the new file\n")
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_file, log, rec.on_lines, rec.report, poll, saved)
+        await rec.wait(lambda: rec.lines[-1:] == ["in the new file"])
+        with log.open("a") as f:
+            f.write("live\n")
+        await rec.wait(lambda: rec.lines[-1:] == ["live"])
+        tg.cancel_scope.cancel()
+    assert rec.lines == [
+        "missed before rotation",
+        "written to the old file after rotation",
+        "in the new file",
+        "live",
+    ]
+    old = tmp_path / "auth.log.1"
+    assert rec.positions[0] == FilePosition(str(log), saved.dev, saved.ino, old.stat().st_size)
+    assert rec.positions[-1] == at(log, log.stat().st_size)
+
+
+async def test_resume_in_a_truncated_or_vanished_file_reads_the_file_from_its_start(tmp_path, poll):
+    log = tmp_path / "auth.log"
+    log.write_text("a long line that was truncated away\n")
+    truncated = at(log, 36)
+    log.write_text("short\n")
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_file, log, rec.on_lines, rec.report, poll, truncated)
+        await rec.wait(lambda: rec.lines == ["short"])
+        tg.cancel_scope.cancel()
+
+    gone = FilePosition(str(log), truncated.dev, truncated.ino + 10**9, 3)  # no such inode here
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_file, log, rec.on_lines, rec.report, poll, gone)
+        await rec.wait(lambda: rec.lines == ["short"])
+        tg.cancel_scope.cancel()
+
+
+async def test_a_log_that_does_not_exist_yet_is_read_from_its_start_even_after_a_restart(tmp_path, poll):
+    log = tmp_path / "later.log"
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_file, log, rec.on_lines, rec.report, poll)
+        await rec.wait(lambda: rec.positions)
+        tg.cancel_scope.cancel()
+    (absent,) = rec.positions
+    assert (absent.path, absent.ino, absent.offset) == (str(log), 0, 0)
+    log.write_text("written while the node was down\n")
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_file, log, rec.on_lines, rec.report, poll, absent)
+        await rec.wait(lambda: rec.lines == ["written while the node was down"])
+        tg.cancel_scope.cancel()
+
+
+KEPT = [FilePosition("/var/log/auth.log", 2049, 131, 4096), JournalCursor(None, "s=1;i=2"), JournalCursor("/j", "s=3")]
+NO_POSITION = [
+    "",
+    "[]",
+    "{}",
+    "not json",
+    '{"file": "/x", "dev": 1, "ino": 2}',
+    '{"file": "/x", "dev": 1, "ino": 2, "offset": -1}',
+    '{"file": "/x", "dev": true, "ino": 2, "offset": 1}',
+    '{"journal": null, "cursor": ""}',
+]
+
+
+def test_positions_are_kept_as_text_and_odd_text_is_no_position():
+    for position in KEPT:
+        assert load_position(dump_position(position)) == position
+    for text in NO_POSITION:
+        assert load_position(text) is None, text
+
+
 async def test_unreadable_source_is_an_attribute_error(tmp_path):
     log = tmp_path / "a-directory"
     log.mkdir()
@@ -114,6 +247,18 @@ def test_splitter_drops_over_long_lines_and_keeps_going():
     assert splitter.feed(b"\xff\xfe\n") == ["\ufffd\ufffd"]
 
 
+def test_splitter_counts_the_bytes_of_the_unfinished_line():
+    splitter = LineSplitter()
+    splitter.feed(b"a\nbc")
+    assert splitter.pending == 2
+    splitter.feed(b"d")
+    assert splitter.pending == 3
+    splitter.feed(b"x" * (MAX_LINE + 10))  # dropped, but not yet ended: a position stays before it
+    assert splitter.pending == 3 + MAX_LINE + 10
+    splitter.feed(b"y\nz")
+    assert splitter.pending == 1
+
+
 async def test_wg_missing_or_failing_is_an_error_message(tmp_path):
     assert await read_wg_peers(str(tmp_path / "no-such-wg")) == "wg not found: install wireguard-tools"
     fake = tmp_path / "wg"
@@ -124,21 +269,28 @@ async def test_wg_missing_or_failing_is_an_error_message(tmp_path):
     assert await read_wg_peers(str(fake)) == [m.WgPeer("wg0", "pub", None, None)]
 
 
-async def test_journal_source_is_restarted_after_the_last_cursor(tmp_path, monkeypatch):
-    """A stand-in journalctl on PATH prints two entries and dies; the follower says so and resumes."""
-    from secmon.collectors.sources import follow_journal
+ENTRY = (
+    '{"__CURSOR":"c%d","SYSLOG_IDENTIFIER":"sshd","_PID":"7","_UID":"0","_EXE":"/usr/sbin/sshd",'
+    '"MESSAGE":"Invalid user u%d from 192.0.2.1 port 22"}'
+)
 
+
+def fake_journalctl(tmp_path, monkeypatch, newest: str = "", follow: str = ""):
+    """A stand-in journalctl on PATH that logs its arguments to the returned file, and a journal file for it.
+
+    Asked for the newest entry (no -f), it prints ``newest``'s entry if given. Following,
+    it prints two entries numbered by how often it followed, then dies (or runs ``follow``).
+    """
     calls = tmp_path / "calls"
     fake = tmp_path / "journalctl"
-    entry = (
-        '{"__CURSOR":"c%d","SYSLOG_IDENTIFIER":"sshd","_PID":"7","_UID":"0","_EXE":"/usr/sbin/sshd",'
-        '"MESSAGE":"Invalid user u%d from 192.0.2.1 port 22"}'
-    )
+    lookup = f"printf '{ENTRY}\\n' {newest} {newest}" if newest else "true"
     fake.write_text(
         "#!/bin/sh\n"
-        f'echo "$@" >> {calls}\n'
-        f"n=$(wc -l < {calls})\n"
-        f"printf '{entry}\\n' $((n*2-1)) $((n*2-1)) $((n*2)) $((n*2))\n"
+        f'printf "%s\\n" "$*" >> {calls}\n'
+        f'case " $* " in *" -f "*) ;; *) {lookup}; exit 0;; esac\n'
+        f"{follow}\n"
+        f"n=$(grep -c -- '-f -o json' {calls})\n"
+        f"printf '{ENTRY}\\n' $((n*2-1)) $((n*2-1)) $((n*2)) $((n*2))\n"
         "echo 'journal went away' >&2\n"
         "exit 1\n"
     )
@@ -148,17 +300,63 @@ async def test_journal_source_is_restarted_after_the_last_cursor(tmp_path, monke
     journal.mkdir(parents=True)
     (journal / "system.journal").write_bytes(b"")
     monkeypatch.setattr(sources, "JOURNAL_DIRECTORIES", (tmp_path / "journal",))
+    return calls
+
+
+async def test_journal_source_is_restarted_after_the_last_cursor(tmp_path, monkeypatch):
+    """The stand-in prints two entries and dies; the follower says so and resumes after the last."""
+    calls = fake_journalctl(tmp_path, monkeypatch)
     rec = Recorder()
     async with anyio.create_task_group() as tg:
         tg.start_soon(follow_journal, rec.on_lines, rec.report)
         await rec.wait(lambda: len(rec.lines) >= 4)
         tg.cancel_scope.cancel()
-    first, second = calls.read_text().splitlines()[:2]
-    assert "-f -o json -n 0 SYSLOG_IDENTIFIER=sshd SYSLOG_IDENTIFIER=sshd-session" in first
+    lookup, first, second = calls.read_text().splitlines()[:3]
+    assert lookup.startswith("-n 1 -o json SYSLOG_IDENTIFIER=sshd ")  # the newest entry: there is none
+    assert "-f -o json -n 0 SYSLOG_IDENTIFIER=sshd SYSLOG_IDENTIFIER=sshd-session" in first  # an empty journal
     assert "--after-cursor=c2" in second  # nothing between the two runs is skipped or repeated
     assert "journalctl exited with 1: journal went away" in rec.status
     assert rec.status[0] == m.AUTH_OK
     assert [json.loads(x)["MESSAGE"].split()[2] for x in rec.lines[:4]] == ["u1", "u2", "u3", "u4"]
+    assert rec.positions[:2] == [JournalCursor(None, "c2"), JournalCursor(None, "c4")]  # the last entry of each
+
+
+async def test_journal_starts_after_the_newest_entry_and_says_where(tmp_path, monkeypatch):
+    """Without a saved cursor, "from now on" is after the newest entry, handed over so it can be kept."""
+    calls = fake_journalctl(tmp_path, monkeypatch, newest="0")
+    rec = Recorder()
+    source = JournalSource(tmp_path / "journal")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_journal, rec.on_lines, rec.report, source)
+        await rec.wait(lambda: len(rec.lines) >= 2)
+        tg.cancel_scope.cancel()
+    lookup, first = calls.read_text().splitlines()[:2]
+    assert lookup.startswith(f"--directory {tmp_path / 'journal'} -n 1 -o json ")
+    assert f"--directory {tmp_path / 'journal'} -f -o json --after-cursor=c0 " in first
+    where = str(tmp_path / "journal")
+    assert rec.positions[:2] == [JournalCursor(where, "c0"), JournalCursor(where, "c2")]
+    assert rec.lines[0].startswith('{"__CURSOR":"c1"')  # the newest entry itself is not read
+
+
+async def test_journal_resumes_after_a_saved_cursor_and_drops_one_it_cannot_use(tmp_path, monkeypatch):
+    follow = "case \"$*\" in *after-cursor=bad*) echo 'Failed to seek to cursor: Invalid argument' >&2; exit 1;; esac"
+    calls = fake_journalctl(tmp_path, monkeypatch, newest="0", follow=follow)
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(partial(follow_journal, rec.on_lines, rec.report, resume=JournalCursor(None, "c7")))
+        await rec.wait(lambda: len(rec.lines) >= 2)
+        tg.cancel_scope.cancel()
+    assert "--after-cursor=c7 " in calls.read_text().splitlines()[0]  # no look for the newest: we know where
+
+    calls.unlink()
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(partial(follow_journal, rec.on_lines, rec.report, resume=JournalCursor(None, "bad")))
+        await rec.wait(lambda: len(rec.lines) >= 2)
+        tg.cancel_scope.cancel()
+    bad, lookup, after = calls.read_text().splitlines()[:3]
+    assert "--after-cursor=bad" in bad and "-f" not in lookup.split() and "--after-cursor=c0" in after
+    assert "journalctl exited with 1: Failed to seek to cursor: Invalid argument" in rec.status
 
 
 async def test_a_journal_without_files_is_waited_for_not_ok(tmp_path, monkeypatch):
@@ -167,7 +365,8 @@ async def test_a_journal_without_files_is_waited_for_not_ok(tmp_path, monkeypatc
 
     fake = tmp_path / "bin" / "journalctl"
     fake.parent.mkdir()
-    fake.write_text("#!/bin/sh\nexec sleep 3600\n")  # what the real one does with nothing to read
+    # What the real one does with nothing to read: a look for the newest entry answers at once, -f sits silent.
+    fake.write_text('#!/bin/sh\ncase " $* " in *" -f "*) exec sleep 3600;; esac\n')
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
     persistent, volatile = tmp_path / "var-log-journal", tmp_path / "run-log-journal"
@@ -278,3 +477,45 @@ async def test_a_watch_wakes_for_its_file_only_and_follows_rotation(tmp_path):
         assert await watch.changed(5) is True  # the watch moved to the new file
     finally:
         watch.close()
+
+
+def test_the_node_keeps_a_reads_events_and_the_position_after_it_together(tmp_path):
+    from secmon.node.journal import SqliteJournal
+
+    journal = SqliteJournal(tmp_path, limit=3)
+    assert journal.position is None  # nothing kept yet: the follower starts at the end
+    fields = {"time": 1.0, "process": "sshd", "pid": 7, "user": "u", "host": None, "port": None, "kind": "ssh_failed"}
+    events = [m.AuthEvent(seq=seq, **fields) for seq in (1, 2)]
+    assert journal.add_batch(events, FilePosition("/var/log/auth.log", 1, 2, 300)) == 0
+    assert journal.add_batch([], FilePosition("/var/log/auth.log", 1, 2, 400)) == 0  # lines without events move it too
+    journal.close()
+
+    again = SqliteJournal(tmp_path, limit=3)
+    assert again.position == FilePosition("/var/log/auth.log", 1, 2, 400)
+    assert [e.seq for e in again.events] == [1, 2] and again.next_seq == 3
+    more = [m.AuthEvent(seq=seq, **fields) for seq in (3, 4)]
+    assert again.add_batch(more, JournalCursor(None, "c9")) == 1  # the oldest makes room
+    again.close()
+    last = SqliteJournal(tmp_path, limit=3)
+    assert ([e.seq for e in last.events], last.position) == ([2, 3, 4], JournalCursor(None, "c9"))
+    last.close()
+
+
+async def test_a_position_saved_for_another_auth_source_is_not_used(tmp_path):
+    """AUTH_LOG changed between runs: the new source is followed from its end, as on a first start."""
+    from secmon.collectors.sources import follow_auth
+
+    log = tmp_path / "secure"
+    log.write_text("2026-11-29T02:09:01+00:00 vm sshd[1]: Invalid user old from 192.0.2.1 port 1\n")
+    other = tmp_path / "auth.log"
+    other.write_text("")
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_auth, str(log), rec.on_lines, rec.report, 0.01, at(other, 0))
+        await rec.wait(lambda: rec.positions)
+        with log.open("a") as f:
+            f.write("2026-11-29T02:09:02+00:00 vm sshd[2]: Invalid user new from 192.0.2.1 port 2\n")
+        await rec.wait(lambda: rec.lines)
+        tg.cancel_scope.cancel()
+    assert [event["user"] for event in rec.lines] == ["new"]
+    assert rec.positions == [at(log, 77), at(log, 154)]

@@ -13,10 +13,10 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from subprocess import DEVNULL, PIPE
-from typing import Any
+from typing import Any, BinaryIO
 
 import anyio
 
@@ -25,6 +25,7 @@ from . import trust
 from .authlog import MAX_LINE, AuthLogParser
 from .inotify import FileWatch
 from .logind import SessionsSource, choose_sessions_source
+from .positions import FilePosition, JournalCursor, Position
 from .wireguard import parse_dump
 
 log = logging.getLogger("secmon.node")
@@ -40,10 +41,17 @@ READ_CHUNK = 64 * 1024
 MAX_BACKOFF = 30.0
 # With a watch, look anyway this often: a safety net for changes inotify cannot see (network filesystems).
 RECHECK = 10.0
+# Rotated files with these endings were compressed: a new file, never the one a position is in.
+COMPRESSED = (".gz", ".xz", ".bz2", ".zst", ".lz4")
+# The position of a log file that did not exist yet: no file has inode 0.
+ABSENT = FilePosition("", 0, 0, 0)
+# Seconds a look for the journal's newest entry may take; after that the follower starts without it.
+NEWEST_TIMEOUT = 10.0
 
 SetAttribute = Callable[[str, Any], None]
-OnLines = Callable[[list[str]], None]
-OnEvents = Callable[[list[dict[str, Any]]], None]
+# Each batch comes with the source's position just after it (None where the source gave none).
+OnLines = Callable[[list[str], Position | None], None]
+OnEvents = Callable[[list[dict[str, Any]], Position | None], None]
 
 
 async def poll_sessions(report: SetAttribute, interval: float, setting: str = "auto") -> None:
@@ -133,11 +141,13 @@ class LineSplitter:
     def __init__(self) -> None:
         self._partial = bytearray()
         self._skipping = False
+        self.pending = 0  # bytes fed since the last line end: the unfinished line, kept or dropped
 
     def feed(self, data: bytes) -> list[str]:
         self._partial += data
         *lines, rest = self._partial.split(b"\n")
         self._partial = bytearray(rest)
+        self.pending = len(rest) if lines else self.pending + len(data)
         out = []
         for line in lines:
             if self._skipping:
@@ -151,33 +161,53 @@ class LineSplitter:
         return out
 
 
-async def follow_file(path: Path, on_lines: OnLines, report: SetAttribute, poll: float) -> None:
-    """Follow ``path`` like `tail -F`: from its end, across rotation and truncation, waiting if absent.
+async def follow_file(
+    path: Path, on_lines: OnLines, report: SetAttribute, poll: float, resume: FilePosition | None = None
+) -> None:
+    """Follow ``path`` like `tail -F`: across rotation and truncation, waiting if absent.
 
-    The whole lines of each read are handed over together. With inotify the follower
-    sleeps until the file changes; otherwise it looks every ``poll`` seconds.
+    It starts at the end of the file, or at ``resume``: the rest of that file, found by
+    device and inode under ``path`` or, rotated away, under a sibling's name, then the
+    file now at ``path`` from its start. The whole lines of each read are handed over
+    together, with the position after them. With inotify the follower sleeps until
+    the file changes; otherwise it looks every ``poll`` seconds.
     """
     watch = FileWatch.open(path)
     try:
-        await _follow_file(path, on_lines, report, poll, watch)
+        await _follow_file(path, on_lines, report, poll, watch, resume)
     finally:
         if watch is not None:
             watch.close()
 
 
 async def _follow_file(
-    path: Path, on_lines: OnLines, report: SetAttribute, poll: float, watch: FileWatch | None
+    path: Path,
+    on_lines: OnLines,
+    report: SetAttribute,
+    poll: float,
+    watch: FileWatch | None,
+    resume: FilePosition | None,
 ) -> None:
     handle = None
     identity = None
-    first = True
+    first = resume is None
     splitter = LineSplitter()
+    if resume is not None:
+        handle = _reopen(path, resume)
+        if handle is None and resume.ino != ABSENT.ino:
+            log.warning("%s (read up to %d) is gone; reading %s from its start", _named(resume), resume.offset, path)
+        elif handle is not None:
+            info = os.fstat(handle.fileno())
+            identity = (info.st_dev, info.st_ino)
+            report("auth", m.AUTH_OK)
     while True:
         if handle is None:
             try:
                 handle = open(path, "rb")  # noqa: SIM115 - held across iterations
             except FileNotFoundError:
                 report("auth", f"waiting for {path} to appear")
+                if first:
+                    on_lines([], replace(ABSENT, path=str(path)))  # read it from its start, even after a restart
                 first = False
                 await _idle(watch, poll)
                 continue
@@ -187,15 +217,16 @@ async def _follow_file(
                 continue
             info = os.fstat(handle.fileno())
             identity = (info.st_dev, info.st_ino)
+            splitter = LineSplitter()
             if first:
                 handle.seek(0, os.SEEK_END)  # a monitor reports what happens from now on
                 first = False
-            splitter = LineSplitter()
+                on_lines([], FilePosition(str(path), *identity, handle.tell()))  # ... and remembers where that was
             report("auth", m.AUTH_OK)
         data = handle.read(READ_CHUNK)
         if data:
             if lines := splitter.feed(data):
-                on_lines(lines)
+                on_lines(lines, FilePosition(str(path), *identity, handle.tell() - splitter.pending))
             continue
         try:
             info = os.stat(path)
@@ -207,8 +238,42 @@ async def _follow_file(
             continue
         if info.st_size < handle.tell():
             handle.seek(0)  # truncated in place
+            splitter = LineSplitter()
             continue
         await _idle(watch, poll)
+
+
+def _reopen(path: Path, position: FilePosition) -> BinaryIO | None:
+    """The file ``position`` is in, open at its offset: at ``path``, or a sibling rotation renamed it to."""
+    try:
+        names = sorted(
+            p.name
+            for p in path.parent.iterdir()
+            if p.name.startswith(path.name) and p != path and not p.name.endswith(COMPRESSED)
+        )
+    except OSError:
+        names = []
+    for candidate in [path, *(path.parent / name for name in names)]:
+        try:
+            info = os.stat(candidate)
+            if (info.st_dev, info.st_ino) != (position.dev, position.ino):
+                continue
+            handle = open(candidate, "rb")  # noqa: SIM115 - the caller keeps it
+        except OSError:
+            continue
+        info = os.fstat(handle.fileno())
+        if (info.st_dev, info.st_ino) != (position.dev, position.ino):  # replaced between stat and open
+            handle.close()
+            continue
+        if candidate != path:
+            log.info("%s was rotated to %s; reading its rest first", path, candidate)
+        handle.seek(position.offset if position.offset <= info.st_size else 0)  # shorter: truncated, read it all
+        return handle
+    return None
+
+
+def _named(position: FilePosition) -> str:
+    return f"the file once at {position.path} (device {position.dev}, inode {position.ino})"
 
 
 def journal_files_exist(directories: tuple[Path, ...]) -> bool:
@@ -217,25 +282,38 @@ def journal_files_exist(directories: tuple[Path, ...]) -> bool:
 
 
 async def follow_journal(
-    on_lines: OnLines, report: SetAttribute, source: JournalSource | None = None, recheck: float = JOURNAL_RECHECK
+    on_lines: OnLines,
+    report: SetAttribute,
+    source: JournalSource | None = None,
+    recheck: float = JOURNAL_RECHECK,
+    resume: JournalCursor | None = None,
 ) -> None:
     """One long-lived `journalctl -f -o json`, restarted with backoff after the last cursor.
 
-    The whole lines of each read are handed over together. While there is no journal
-    file to follow, the attribute says so instead of a silent `journalctl` looking fine.
+    It starts after ``resume``, or else after the newest entry there is now. The whole
+    lines of each read are handed over together, with the cursor of the last. While
+    there is no journal file to follow, the attribute says so instead of a silent
+    `journalctl` looking fine.
     """
-    cursor = None
-    delay = 0.5
+    source = source or JournalSource()
+    directory = ["--directory", str(source.directory)] if source.directory else []
+    directories = (source.directory,) if source.directory else JOURNAL_DIRECTORIES
+    where = None if source.directory is None else str(source.directory)
     matches = [f"SYSLOG_IDENTIFIER={name}" for name in JOURNAL_IDENTIFIERS]
-    directory = ["--directory", str(source.directory)] if source and source.directory else []
-    directories = (source.directory,) if source and source.directory else JOURNAL_DIRECTORIES
+    cursor = resume.cursor if resume is not None else None
+    delay = 0.5
     while True:
         if not journal_files_exist(directories):
             report("auth", f"waiting for the journal: no journal files in {' or '.join(map(str, directories))}")
             await anyio.sleep(recheck)
             continue
+        if cursor is None:
+            cursor = await _newest_cursor(directory, matches)
+            if cursor is not None:
+                on_lines([], JournalCursor(where, cursor))  # from now on, and remember where that was
         position = [f"--after-cursor={cursor}"] if cursor else ["-n", "0"]
         argv = ["journalctl", *directory, "-f", "-o", "json", *position, *matches]
+        read = False
         try:
             async with await anyio.open_process(argv, stdin=DEVNULL, stdout=PIPE, stderr=PIPE) as process:
                 report("auth", m.AUTH_OK)
@@ -243,17 +321,36 @@ async def follow_journal(
                 async for chunk in process.stdout:
                     delay = 0.5
                     if lines := splitter.feed(chunk):
-                        on_lines(lines)
+                        read = True
                         cursor = next(filter(None, map(_cursor, reversed(lines))), cursor)
+                        on_lines(lines, JournalCursor(where, cursor) if cursor else None)
                 errors = (await process.stderr.receive(4096)).decode(errors="replace").strip() if process.stderr else ""
                 code = await process.wait()
             report("auth", f"journalctl exited with {code}: {errors[:300] or 'no message'}")
+            if not read and cursor and "cursor" in errors:
+                log.warning("journalctl cannot start after cursor %r (%s); following from now on", cursor[:200], errors)
+                cursor = None
         except anyio.EndOfStream:
             report("auth", "journalctl exited")
         except OSError as exc:
             report("auth", f"cannot run journalctl: {exc.strerror}")
         await anyio.sleep(delay)
         delay = min(delay * 2, MAX_BACKOFF)
+
+
+async def _newest_cursor(directory: list[str], matches: list[str]) -> str | None:
+    """The cursor of the newest entry the follower would read; None if there is none, or no answer in time."""
+    result = None
+    with anyio.move_on_after(NEWEST_TIMEOUT):
+        try:
+            argv = ["journalctl", *directory, "-n", "1", "-o", "json", *matches]
+            result = await anyio.run_process(argv, check=False, stdin=DEVNULL)
+        except OSError:
+            return None
+    if result is None or result.returncode != 0:
+        return None
+    lines = result.stdout.decode(errors="replace").splitlines()
+    return next(filter(None, map(_cursor, reversed(lines))), None)
 
 
 def _cursor(line: str) -> str | None:
@@ -264,19 +361,35 @@ def _cursor(line: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def follow_auth(setting: str, on_events: OnEvents, report: SetAttribute, poll: float) -> None:
-    """Follow the auth source AUTH_LOG names, turning known lines into events, those of a read together."""
+async def follow_auth(
+    setting: str, on_events: OnEvents, report: SetAttribute, poll: float, resume: Position | None = None
+) -> None:
+    """Follow the auth source AUTH_LOG names, turning known lines into events, those of a read together.
+
+    Every batch is handed over with the source's position after it, even one without
+    events, so that a node which keeps positions resumes from ``resume`` after a restart.
+    """
 
     parser = AuthLogParser()  # remembers each sshd pid's host for the lines that name none
 
-    def on_lines(lines: list[str]) -> None:
-        events = [fields for fields in map(parser.parse_line, lines) if fields is not None]
-        if events:
-            on_events(events)
+    def on_lines(lines: list[str], position: Position | None) -> None:
+        on_events([fields for fields in map(parser.parse_line, lines) if fields is not None], position)
 
     source = choose_auth_source(setting)
     log.info("following auth events from %s", source)
     if isinstance(source, JournalSource):
-        await follow_journal(on_lines, report, source)
+        where = None if source.directory is None else str(source.directory)
+        cursor = resume if isinstance(resume, JournalCursor) and resume.directory == where else None
+        _say_if_ignored(resume, cursor, source)
+        await follow_journal(on_lines, report, source, resume=cursor)
     else:
-        await follow_file(source, on_lines, report, poll)
+        position = resume if isinstance(resume, FilePosition) and resume.path == str(source) else None
+        _say_if_ignored(resume, position, source)
+        await follow_file(source, on_lines, report, poll, position)
+
+
+def _say_if_ignored(saved: Position | None, used: Position | None, source: JournalSource | Path) -> None:
+    if saved is not None and used is None:
+        log.info("the saved auth position is not in %s (AUTH_LOG changed?); starting at its end", source)
+    elif used is not None:
+        log.info("resuming %s where this node left it", source)

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 from anyio.abc import ByteStream, TaskGroup
 
+from ..collectors.positions import Position
 from ..config import NodeSettings
 from ..errors import SecmonError
 from ..link import HandshakeFailed, Link
@@ -107,15 +108,15 @@ class NodeAgent:
         if self.link is not None:
             self.link.send(m.StateUpdate(**{name: value}))
 
-    def add_events(self, batch: list[dict[str, Any]]) -> list[m.AuthEvent]:
-        """Number auth events (those one read brought), keep them until acknowledged, and send them in one frame."""
-        events = []
-        for fields in batch:
-            event = m.AuthEvent(seq=self.journal.next_seq, **fields)
-            if not self.journal.add(event):
-                self.dropped += 1
-                self.set_attribute("auth", f"{self.dropped} events dropped: the hub was unreachable for too long")
-            events.append(event)
+    def add_events(self, batch: list[dict[str, Any]], position: Position | None = None) -> list[m.AuthEvent]:
+        """Number the auth events one read brought, keep them (with the source's position after
+        that read) until acknowledged, and send them in one frame."""
+        first = self.journal.next_seq
+        events = [m.AuthEvent(seq=first + i, **fields) for i, fields in enumerate(batch)]
+        dropped = self.journal.add_batch(events, position)
+        if dropped:
+            self.dropped += dropped
+            self.set_attribute("auth", f"{self.dropped} events dropped: the hub was unreachable for too long")
         if self.link is not None and events:
             self.link.send(m.AuthEvents(events))
         return events

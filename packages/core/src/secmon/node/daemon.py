@@ -34,9 +34,9 @@ async def run_node(settings: NodeSettings, agent: NodeAgent, reconnect: bool, se
         if "wg" in agent.monitors:
             tg.start_soon(poll_wireguard, agent.set_attribute, settings.wg_interval)
         if "auth" in agent.monitors:
-            tg.start_soon(
-                follow_auth, settings.auth_log, agent.add_events, agent.set_attribute, settings.follow_interval
-            )
+            resume = agent.journal.position  # kept only with SECMON_STATE_DIR; else from the end, as a monitor
+            poll = settings.follow_interval
+            tg.start_soon(follow_auth, settings.auth_log, agent.add_events, agent.set_attribute, poll, resume)
         tg.start_soon(agent.watch_allowlist, ALLOWLIST_INTERVAL)
         tg.start_soon(_stop_on_signal, tg.cancel_scope)
         try:

@@ -1,9 +1,14 @@
 """The node's journal of unacknowledged auth events, kept in SQLite when asked to.
 
-With SECMON_STATE_DIR the node keeps its id, its next event number and every
-event the hub has not acknowledged in ``node.sqlite3`` there, so a node that
-restarts (or crashes) still delivers what it saw. Without it, the same
-interface keeps everything in memory for the life of the process.
+With SECMON_STATE_DIR the node keeps its id, its next event number, every
+event the hub has not acknowledged and the auth source's position in
+``node.sqlite3`` there, so a node that restarts (or crashes) still delivers
+what it saw and reads on from where it was. A batch's events and the position
+after it are written in one transaction: after a crash either both are there
+(the events are resent, the lines not read again) or neither (the lines are
+read again and numbered as before, so the hub, which drops sequence numbers
+it has, sees each once). Without it, the same interface keeps everything in
+memory for the life of the process.
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ from pathlib import Path
 
 import msgpack
 
+from ..collectors.positions import Position, dump_position, load_position
 from ..config import state_directory, state_error
 from ..protocol import messages as m
 
 _FIELDS = [name for name in m.AuthEvent.__dataclass_fields__]
 DATABASE = "node.sqlite3"  # in SECMON_STATE_DIR
+POSITION_KEY = "auth_position"
 
 
 class MemoryJournal:
@@ -30,15 +37,20 @@ class MemoryJournal:
         self.node_id = uuid.uuid4().hex  # a restarted node numbers its events afresh
         self.next_seq = 1
         self.events: deque[m.AuthEvent] = deque()
+        self.position: Position | None = None  # where the auth source was read up to
 
-    def add(self, event: m.AuthEvent) -> bool:
-        """Keep an event; False when the oldest had to be dropped to make room."""
-        self.events.append(event)
-        self.next_seq = event.seq + 1
-        if len(self.events) > self.limit:
+    def add_batch(self, events: list[m.AuthEvent], position: Position | None = None) -> int:
+        """Keep the events of one read, and the source's position after it; returns how many
+        of the oldest had to be dropped to make room."""
+        self.events.extend(events)
+        if events:
+            self.next_seq = events[-1].seq + 1
+        if position is not None:
+            self.position = position
+        dropped = max(0, len(self.events) - self.limit)
+        for _ in range(dropped):
             self.events.popleft()
-            return False
-        return True
+        return dropped
 
     def acknowledge(self, seq: int) -> None:
         events = self.events
@@ -70,6 +82,7 @@ class SqliteJournal(MemoryJournal):
         if "node_id" in meta:
             self.node_id = meta["node_id"]
             self.next_seq = int(meta["next_seq"])
+            self.position = load_position(meta.get(POSITION_KEY, ""))
         else:
             self._save_meta()
         for (body,) in self.db.execute("SELECT body FROM events ORDER BY seq"):
@@ -80,16 +93,20 @@ class SqliteJournal(MemoryJournal):
             "INSERT OR REPLACE INTO meta VALUES (?, ?)", [("node_id", self.node_id), ("next_seq", str(self.next_seq))]
         )
 
-    def add(self, event: m.AuthEvent) -> bool:
-        kept = super().add(event)
-        body = msgpack.packb([getattr(event, name) for name in _FIELDS])
+    def add_batch(self, events: list[m.AuthEvent], position: Position | None = None) -> int:
+        if not events and (position is None or position == self.position):
+            return 0
+        dropped = super().add_batch(events, position)
+        rows = [(event.seq, msgpack.packb([getattr(event, name) for name in _FIELDS])) for event in events]
         with self.db:
             self.db.execute("BEGIN")
-            self.db.execute("INSERT OR REPLACE INTO events VALUES (?, ?)", (event.seq, body))
-            if not kept:
+            self.db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?)", rows)
+            if dropped:
                 self.db.execute("DELETE FROM events WHERE seq < ?", (self.events[0].seq,))
             self._save_meta()
-        return kept
+            if position is not None:
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (POSITION_KEY, dump_position(position)))
+        return dropped
 
     def acknowledge(self, seq: int) -> None:
         if self.events and self.events[0].seq <= seq:
