@@ -1,8 +1,9 @@
 """Environment variables → typed settings, with one-line errors for bad values.
 
-Names and defaults follow SPEC.md. Tuning knobs that are not in the original
-(keepalive interval, handshake deadline, poll intervals) are prefixed
-``SECMON_`` and exist so tests can run with short timeouts.
+Names and defaults follow the original SecMon (the README lists them all).
+Tuning knobs that are not in the original (keepalive interval, handshake
+deadline, poll intervals) are prefixed ``SECMON_`` and exist so tests can run
+with short timeouts.
 
 Every variable any SecMon program reads goes through one of the ``env_*``
 helpers here, so a value means the same everywhere: a boolean is one of
