@@ -22,9 +22,9 @@ from secmon.collectors.logind import (
     parse_sessions,
     parse_timestamp,
     read_logind_sessions,
-    sessions_setting,
 )
 from secmon.collectors.sources import poll_sessions
+from secmon.config import NodeSettings
 from secmon.errors import ConfigError
 from secmon.protocol.messages import Session
 
@@ -164,15 +164,15 @@ def test_timestamps_are_read_in_utc_only(text, stamp):
     ],
 )
 def test_the_source_is_logind_where_it_runs(env, running, which, expected):
-    setting = sessions_setting(env)
+    setting = NodeSettings.from_env(env).sessions_source
     source = choose_sessions_source(setting, env, running=lambda: running, which=lambda _: which)
     assert isinstance(source, LogindSource if expected == "logind" else UtmpSource)
 
 
 def test_a_bad_source_setting_is_a_config_error_that_secmon_check_reports():
     with pytest.raises(ConfigError, match="SECMON_SESSIONS_SOURCE must be one of auto, logind, utmp; got 'who'"):
-        sessions_setting({"SECMON_SESSIONS_SOURCE": "who"})
-    assert sessions_setting({"SECMON_SESSIONS_SOURCE": " LOGIND "}) == "logind"
+        NodeSettings.from_env({"SECMON_SESSIONS_SOURCE": "who"})
+    assert NodeSettings.from_env({"SECMON_SESSIONS_SOURCE": " LOGIND "}).sessions_source == "logind"
     problems = check_configuration({"SECMON_SESSIONS_SOURCE": "who"}, ["node"])
     assert "SECMON_SESSIONS_SOURCE must be one of auto, logind, utmp; got 'who'" in problems
 

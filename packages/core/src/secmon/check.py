@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from .collectors.logind import sessions_setting
 from .collectors.sources import JournalSource, choose_auth_source
 from .config import (
     HubSettings,
@@ -150,7 +149,6 @@ def node_problems(env: Mapping[str, str]) -> list[str]:
     settings, problems = parse_settings(NodeSettings.from_env, env)
     problems += _problem(lambda: node_context(TlsFiles.from_env(env)))
     problems += _problem(lambda: read_secret(env, "SECMON_TOKEN_FILE"))
-    problems += _problem(lambda: sessions_setting(env))
     if settings is None:
         return problems
     if settings.allowlist is not None:

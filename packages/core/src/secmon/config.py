@@ -109,6 +109,14 @@ def env_path(env: Mapping[str, str], name: str) -> Path | None:
     return Path(raw) if raw else None
 
 
+def env_choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    """One of ``choices`` (any case, given back lower-cased); anything else is a ConfigError."""
+    raw = _get(env, name) or default
+    if raw.lower() not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {raw!r}", name)
+    return raw.lower()
+
+
 def env_log_level(env: Mapping[str, str], name: str = "SECMON_LOG_LEVEL", default: str = "INFO") -> int:
     """A logging level by name (debug, info, warning, error, critical; any case)."""
     raw = _get(env, name) or default
@@ -261,6 +269,9 @@ class HubSettings:
         )
 
 
+SESSIONS_SOURCES = ("auto", "logind", "utmp")  # auto: logind where systemd runs it, else utmp
+
+
 @dataclass(frozen=True, slots=True)
 class NodeSettings:
     hub_ip: str
@@ -273,6 +284,7 @@ class NodeSettings:
     sessions_interval: float
     wg_interval: float
     follow_interval: float  # seconds between looks at a followed log file where inotify is unavailable
+    sessions_source: str  # SESSIONS_SOURCES: where logged-in sessions are read
     max_commands: int  # commands running at once; the rest queue
     reconnect_max: float  # cap of the reconnect backoff
     state_dir: Path | None  # where unacknowledged events survive a restart
@@ -291,6 +303,7 @@ class NodeSettings:
             sessions_interval=env_float(env, "SECMON_SESSIONS_INTERVAL", 1.0, 0.01),
             wg_interval=env_float(env, "SECMON_WG_INTERVAL", 5.0, 0.01),
             follow_interval=env_float(env, "SECMON_FOLLOW_INTERVAL", 0.1, 0.01),
+            sessions_source=env_choice(env, "SECMON_SESSIONS_SOURCE", SESSIONS_SOURCES, "auto"),
             max_commands=env_int(env, "SECMON_MAX_COMMANDS", 4, 1, 1024),
             reconnect_max=env_float(env, "SECMON_RECONNECT_MAX", 30.0, 0.01),
             state_dir=env_path(env, "SECMON_STATE_DIR"),

@@ -45,14 +45,12 @@ from subprocess import DEVNULL
 import anyio
 
 from ..config import env_str
-from ..errors import ConfigError
 from ..protocol.messages import Session
 from .inotify import FILE_EVENTS, IN_CREATE, IN_DELETE, IN_MOVED_FROM, IN_MOVED_TO, FileWatch
 from .sessions import read_sessions, utmp_path
 
 log = logging.getLogger("secmon.node")
 
-SOURCES = ("auto", "logind", "utmp")
 # logind's own layout (systemd's logind_running() and sd_booted() test the first two).
 BOOTED = Path("/run/systemd/system")
 SEATS = Path("/run/systemd/seats")
@@ -69,14 +67,6 @@ ATTEMPTS = 3  # a session may end between listing and showing it; then list agai
 SESSION_ID = re.compile(r"[A-Za-z0-9]+")  # logind's session ids are alphanumeric
 STAMP = re.compile(r"\w{3} (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) UTC")
 USEC = 1_000_000
-
-
-def sessions_setting(env: Mapping[str, str], name: str = "SECMON_SESSIONS_SOURCE") -> str:
-    """SECMON_SESSIONS_SOURCE: auto (the default), logind or utmp; anything else is a ConfigError."""
-    raw = env_str(env, name, "auto")
-    if raw.lower() not in SOURCES:
-        raise ConfigError(f"{name} must be one of {', '.join(SOURCES)}; got {raw!r}", name)
-    return raw.lower()
 
 
 def parse_session_ids(text: str) -> list[str]:

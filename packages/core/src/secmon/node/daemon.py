@@ -9,7 +9,6 @@ from pathlib import Path
 
 import anyio
 
-from ..collectors.logind import sessions_setting
 from ..collectors.sources import follow_auth, poll_sessions, poll_wireguard
 from ..config import NodeSettings, read_secret
 from ..tls import TlsFiles, node_context
@@ -21,16 +20,16 @@ log = logging.getLogger("secmon.node")
 ALLOWLIST_INTERVAL = 5.0  # seconds between looks at the allowlist, to advertise its labels
 
 
-async def run_node(settings: NodeSettings, agent: NodeAgent, reconnect: bool, sessions_source: str = "auto") -> None:
+async def run_node(settings: NodeSettings, agent: NodeAgent, reconnect: bool) -> None:
     """Run collectors and the hub link; returns on SIGTERM/SIGINT, raises HubGone without ``reconnect``.
 
-    ``sessions_source`` is SECMON_SESSIONS_SOURCE's value; the sessions collector logs which
-    source it reads ("reading sessions from logind (loginctl)") when it starts and when that changes.
+    The sessions collector logs which source it reads ("reading sessions from logind (loginctl)")
+    when it starts and when that changes.
     """
     error: HubGone | None = None
     async with anyio.create_task_group() as tg:
         if "who" in agent.monitors:
-            tg.start_soon(poll_sessions, agent.set_attribute, settings.sessions_interval, sessions_source)
+            tg.start_soon(poll_sessions, agent.set_attribute, settings.sessions_interval, settings.sessions_source)
         if "wg" in agent.monitors:
             tg.start_soon(poll_wireguard, agent.set_attribute, settings.wg_interval)
         if "auth" in agent.monitors:
@@ -70,9 +69,8 @@ def warn_about_allowlist(path: Path | None) -> None:
 def main(monitors: list[str], reconnect: bool) -> None:
     """Entry point of ``secmon node``; raises SecmonError with one line for the user."""
     settings = NodeSettings.from_env()
-    sessions_source = sessions_setting(os.environ)
     token = read_secret(os.environ, "SECMON_TOKEN_FILE")
     tls = node_context(TlsFiles.from_env(os.environ))
     warn_about_allowlist(settings.allowlist)
     agent = NodeAgent(settings, monitors, hostname=settings.hostname, token=token, tls=tls)
-    anyio.run(run_node, settings, agent, reconnect, sessions_source)
+    anyio.run(run_node, settings, agent, reconnect)
