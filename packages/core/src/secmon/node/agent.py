@@ -140,8 +140,8 @@ class NodeAgent:
         """Connect and serve; with ``reconnect``, come back after every failure.
 
         Every loss of a link the hub welcomed is logged (within the report limit); failed
-        attempts are logged when their reason changes. A link that ended without an error
-        from the hub was healthy: the backoff starts again from its minimum.
+        attempts are logged when their reason changes. After a healthy link (LinkEnded.healthy)
+        the backoff starts again from its minimum.
         """
         s = self.settings
         where = f"{s.hub_ip}:{s.hub_port}"
