@@ -71,3 +71,9 @@ def test_a_hub_that_closes_without_a_word_requires_tls_when_we_speak_plain_tcp()
     silent = HandshakeFailed("no hello within 5 s")
     expected = f"the hub at {WHERE} did not answer our hello: no hello within 5 s"
     assert describe_failure(silent, WHERE, tls=False) == expected
+
+
+def test_a_failure_without_words_is_named_by_its_class():
+    # anyio.BrokenResourceError() carries no message: the line still says what happened.
+    text = describe_failure(anyio.BrokenResourceError(), WHERE, tls=False)
+    assert text == f"cannot reach the hub at {WHERE}: BrokenResourceError"

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -38,7 +39,7 @@ environment:
 """
 
 
-def webhook_url(env) -> str:
+def webhook_url(env: Mapping[str, str]) -> str:
     url = env_optional(env, "DISCORD_WEBHOOK_URL")
     if url is None:
         raise ConfigError("DISCORD_WEBHOOK_URL is required: the webhook URL from the channel's integrations")

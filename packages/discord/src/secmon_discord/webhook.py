@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -36,11 +37,10 @@ class Webhook:
         self.url = url
         self.session = session
         self._bucket_empty_until = 0.0
-        self.last_failure: str | None = None  # why the latest attempt failed, for a deadline's message
+        self.last_failure: str | None = None  # why the latest post's latest attempt failed, for a deadline's message
 
     async def post_within(self, body: dict[str, Any], seconds: float) -> dict[str, Any]:
         """``post``, but give up after ``seconds`` with WebhookUnreachable saying why (an operator is waiting)."""
-        self.last_failure = None
         with anyio.move_on_after(seconds):
             return await self.post(body)
         why = self.last_failure or "no answer"
@@ -48,6 +48,7 @@ class Webhook:
 
     async def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Deliver one message, retrying until Discord accepts it; returns Discord's answer."""
+        self.last_failure = None
         delay = 1.0
         while True:
             wait = self._bucket_empty_until - anyio.current_time()
@@ -75,7 +76,7 @@ class Webhook:
                 await anyio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
 
-    def _note_bucket(self, headers) -> None:
+    def _note_bucket(self, headers: Mapping[str, str]) -> None:
         if headers.get("X-RateLimit-Remaining") == "0":
             try:
                 reset_after = float(headers.get("X-RateLimit-Reset-After", "1"))
@@ -84,7 +85,7 @@ class Webhook:
             self._bucket_empty_until = anyio.current_time() + min(reset_after, MAX_BACKOFF)
 
 
-def _retry_after(text: str, headers) -> float:
+def _retry_after(text: str, headers: Mapping[str, str]) -> float:
     import json
 
     try:

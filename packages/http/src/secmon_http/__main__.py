@@ -6,9 +6,13 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from secmon.config import configure_logging
 from secmon.errors import SecmonError
+
+if TYPE_CHECKING:
+    from .config import HttpSettings
 
 USAGE = """\
 usage: secmon-http           serve the HTTP API and dashboard on SERVER_IP:SERVER_PORT
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
 
 
-async def serve(settings) -> None:
+async def serve(settings: HttpSettings) -> None:
     """Serve until SIGTERM or SIGINT; logs the bound address (SERVER_PORT=0 picks a free one)."""
     from aiohttp import web
 
@@ -65,7 +69,7 @@ async def serve(settings) -> None:
     try:
         site = web.TCPSite(runner, settings.server_ip, settings.server_port)
         await site.start()
-        host, port = site._server.sockets[0].getsockname()[:2]
+        host, port = runner.addresses[0][:2]
         log = logging.getLogger("secmon.http")
         log.info("serving on http://%s", _netloc(host, port))
         shown = _netloc("127.0.0.1" if host in ("0.0.0.0", "::") else host, port)

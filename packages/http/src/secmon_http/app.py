@@ -12,13 +12,15 @@ import hmac
 import json
 import logging
 import math
+from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from aiohttp.typedefs import Handler
 
 from secmon import jsonform
-from secmon.client import HubClient, follow_updates
+from secmon.client import ExecuteItem, HubClient, follow_updates
 from secmon.errors import HubUnavailable, RequestFailed, UnknownNode
 from secmon.protocol import messages as m
 
@@ -38,7 +40,7 @@ def error(status: int, text: str) -> web.Response:
     return web.json_response({"error": text}, status=status)
 
 
-def _hub_errors(handler):
+def _hub_errors(handler: Handler) -> Handler:
     """Map hub faults to HTTP statuses once, at the edge."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
@@ -82,7 +84,7 @@ def offered_token(request: web.Request) -> str:
 
 
 @web.middleware
-async def guard_browsers(request: web.Request, handler) -> web.StreamResponse:
+async def guard_browsers(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Host, Origin and body type, judged before anything else (see guard.py)."""
     settings = request.app[SETTINGS]
     own_origin = f"{request.scheme}://{request.host}"
@@ -94,7 +96,7 @@ async def guard_browsers(request: web.Request, handler) -> web.StreamResponse:
 
 
 @web.middleware
-async def require_token(request: web.Request, handler) -> web.StreamResponse:
+async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The token on every data route; the page, its files, the API document and the sign-in are public.
 
     Public is decided by the handler the route resolved to, never by the path's text: ``GET /login``
@@ -254,6 +256,7 @@ async def execute(request: web.Request) -> web.StreamResponse:
         names = {n.serial: n.hostname for n in await hub.list_nodes()}
         items = hub.execute(target, label, stream=stream, wait=wait)
         started = await anext(items)
+        assert isinstance(started, m.Started), "the client library yields Started first"
         if not stream:
             results = [_result_json(item, names) async for item in items if type(item) is m.CommandResult]
             if target != m.ALL_NODES:
@@ -279,7 +282,7 @@ async def execute(request: web.Request) -> web.StreamResponse:
         ok = failed = 0
         pending = [first] if first is not None else []
 
-        async def all_items():
+        async def all_items() -> AsyncIterator[ExecuteItem]:
             for item in pending:
                 yield item
             async for item in items:
@@ -297,7 +300,7 @@ async def execute(request: web.Request) -> web.StreamResponse:
         return response
 
 
-async def subscribe(request: web.Request) -> web.WebSocketResponse:
+async def subscribe(request: web.Request) -> web.StreamResponse:
     since_text = request.query.get("since")
     if since_text is not None and not since_text.isdigit():
         return error(400, f"since must be a sequence number, got {since_text!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,7 +96,7 @@ def load_or_create_token(path: Path) -> str:
     return token
 
 
-def _names(raw: str, variable: str, check) -> list[str]:
+def _names(raw: str, variable: str, check: Callable[[str], bool]) -> list[str]:
     names = [part.strip().lower().rstrip("/") for part in raw.split(",") if part.strip()]
     for name in names:
         if not check(name):

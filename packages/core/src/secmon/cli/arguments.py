@@ -71,8 +71,15 @@ class HelpShown(Exception):
 class _Parser(argparse.ArgumentParser):
     """An argparse parser that raises instead of printing and exiting."""
 
-    def __init__(self, word: str, help_text: Callable[[], str] | None = None, **kwargs: object) -> None:
-        super().__init__(prog=f"secmon {word}", allow_abbrev=False, **kwargs)
+    def __init__(
+        self,
+        word: str,
+        help_text: Callable[[], str] | None = None,
+        *,
+        usage: str | None = None,
+        description: str | None = None,
+    ) -> None:
+        super().__init__(prog=f"secmon {word}", usage=usage, description=description, allow_abbrev=False)
         self.hint = f"secmon {word} --help"
         self._help_text = help_text  # for a word whose own module documents it
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
 import anyio
@@ -86,14 +86,13 @@ async def cmd_execute(target: str, label: str, paint: render.Painter) -> int:
         if fan_out:
             names = {n.serial: n.hostname for n in await hub.list_nodes()}
         async for item in hub.execute(target, label, stream=True, wait=wait):
-            kind = type(item)
-            if kind is m.Started and fan_out and not item.serials:
+            if isinstance(item, m.Started) and fan_out and not item.serials:
                 print("secmon: no node is connected", file=sys.stderr)
                 return 1
-            if kind is m.CommandOutput:
+            if isinstance(item, m.CommandOutput):
                 prefix = f"{paint(render.BOLD, clean_name(names, item.serial))}: " if fan_out else ""
                 _print(prefix + render.clean(item.data))
-            elif kind is m.CommandResult:
+            elif isinstance(item, m.CommandResult):
                 results.append(item)
                 if fan_out or item.status != m.SUCCESS:
                     print(_result_line(item, names, paint), file=sys.stderr if not fan_out else sys.stdout, flush=True)
@@ -124,7 +123,7 @@ def _result_line(result: m.CommandResult, names: dict[int, str], paint: render.P
 # --- argument handling --------------------------------------------------------
 
 
-def _run_async(function: Callable[..., Any], *args: Any) -> int:
+def _run_async(function: Callable[..., Awaitable[int]], *args: Any) -> int:
     try:
         return anyio.run(function, *args)
     except KeyboardInterrupt:

@@ -92,7 +92,7 @@ def held_back_note(count: int) -> str:
 def _chain(exc: BaseException) -> list[BaseException]:
     """``exc`` and its causes and contexts, outermost first, each once (groups opened)."""
     seen: list[BaseException] = []
-    todo = [exc]
+    todo: list[BaseException | None] = [exc]
     while todo:
         current = todo.pop(0)
         if current is None or any(current is s for s in seen):
@@ -130,4 +130,4 @@ def describe_failure(exc: BaseException, where: str, *, tls: bool) -> str:
             reason = os.strerror(item.errno).lower()
             hint = _CONNECT_HINTS.get(item.errno)
             return f"cannot reach the hub at {where}: {reason}" + (f" ({hint})" if hint else "")
-    return f"cannot reach the hub at {where}: {exc or exc.__class__.__name__}"
+    return f"cannot reach the hub at {where}: {str(exc) or exc.__class__.__name__}"
