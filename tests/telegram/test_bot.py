@@ -231,3 +231,15 @@ def test_missing_or_malformed_settings_are_one_line(base_env):
             timeout=WAIT,
         )
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_burst_still_folding_at_stop_is_sent(cluster, hub, fake_telegram, workdir):
+    log = followed_node(cluster, workdir)
+    bot = start_bot(cluster, fake_telegram, "upd", SECMON_FOLD_WINDOW="3600")  # no window closes by itself
+    burst = [f"Failed password for root from 198.51.100.77 port {3000 + i} ssh2" for i in range(21)]
+    write_auth(log, *burst, "Accepted password for alice from 192.0.2.9 port 22 ssh2")
+    # The login passes at once, and it comes after the burst: by then all 20 are being folded.
+    wait_until(lambda: len(texts(fake_telegram)) >= 2, what="the first failure and the login")
+    assert bot.stop(timeout=WAIT) == 0
+    pushed = texts(fake_telegram)
+    assert len(pushed) == 3 and pushed[2].startswith("❌ 20 more failures from 198.51.100.77 on web-1")
