@@ -17,6 +17,7 @@ import pytest
 
 from secmon.collectors import authlog as a
 from secmon.collectors.connections import ConnectionTracker
+from secmon.protocol import kinds as k
 
 DATA = Path(__file__).parent / "data" / "authlog"
 EXPECTED = json.loads((DATA / "corpus.expected.json").read_text())
@@ -66,7 +67,7 @@ def test_every_line_gives_its_expected_event_in_file_order(form):
 def test_the_corpus_covers_every_kind_and_both_ssh_programs():
     events = [e for row in EXPECTED for form in FORMS if (e := expected_event(row, form))]
     kinds = {e["kind"] for e in events}
-    assert kinds >= a.FAILURE_KINDS | {a.SSH_ACCEPTED, a.SSH_DISCONNECTED, a.SU_OPENED, a.SU_CLOSED, a.SUDO_COMMAND}
+    assert kinds >= k.FAILURE_KINDS | {k.SSH_ACCEPTED, k.SSH_DISCONNECTED, k.SU_OPENED, k.SU_CLOSED, k.SUDO_COMMAND}
     assert {e["process"] for e in events} >= {"sshd", "sshd-session", "sshd-auth", "su", "runuser", "sudo"}
     assert len(EXPECTED) >= 500 and sum(row["event"] is not None for row in EXPECTED) >= 300
     headers = {row["header"] for row in EXPECTED}
@@ -75,8 +76,8 @@ def test_the_corpus_covers_every_kind_and_both_ssh_programs():
 
 def test_sshd_failures_name_their_host():
     """What the issue measured: an sshd failure event that names no host is of no use to a ban."""
-    failures = [e for row in EXPECTED if (e := row["event"]) and e["kind"] in a.FAILURE_KINDS and e["process"] != "su"]
-    ssh = [e for e in failures if e["kind"].startswith("ssh_") and e["kind"] != a.SSH_THROTTLED]
+    failures = [e for row in EXPECTED if (e := row["event"]) and e["kind"] in k.FAILURE_KINDS and e["process"] != "su"]
+    ssh = [e for e in failures if e["kind"].startswith("ssh_") and e["kind"] != k.SSH_THROTTLED]
     assert ssh and all(e.get("host") for e in ssh)
 
 
@@ -118,7 +119,7 @@ def test_a_new_connection_on_a_reused_pid_starts_afresh():
     parser.parse_line(stamp + "Received disconnect from 203.0.113.4 port 4000:11: Bye [preauth]")
     parser.parse_line(stamp + "Failed password for root from 198.51.100.2 port 5000 ssh2")
     event = parser.parse_line(stamp + "Connection closed by 198.51.100.2 port 5000 [preauth]")
-    assert (event["kind"], event["user"], event["host"]) == (a.SSH_CLOSED_PREAUTH, "root", "198.51.100.2")
+    assert (event["kind"], event["user"], event["host"]) == (k.SSH_CLOSED_PREAUTH, "root", "198.51.100.2")
 
 
 def test_authlog_stats_over_the_corpus(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from secmon.cli import arguments
 from secmon.cli.arguments import HelpShown, parse
-from secmon.cli.render import MAX_REASON, Painter, failing_collectors, node_table
+from secmon.cli.render import MAX_REASON, Painter, collector_failures, node_table
 from secmon.errors import ConfigError
 from secmon.protocol import messages as m
 
@@ -113,20 +113,20 @@ def _node(serial: int, hostname: str, **attributes: object) -> m.NodeInfo:
     return m.NodeInfo(serial, hostname, "10.0.0.1", True, 0.0, **values)
 
 
-def test_failing_collectors_name_the_collector_and_its_reason():
+def test_collector_failures_name_the_collector_and_its_reason():
     node = _node(1, "a", sessions="cannot read /var/run/utmp: Permission denied", auth="waiting for /x to appear")
-    assert failing_collectors(node) == [
+    assert collector_failures(node) == [
         "sessions: cannot read /var/run/utmp: Permission denied",
         "auth: waiting for /x to appear",
     ]
-    assert failing_collectors(_node(2, "b", sessions=m.INITIALIZING, auth=m.INITIALIZING)) == []
-    assert failing_collectors(_node(3, "c", auth=m.NOT_MONITORED)) == []
+    assert collector_failures(_node(2, "b", sessions=m.INITIALIZING, auth=m.INITIALIZING)) == []
+    assert collector_failures(_node(3, "c", auth=m.NOT_MONITORED)) == []
 
 
 def test_a_long_reason_is_cut_and_control_characters_are_shown():
-    (text,) = failing_collectors(_node(1, "a", wg_peers="x" * 200))
+    (text,) = collector_failures(_node(1, "a", wg_peers="x" * 200))
     assert text == "wg peers: " + "x" * (MAX_REASON - 1) + "…"
-    (text,) = failing_collectors(_node(1, "a", auth="bad\x1b[2J"))
+    (text,) = collector_failures(_node(1, "a", auth="bad\x1b[2J"))
     assert text == "auth: bad\\x1b[2J"
 
 

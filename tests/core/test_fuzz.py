@@ -19,6 +19,14 @@ def test_fixed_seed_explores_both_outcomes():
 
 
 def test_a_fresh_seed_each_run():
+    """A failure names its seed, whatever fails: an assertion or exception inside the fuzzer too."""
     seed = random.randrange(2**32)
-    counts = run(cases=50_000, seed=seed)
-    assert counts["cases"] == 50_000, f"seed {seed}"
+    replay = f"replay: python fuzz/fuzz_protocol.py --cases 50000 --seed {seed}"
+    print(replay)  # pytest shows a failing test's output
+    try:
+        counts = run(cases=50_000, seed=seed)
+        assert counts["cases"] == 50_000
+        assert counts["max_buffered"] <= LIMIT + 4
+    except BaseException as exc:
+        exc.add_note(replay)
+        raise

@@ -11,13 +11,11 @@ import anyio
 import pytest
 
 from secmon.collectors import sources
-from secmon.collectors.authlog import MAX_LINE
 from secmon.collectors.inotify import FileWatch
 from secmon.collectors.positions import FilePosition, JournalCursor, dump_position, load_position
 from secmon.collectors.sessions import RECORD, USER_PROCESS
 from secmon.collectors.sources import (
     JournalSource,
-    LineSplitter,
     follow_file,
     follow_journal,
     poll_sessions,
@@ -237,26 +235,6 @@ async def test_unreadable_source_is_an_attribute_error(tmp_path):
         await rec.wait(lambda: rec.status)
         tg.cancel_scope.cancel()
     assert rec.status[0] == f"cannot read {log}: Is a directory"
-
-
-def test_splitter_drops_over_long_lines_and_keeps_going():
-    splitter = LineSplitter()
-    assert splitter.feed(b"a\nb") == ["a"]
-    assert splitter.feed(b"x" * (MAX_LINE + 10)) == []
-    assert splitter.feed(b"yyy\nc\n") == ["c"]  # the rest of the long line is dropped too
-    assert splitter.feed(b"\xff\xfe\n") == ["\ufffd\ufffd"]
-
-
-def test_splitter_counts_the_bytes_of_the_unfinished_line():
-    splitter = LineSplitter()
-    splitter.feed(b"a\nbc")
-    assert splitter.pending == 2
-    splitter.feed(b"d")
-    assert splitter.pending == 3
-    splitter.feed(b"x" * (MAX_LINE + 10))  # dropped, but not yet ended: a position stays before it
-    assert splitter.pending == 3 + MAX_LINE + 10
-    splitter.feed(b"y\nz")
-    assert splitter.pending == 1
 
 
 async def test_wg_missing_or_failing_is_an_error_message(tmp_path):

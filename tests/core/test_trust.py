@@ -7,8 +7,8 @@ import pwd
 
 import pytest
 
-from secmon.collectors.authlog import FAILURE_KINDS, parse_line
-from secmon.collectors.trust import FORGED_AUTH_LINE
+from secmon.collectors.authlog import parse_line
+from secmon.protocol.kinds import FAILURE_KINDS, FORGED_AUTH_LINE
 
 ACCEPTED = "Accepted password for root from 203.0.113.9 port 1 ssh2"
 

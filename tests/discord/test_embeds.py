@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from secmon.collectors import authlog as a
 from secmon.folding import Notice
+from secmon.protocol import kinds as k
 from secmon.protocol import messages as m
 from secmon_discord.format import FIELD_LIMIT, embed, escape, payload
 
 
-def notice(kind=a.SSH_ACCEPTED, user="alice", host="192.0.2.7", **extra) -> Notice:
+def notice(kind=k.SSH_ACCEPTED, user="alice", host="192.0.2.7", **extra) -> Notice:
     event = m.AuthEvent(1, 1764382141.0, kind, "sshd", 4242, user, host, 5151, "publickey", **extra)
     return Notice(m.AuthUpdate(7, 3, "web-1", "10.0.0.3", event))
 
@@ -30,7 +30,7 @@ def test_accepted_login_embed_has_every_detail():
     assert field(e, "Node") == "web\\-1 \\(10.0.0.3\\)"
 
 
-@pytest.mark.parametrize("kind", sorted(a.FAILURE_KINDS))
+@pytest.mark.parametrize("kind", sorted(k.FAILURE_KINDS))
 def test_failures_are_marked(kind):
     e = embed(notice(kind))
     assert e["title"].startswith("❌ ") and e["color"] == 0xD2352C
@@ -65,8 +65,8 @@ def test_payload_disables_every_mention():
 
 
 def test_folded_burst_says_how_many():
-    n = notice(a.SSH_INVALID_USER)
-    folded = Notice(n.update, 499, 1764382000.0, ["admin", "oracle"], [a.SSH_INVALID_USER])
+    n = notice(k.SSH_INVALID_USER)
+    folded = Notice(n.update, 499, 1764382000.0, ["admin", "oracle"], [k.SSH_INVALID_USER])
     e = embed(folded)
     assert e["title"] == "❌ 499 more failures from 192.0.2.7"
     assert "SSH invalid user" in e["description"] and "admin, oracle …" in e["description"]

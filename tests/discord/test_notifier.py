@@ -118,3 +118,15 @@ def test_missing_or_bad_webhook_is_a_clear_error(base_env):
             timeout=WAIT,
         )
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_burst_still_folding_at_stop_is_delivered(cluster, hub, workdir, fake_discord):
+    log = setup(cluster, workdir)
+    dc = start_dc(cluster, fake_discord, SECMON_FOLD_WINDOW="3600")  # the window will not close by itself
+    burst = [f"Failed password for root from 203.0.113.66 port {4000 + i} ssh2" for i in range(31)]
+    write(log, *burst, "Accepted publickey for alice from 192.0.2.7 port 5151 ssh2: ED25519 SHA256:x")
+    # The login passes at once, and it comes after the burst: by then all 30 are being folded.
+    wait_until(lambda: len(fake_discord.embeds()) >= 2, what="the first failure and the login")
+    assert [e["title"] for e in fake_discord.embeds()] == ["❌ SSH password failed", "✅ SSH login accepted"]
+    assert dc.stop(timeout=WAIT) == 0
+    assert [e["title"] for e in fake_discord.embeds()][2:] == ["❌ 30 more failures from 203.0.113.66"]

@@ -171,7 +171,7 @@ async def test_websocket_delivers_auth_events_live(cluster, hub, workdir):
             update = await ws.receive_json()
     conforms("Update", update)
     assert update["type"] == "auth" and update["event"]["user"] == "<script>x</script>"
-    assert update["event"]["failure"] is True
+    assert update["event"]["failure"] is True and update["event"]["label"] == "SSH invalid user"
 
 
 async def test_bad_since_is_400(fleet):

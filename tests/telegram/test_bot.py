@@ -130,7 +130,7 @@ def followed_node(cluster, workdir):
 def three_logins_arrive_in_order(log, fake) -> None:
     write_auth(log, *[f"Accepted publickey for user{i} from 192.0.2.{i} port 22 ssh2" for i in range(3)])
     wait_until(lambda: len(texts(fake)) == 3, what="all three pushes")
-    assert [t.split()[3] for t in texts(fake)] == ["user0", "user1", "user2"]
+    assert [t.split(" from ")[0].split()[-1] for t in texts(fake)] == ["user0", "user1", "user2"]  # the user
 
 
 def test_pushes_escape_hostile_names_and_fold_bursts(cluster, hub, fake_telegram, workdir):
@@ -142,7 +142,7 @@ def test_pushes_escape_hostile_names_and_fold_bursts(cluster, hub, fake_telegram
     wait_until(lambda: len(texts(fake_telegram)) >= 2, what="two pushes")
     invalid, accepted = texts(fake_telegram)[:2]
     assert invalid.startswith("❌ SSH invalid user <b>x</b> from 203.0.113.5:1111")
-    assert accepted.startswith("✅ SSH login & from 192.0.2.9:22 (password)")
+    assert accepted.startswith("✅ SSH login accepted & from 192.0.2.9:22 (password)")
     assert "web-1 (127.0.0.1)" in accepted
     raw = [m["text"] for m in fake_telegram.messages_to(OWNER)][:2]
     assert "&lt;b&gt;x&lt;/b&gt;" in raw[0] and "<code>&amp;</code>" in raw[1]
@@ -231,3 +231,15 @@ def test_missing_or_malformed_settings_are_one_line(base_env):
             timeout=WAIT,
         )
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_burst_still_folding_at_stop_is_sent(cluster, hub, fake_telegram, workdir):
+    log = followed_node(cluster, workdir)
+    bot = start_bot(cluster, fake_telegram, "upd", SECMON_FOLD_WINDOW="3600")  # no window closes by itself
+    burst = [f"Failed password for root from 198.51.100.77 port {3000 + i} ssh2" for i in range(21)]
+    write_auth(log, *burst, "Accepted password for alice from 192.0.2.9 port 22 ssh2")
+    # The login passes at once, and it comes after the burst: by then all 20 are being folded.
+    wait_until(lambda: len(texts(fake_telegram)) >= 2, what="the first failure and the login")
+    assert bot.stop(timeout=WAIT) == 0
+    pushed = texts(fake_telegram)
+    assert len(pushed) == 3 and pushed[2].startswith("❌ 20 more failures from 198.51.100.77 on web-1")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC
 from html.parser import HTMLParser
 
-from secmon.collectors import authlog as a
+import pytest
+
 from secmon.folding import Notice
+from secmon.protocol import kinds as k
 from secmon.protocol import messages as m
 from secmon_telegram import format as fmt
 
@@ -40,25 +42,25 @@ def visible(html: str) -> str:
     return checker.text
 
 
-def event(kind=a.SSH_ACCEPTED, user="alice", host="192.0.2.7", **extra):
+def event(kind=k.SSH_ACCEPTED, user="alice", host="192.0.2.7", **extra):
     e = m.AuthEvent(1, 1764382141.0, kind, "sshd", 42, user, host, 5151, "publickey", **extra)
     return Notice(m.AuthUpdate(9, 2, "web-1", "10.0.0.2", e))
 
 
 def test_event_message_is_short_and_complete():
     text = visible(fmt.event_message(event(), UTC))
-    assert text == "✅ SSH login alice from 192.0.2.7:5151 (publickey)\nweb-1 (10.0.0.2) · 2025-11-29 02:09:01"
+    assert text == "✅ SSH login accepted alice from 192.0.2.7:5151 (publickey)\nweb-1 (10.0.0.2) · 2025-11-29 02:09:01"
 
 
 def test_hostile_names_are_escaped_and_shown_as_typed():
     for name in ("<b>x</b>", "&", "a&amp;b", "</code><script>"):
-        html = fmt.event_message(event(a.SSH_INVALID_USER, user=name), UTC)
+        html = fmt.event_message(event(k.SSH_INVALID_USER, user=name), UTC)
         assert name in visible(html)
 
 
 def test_folded_burst():
-    n = event(a.SSH_INVALID_USER)
-    folded = Notice(n.update, 42, 1764382000.0, ["<admin>", "oracle"], [a.SSH_INVALID_USER])
+    n = event(k.SSH_INVALID_USER)
+    folded = Notice(n.update, 42, 1764382000.0, ["<admin>", "oracle"], [k.SSH_INVALID_USER])
     text = visible(fmt.event_message(folded, UTC))
     assert text.startswith("❌ 42 more failures from 192.0.2.7 on web-1 (10.0.0.2)")
     assert "users: <admin>, oracle …" in text
@@ -84,3 +86,14 @@ def test_node_details_show_sessions_peers_and_labels():
     assert "wg0 abcdefghijkl… no endpoint, handshake never" in text
     assert "Commands uptime" in text
     assert visible(fmt.node_list([node])) == "Nodes\n🟢 web-1 #2 10.0.0.2 · sessions: 1"
+
+
+@pytest.mark.parametrize("kind", [*sorted(k.LABELS), "ssh_something_new"])
+def test_telegram_and_discord_show_the_same_label(kind):
+    from secmon_discord.format import embed
+
+    notice = event(kind)
+    first_line = visible(fmt.event_message(notice, UTC)).split("\n")[0]
+    telegram = first_line.removeprefix("✅ ").removeprefix("❌ ").removesuffix(" alice from 192.0.2.7:5151 (publickey)")
+    discord = embed(notice)["title"].removeprefix("✅ ").removeprefix("❌ ")
+    assert telegram == discord == k.label(kind) != ""

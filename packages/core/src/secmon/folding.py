@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .collectors.authlog import FAILURE_KINDS
 from .protocol import messages as m
+from .protocol.kinds import FAILURE_KINDS
 
 MAX_NAMES = 5  # user names listed in a folded notice; the count says the rest
 

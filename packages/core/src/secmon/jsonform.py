@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .collectors.authlog import FAILURE_KINDS
 from .protocol import messages as m
+from .protocol.kinds import FAILURE_KINDS, label
 
 
 def iso(stamp: float | None) -> str | None:
@@ -59,6 +59,7 @@ def event_json(event: m.AuthEvent) -> dict[str, Any]:
         "seq": event.seq,
         "time": iso(event.time),
         "kind": event.kind,
+        "label": label(event.kind),
         "failure": event.kind in FAILURE_KINDS,
         "process": event.process,
         "pid": event.pid,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Mapping
+from functools import partial
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -82,7 +84,18 @@ async def run(url: str, content: str, window: float) -> None:
                 log.error("%s (event seq %d not delivered)", exc, notice.update.seq)
 
         log.info("pushing auth events to Discord")
-        await relay_auth_events(deliver, window=window)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(partial(relay_auth_events, deliver, window=window))
+            await _stop_on_signal(tg.cancel_scope)
+
+
+async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+    """On SIGTERM or SIGINT, stop the relay, which first delivers the bursts it is still folding."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("received %s, stopping", signal.Signals(signum).name)
+            scope.cancel()
+            return
 
 
 def main(argv: list[str] | None = None) -> None:

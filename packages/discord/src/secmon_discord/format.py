@@ -10,36 +10,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from secmon.collectors import authlog as a
 from secmon.folding import Notice
 from secmon.jsonform import iso
+from secmon.protocol.kinds import FAILURE_KINDS, label
 
 GREEN, RED, AMBER = 0x2E9D58, 0xD2352C, 0xE0A100
 TITLE_LIMIT, FIELD_LIMIT, DESCRIPTION_LIMIT = 256, 1024, 4096  # Discord's embed limits
 NO_MENTIONS: dict[str, list[str]] = {"parse": []}
-
-TITLES = {
-    a.SSH_ACCEPTED: "SSH login accepted",
-    a.SSH_FAILED_PASSWORD: "SSH password failed",
-    a.SSH_FAILED_PUBLICKEY: "SSH public key refused",
-    a.SSH_FAILED_KBDINT: "SSH keyboard-interactive failed",
-    a.SSH_INVALID_USER: "SSH invalid user",
-    a.SSH_PAM_FAILURE: "SSH authentication failure (PAM)",
-    a.SSH_USER_REFUSED: "SSH user not allowed",
-    a.SSH_HOST_REFUSED: "SSH host refused (tcp-wrappers)",
-    a.SSH_ROOT_REFUSED: "SSH root login refused",
-    a.SSH_TOO_MANY_FAILURES: "SSH too many authentication failures",
-    a.SSH_CLOSED_PREAUTH: "SSH connection closed before login",
-    a.SSH_PENALTY: "SSH source penalised",
-    a.SSH_THROTTLED: "SSH connections throttled (MaxStartups)",
-    a.SSH_DISCONNECTED: "SSH session ended",
-    a.SU_OPENED: "su session opened",
-    a.SU_FAILED: "su failed",
-    a.SU_CLOSED: "su session closed",
-    a.SUDO_COMMAND: "sudo command",
-    a.SUDO_FAILURE: "sudo refused",
-    a.FORGED_AUTH_LINE: "forged auth line",
-}
 
 _MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()<:])")
 
@@ -53,14 +30,15 @@ def escape(text: object, limit: int = FIELD_LIMIT) -> str:
 
 
 def title_for(kind: str) -> str:
-    return TITLES.get(kind, kind.replace("_", " "))
+    """The embed title's words for a kind: its label, as every medium shows it."""
+    return label(kind)
 
 
 def embed(notice: Notice) -> dict[str, Any]:
     """One embed for a notice: the event's fields, or a folded burst with its count."""
     update = notice.update
     event = update.event
-    failure = event.kind in a.FAILURE_KINDS
+    failure = event.kind in FAILURE_KINDS
     title = ("❌ " if failure else "✅ ") + title_for(event.kind)
     fields = []
 

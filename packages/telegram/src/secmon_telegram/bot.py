@@ -136,12 +136,10 @@ class SecmonBot:
         await self.reply(f"⏳ running <code>{fmt.escape(label)}</code> on <b>{fmt.escape(target)}</b>…")
         async with HubClient.connect() as hub:
             names = {n.serial: n.hostname for n in await hub.list_nodes()}
-            ran = 0
             async for item in hub.execute(target, label, stream=False, wait=self.settings.node_wait):
                 if type(item) is m.Started and not item.serials:
                     await self.reply("No node is connected.")
                 elif type(item) is m.CommandResult:
-                    ran += 1
                     await self.reply(fmt.command_result(item, names.get(item.serial, f"node {item.serial}")))
 
     async def push(self, notice: Notice) -> None:

@@ -12,36 +12,13 @@ from html import escape
 
 __all__ = ["HELP", "command_result", "escape", "event_message", "node_details", "node_list"]
 
-from secmon.collectors import authlog as a
 from secmon.folding import Notice
 from secmon.protocol import messages as m
+from secmon.protocol.kinds import FAILURE_KINDS, label
 
 MESSAGE_LIMIT = 4096  # Telegram's limit on a message's text, markup included
 OUTPUT_ROOM = 3500  # of which command output may use this much, leaving room for the frame and the note
 NOTE_ROOM = 80  # the <pre> frame and the trimming note
-
-LABELS = {
-    a.SSH_ACCEPTED: "SSH login",
-    a.SSH_FAILED_PASSWORD: "SSH password failed",
-    a.SSH_FAILED_PUBLICKEY: "SSH key refused",
-    a.SSH_FAILED_KBDINT: "SSH keyboard-interactive failed",
-    a.SSH_INVALID_USER: "SSH invalid user",
-    a.SSH_PAM_FAILURE: "SSH auth failure",
-    a.SSH_USER_REFUSED: "SSH user not allowed",
-    a.SSH_HOST_REFUSED: "SSH host refused",
-    a.SSH_ROOT_REFUSED: "SSH root refused",
-    a.SSH_TOO_MANY_FAILURES: "SSH too many failures",
-    a.SSH_CLOSED_PREAUTH: "SSH closed before login",
-    a.SSH_PENALTY: "SSH source penalised",
-    a.SSH_THROTTLED: "SSH throttled",
-    a.SSH_DISCONNECTED: "SSH logout",
-    a.SU_OPENED: "su",
-    a.SU_FAILED: "su failed",
-    a.SU_CLOSED: "su closed",
-    a.SUDO_COMMAND: "sudo",
-    a.SUDO_FAILURE: "sudo refused",
-    a.FORGED_AUTH_LINE: "forged auth line",
-}
 
 HELP = """<b>SecMon</b>
 <code>list</code> or <code>-</code> — all nodes
@@ -103,7 +80,7 @@ def event_message(notice: Notice, tz: tzinfo | None) -> str:
     """A short message for one event, or for a folded burst of failures."""
     update = notice.update
     event = update.event
-    failure = event.kind in a.FAILURE_KINDS
+    failure = event.kind in FAILURE_KINDS
     where = f"{escape(update.hostname)} ({escape(update.address)})"
     if notice.folded:
         source = escape(event.host or event.user or "one source")
@@ -114,7 +91,7 @@ def event_message(notice: Notice, tz: tzinfo | None) -> str:
             f"since {when(notice.first_time, tz)}" + (f"; users: {users}{more}" if users else ""),
         ]
         return "\n".join(lines)
-    parts = [("❌ " if failure else "✅ ") + f"<b>{LABELS.get(event.kind, escape(event.kind))}</b>"]
+    parts = [("❌ " if failure else "✅ ") + f"<b>{escape(label(event.kind))}</b>"]
     if event.user is not None:
         parts.append(f"<code>{escape(event.user)}</code>")
     if event.target_user:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 
-from ..collectors.authlog import FAILURE_KINDS
 from ..protocol import messages as m
+from ..protocol.kinds import FAILURE_KINDS
 
 GREEN, RED, YELLOW, DIM, BOLD, RESET = "\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
 _CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
@@ -50,7 +50,7 @@ _COLLECTORS = (("sessions", "sessions"), ("wg peers", "wg_peers"), ("auth", "aut
 _HEALTHY = (m.INITIALIZING, m.NOT_MONITORED, m.AUTH_OK)
 
 
-def failing_collectors(node: m.NodeInfo) -> list[str]:
+def collector_failures(node: m.NodeInfo) -> list[str]:
     """``"name: reason"`` for each collector of the node that reports an error, reasons cut short."""
     failing = []
     for name, attribute in _COLLECTORS:
@@ -66,7 +66,7 @@ def node_table(nodes: list[m.NodeInfo], paint: Painter) -> str:
     if not nodes:
         return "no nodes"
     ordered = sorted(nodes, key=lambda n: (n.hostname, n.serial))
-    failing = ["; ".join(failing_collectors(node)) for node in ordered]
+    failing = ["; ".join(collector_failures(node)) for node in ordered]
     header = ["SERIAL", "HOSTNAME", "ADDRESS", "STATE", "SESSIONS", "WG PEERS", "LAST UPDATE"]
     if any(failing):
         header.append("FAILING")

@@ -11,6 +11,9 @@ cannot know: the host of an sshd line that names none, remembered from an
 earlier line of the same process (connections.py), and which of two lines
 reporting one fact (PAM's and the program's own) is the echo.
 
+The kinds of event it names are the protocol's vocabulary (protocol/kinds.py);
+this module only decides which line is which.
+
 Nothing here raises on odd input: a line an attacker shaped (a user name with
 spaces, ``from`` or markup in it) is matched from the right, where sshd puts the
 parts the attacker does not control.
@@ -26,50 +29,29 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..protocol.kinds import (
+    SSH_ACCEPTED,
+    SSH_CLOSED_PREAUTH,
+    SSH_DISCONNECTED,
+    SSH_FAILED_KBDINT,
+    SSH_FAILED_PASSWORD,
+    SSH_FAILED_PUBLICKEY,
+    SSH_HOST_REFUSED,
+    SSH_INVALID_USER,
+    SSH_PAM_FAILURE,
+    SSH_PENALTY,
+    SSH_ROOT_REFUSED,
+    SSH_THROTTLED,
+    SSH_TOO_MANY_FAILURES,
+    SSH_USER_REFUSED,
+    SU_CLOSED,
+    SU_FAILED,
+    SU_OPENED,
+    SUDO_COMMAND,
+    SUDO_FAILURE,
+)
 from . import trust
 from .connections import ConnectionTracker
-
-# Kinds of auth events. Failures are what an operator wants highlighted and folded.
-SSH_ACCEPTED = "ssh_accepted"
-SSH_FAILED_PASSWORD = "ssh_failed_password"
-SSH_FAILED_PUBLICKEY = "ssh_failed_publickey"
-SSH_FAILED_KBDINT = "ssh_failed_keyboard_interactive"
-SSH_INVALID_USER = "ssh_invalid_user"
-SSH_PAM_FAILURE = "ssh_pam_failure"
-SSH_USER_REFUSED = "ssh_user_refused"
-SSH_HOST_REFUSED = "ssh_host_refused"  # tcp-wrappers (hosts.deny) refused the connection
-SSH_ROOT_REFUSED = "ssh_root_refused"
-SSH_TOO_MANY_FAILURES = "ssh_too_many_failures"
-SSH_CLOSED_PREAUTH = "ssh_closed_preauth"
-SSH_PENALTY = "ssh_penalty"  # OpenSSH 9.8+ PerSourcePenalties penalised or dropped a source
-SSH_THROTTLED = "ssh_throttled"  # MaxStartups dropped a connection
-SSH_DISCONNECTED = "ssh_disconnected"
-SU_OPENED = "su_opened"
-SU_FAILED = "su_failed"
-SU_CLOSED = "su_closed"
-SUDO_COMMAND = "sudo_command"
-SUDO_FAILURE = "sudo_failure"
-FORGED_AUTH_LINE = trust.FORGED_AUTH_LINE  # a line claiming sshd/su/sudo that they did not write
-
-FAILURE_KINDS = frozenset(
-    {
-        SSH_FAILED_PASSWORD,
-        SSH_FAILED_PUBLICKEY,
-        SSH_FAILED_KBDINT,
-        SSH_INVALID_USER,
-        SSH_PAM_FAILURE,
-        SSH_USER_REFUSED,
-        SSH_HOST_REFUSED,
-        SSH_ROOT_REFUSED,
-        SSH_TOO_MANY_FAILURES,
-        SSH_CLOSED_PREAUTH,
-        SSH_PENALTY,
-        SSH_THROTTLED,
-        SU_FAILED,
-        SUDO_FAILURE,
-        FORGED_AUTH_LINE,
-    }
-)
 
 SSHD = ("sshd", "sshd-session", "sshd-auth")
 SU = ("su", "runuser")

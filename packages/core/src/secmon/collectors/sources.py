@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 import anyio
 
+from ..lines import LineSplitter
 from ..protocol import messages as m
 from . import trust
 from .authlog import MAX_LINE, AuthLogParser
@@ -135,30 +136,13 @@ def choose_auth_source(setting: str) -> JournalSource | Path:
     return next((p for p in LOG_FILES if p.exists()), LOG_FILES[0])
 
 
-class LineSplitter:
-    """Bytes in, whole lines out; a line longer than MAX_LINE is dropped, not buffered."""
+def _log_splitter() -> LineSplitter:
+    """A splitter for auth-log text: a line longer than a log line can be is dropped, not held."""
+    return LineSplitter(MAX_LINE, drop_long=True)
 
-    def __init__(self) -> None:
-        self._partial = bytearray()
-        self._skipping = False
-        self.pending = 0  # bytes fed since the last line end: the unfinished line, kept or dropped
 
-    def feed(self, data: bytes) -> list[str]:
-        self._partial += data
-        *lines, rest = self._partial.split(b"\n")
-        self._partial = bytearray(rest)
-        self.pending = len(rest) if lines else self.pending + len(data)
-        out = []
-        for line in lines:
-            if self._skipping:
-                self._skipping = False
-                continue
-            if len(line) <= MAX_LINE:
-                out.append(line.decode(errors="replace"))
-        if len(self._partial) > MAX_LINE:
-            self._partial.clear()
-            self._skipping = True
-        return out
+def _text(lines: list[bytes]) -> list[str]:
+    return [line.decode(errors="replace") for line in lines]
 
 
 async def follow_file(
@@ -191,7 +175,7 @@ async def _follow_file(
     handle = None
     identity = None
     first = resume is None
-    splitter = LineSplitter()
+    splitter = _log_splitter()
     if resume is not None:
         handle = _reopen(path, resume)
         if handle is None and resume.ino != ABSENT.ino:
@@ -217,7 +201,7 @@ async def _follow_file(
                 continue
             info = os.fstat(handle.fileno())
             identity = (info.st_dev, info.st_ino)
-            splitter = LineSplitter()
+            splitter = _log_splitter()
             if first:
                 handle.seek(0, os.SEEK_END)  # a monitor reports what happens from now on
                 first = False
@@ -226,7 +210,7 @@ async def _follow_file(
         data = handle.read(READ_CHUNK)
         if data:
             if lines := splitter.feed(data):
-                on_lines(lines, FilePosition(str(path), *identity, handle.tell() - splitter.pending))
+                on_lines(_text(lines), FilePosition(str(path), *identity, handle.tell() - splitter.pending))
             continue
         try:
             info = os.stat(path)
@@ -238,7 +222,7 @@ async def _follow_file(
             continue
         if info.st_size < handle.tell():
             handle.seek(0)  # truncated in place
-            splitter = LineSplitter()
+            splitter = _log_splitter()
             continue
         await _idle(watch, poll)
 
@@ -317,10 +301,10 @@ async def follow_journal(
         try:
             async with await anyio.open_process(argv, stdin=DEVNULL, stdout=PIPE, stderr=PIPE) as process:
                 report("auth", m.AUTH_OK)
-                splitter = LineSplitter()
+                splitter = _log_splitter()
                 async for chunk in process.stdout:
                     delay = 0.5
-                    if lines := splitter.feed(chunk):
+                    if lines := _text(splitter.feed(chunk)):
                         read = True
                         cursor = next(filter(None, map(_cursor, reversed(lines))), cursor)
                         on_lines(lines, JournalCursor(where, cursor) if cursor else None)

@@ -28,7 +28,7 @@ import pwd
 from collections.abc import Mapping
 from typing import Any
 
-FORGED_AUTH_LINE = "forged_auth_line"
+from ..protocol.kinds import FORGED_AUTH_LINE, SSH_DISCONNECTED
 
 _SSHD_PROGRAMS = frozenset({"sshd", "sshd-session", "sshd-auth"})
 # The programs whose names an auth line may claim, and the executables allowed to claim each.
@@ -42,7 +42,7 @@ PROGRAMS: Mapping[str, frozenset[str]] = {
 SYSTEM_DIRECTORIES = ("/usr/bin/", "/usr/sbin/", "/usr/lib/", "/usr/lib64/", "/usr/libexec/", "/bin/", "/sbin/")
 # What an sshd session process running as its user may write itself (see the module's
 # docstring): its disconnect, and lines of no event shape ("Received disconnect …").
-_SESSION_KINDS = frozenset({"ssh_disconnected", None})
+_SESSION_KINDS = frozenset({SSH_DISCONNECTED, None})
 
 
 def claimed_program(entry: Mapping[str, Any]) -> str | None:

@@ -26,10 +26,14 @@ from subprocess import PIPE, STDOUT
 
 import anyio
 
+from ..lines import LineSplitter
 from ..protocol import messages as m
 
 MAX_LABEL = 64  # labels are names, not payloads
 MAX_LINE = 16 * 1024  # one streamed line; longer ones are cut so one frame stays small
+# Held of a line without an end before it is passed on as a piece: a command that never ends
+# its line still streams, and the node's memory for it stays bounded.
+MAX_UNENDED = 4 * MAX_LINE
 MAX_OUTPUT = 1024 * 1024  # a whole result; fits a frame many times over
 
 
@@ -159,7 +163,7 @@ async def run_allowed_command(
         return Outcome(m.ERROR, message=f"cannot start {argv[0]}: {exc.strerror or exc}")
     collected = bytearray()
     omitted = 0
-    partial = bytearray()
+    splitter = LineSplitter(MAX_UNENDED, drop_long=False)
 
     def emit(line: bytes) -> None:
         text = line[:MAX_LINE].decode(errors="replace")
@@ -179,16 +183,10 @@ async def run_allowed_command(
                 if on_line is None:
                     collect(chunk)
                     continue
-                partial.extend(chunk)
-                *lines, rest = partial.split(b"\n")
-                for line in lines:
+                for line in splitter.feed(chunk):
                     emit(line)
-                partial = bytearray(rest)
-                if len(partial) > MAX_LINE * 4:  # a line without end: pass it on in pieces
-                    emit(bytes(partial))
-                    partial.clear()
-            if partial:
-                emit(bytes(partial))
+            if (last := splitter.finish()) is not None:
+                emit(last)
             exit_code = await process.wait()
     finally:
         if process.returncode is None:

@@ -96,17 +96,22 @@ class SqliteJournal(MemoryJournal):
     def add_batch(self, events: list[m.AuthEvent], position: Position | None = None) -> int:
         if not events and (position is None or position == self.position):
             return 0
-        dropped = super().add_batch(events, position)
         rows = [(event.seq, msgpack.packb([getattr(event, name) for name in _FIELDS])) for event in events]
+        kept = len(self.events)
+        dropped = max(0, kept + len(events) - self.limit)
+        next_seq = events[-1].seq + 1 if events else self.next_seq
+        # One transaction for the whole batch, written before memory changes: a write that fails
+        # leaves the journal, on disk and in memory, as it was before the batch.
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?)", rows)
             if dropped:
-                self.db.execute("DELETE FROM events WHERE seq < ?", (self.events[0].seq,))
-            self._save_meta()
+                first_kept = self.events[dropped] if dropped < kept else events[dropped - kept]
+                self.db.execute("DELETE FROM events WHERE seq < ?", (first_kept.seq,))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("next_seq", str(next_seq)))
             if position is not None:
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (POSITION_KEY, dump_position(position)))
-        return dropped
+        return super().add_batch(events, position)
 
     def acknowledge(self, seq: int) -> None:
         if self.events and self.events[0].seq <= seq:

@@ -124,7 +124,7 @@ async function run(serial, label, button) {
 
 function describeEvent(update) {
   const e = update.event;
-  const parts = [e.kind.replaceAll("_", " ")];
+  const parts = [e.label];
   if (e.user !== null) parts.push(e.user === "" ? '""' : e.user);
   if (e.target_user) parts.push("→ " + e.target_user);
   if (e.host) parts.push("from " + e.host + (e.port ? ":" + e.port : ""));
