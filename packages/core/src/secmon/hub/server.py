@@ -24,17 +24,25 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from ..config import HubSettings, env_bool, read_secret, runtime_dir_problem
 from ..errors import ConfigError, SecmonError
-from ..protocol import FrameDecoder, encode
+from ..protocol import FrameDecoder
 from ..protocol import messages as m
+from ..protocol.batches import (
+    MAX_BATCH,
+    EventOrigin,
+    EventRun,
+    EventRunDecoder,
+    UpdateFrame,
+    auth_update_frames,
+    node_update_frame,
+)
 from ..tls import TlsFiles, hub_context
-from .events import MAX_BATCH, NodeDecoder, auth_update_frames
 from .registry import NodeEntry, NodeRegistry, UpdateRing
 from .store import HubStore
 from .wire import HubLink
@@ -90,17 +98,18 @@ class Hub:
             self.ring = UpdateRing(self.settings.ring_size, start=fresh)
             return
         first, frames = self.store.load_ring()
-        start = frames[-1][1] + 1 if frames else fresh  # a stored lineage goes on without a gap
+        start = frames[-1].last + 1 if frames else fresh  # a stored lineage goes on without a gap
         self.ring = UpdateRing(self.settings.ring_size, start=start, first=first or start)
         self.ring.load(frames)
         self.store.remember_first(self.ring.first)
 
     # --- broadcast ---------------------------------------------------------
 
-    def _publish(self, frames: list[tuple[int, int, bytes]], node: NodeEntry | None = None) -> None:
-        """Store encoded updates (before anyone sees them), then queue the same bytes to every subscriber.
+    def publish(self, frames: list[UpdateFrame], node: NodeEntry | None = None) -> None:
+        """Store update frames (before anyone sees them), hold them in the ring, queue them to every subscriber.
 
-        Each frame comes as (first seq, last seq, frame).
+        The same bytes go to every subscriber. With ``node``, the node's dedup mark is stored
+        with the frames.
         """
         if self.store is not None:
             self.store.save(frames, node.node_id if node else None, node.last_event_seq if node else 0)
@@ -109,18 +118,17 @@ class Hub:
             subscriber.deliver(frames)
 
     def publish_node(self, entry: NodeEntry, changed: list[str]) -> None:
-        seq = self.ring.next_seq()
-        self._publish([(seq, seq, encode(m.NodeUpdate(seq=seq, node=entry.info(), changed=changed)))])
+        """Broadcast a node's state after a change; ``changed`` names what changed."""
+        self.publish([node_update_frame(self.ring.next_seq(), entry.info(), changed)])
 
-    def publish_events(
-        self, entry: NodeEntry, events: list[dict[str, Any]], encoded: list[tuple[int, bytes]] | None
-    ) -> None:
-        """Broadcast a node's new auth events (checked maps; ``encoded``, their bytes, when known).
+    def publish_events(self, entry: NodeEntry, run: EventRun) -> None:
+        """Broadcast a node's new auth events, numbered on from the ring's sequence.
 
         The node's dedup mark is stored with them.
         """
-        first = self.ring.reserve(len(events)).start
-        self._publish(auth_update_frames(entry, first, events, encoded, self.batch_limit), entry)
+        first = self.ring.reserve(len(run.events)).start
+        origin = EventOrigin(entry.serial, entry.hostname, entry.address)
+        self.publish(auth_update_frames(origin, first, run, self.batch_limit), entry)
 
     # --- node lifecycle ----------------------------------------------------
 
@@ -329,7 +337,7 @@ async def serve(
             _share_with_group(path, hub.socket_gid)
             try:
                 tcp_server = await loop.create_server(
-                    accept(tg, serve_node, NODE_QUEUE, security.tls, NodeDecoder),
+                    accept(tg, serve_node, NODE_QUEUE, security.tls, EventRunDecoder),
                     settings.bind_ip,
                     settings.bind_port,
                     backlog=LISTEN_BACKLOG,
