@@ -60,8 +60,8 @@ def node_reads(events: int, batch: int) -> list[bytes]:
 async def run(events: int, runs: int, frames_only: bool, batch: int = 1) -> list[float]:
     from secmon.config import HubSettings
     from secmon.hub.clients import ClientConnection
+    from secmon.hub.hub import Hub
     from secmon.hub.nodes import NodeConnection
-    from secmon.hub.server import Hub
     from secmon.hub.wire import HubLink
     from secmon.protocol.batches import EventRunDecoder
 

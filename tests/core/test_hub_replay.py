@@ -13,8 +13,8 @@ import pytest
 
 from secmon.config import HubSettings
 from secmon.hub.clients import ClientConnection
+from secmon.hub.hub import Hub
 from secmon.hub.registry import NodeEntry
-from secmon.hub.server import Hub
 from secmon.hub.wire import HubLink
 from secmon.protocol import FrameDecoder, encode
 from secmon.protocol import messages as m

@@ -22,8 +22,7 @@ from anyio.abc import TaskGroup
 from ..link import HandshakeFailed
 from ..protocol import messages as m
 from ..protocol.batches import UpdateFrame
-from .nodes import NodeConnection
-from .server import Hub, Relay
+from .hub import ConnectedNode, Hub, Relay
 from .wire import HubLink
 
 log = logging.getLogger("secmon.hub")
@@ -189,7 +188,7 @@ class ClientConnection:
         finally:
             self.executing -= 1
 
-    async def _targets(self, request: m.Execute) -> list[NodeConnection] | None:
+    async def _targets(self, request: m.Execute) -> list[ConnectedNode] | None:
         """The connected nodes to run on, waiting up to ``wait`` for a known one to connect."""
         hub = self.hub
         if request.target == m.ALL_NODES:

@@ -19,8 +19,8 @@ import anyio
 from ..link import HandshakeFailed
 from ..protocol import messages as m
 from ..protocol.batches import EventRun
+from .hub import Hub, Relay
 from .registry import FLAP_WINDOW, NodeEntry, Takeover
-from .server import Hub, Relay
 from .wire import HubLink
 
 log = logging.getLogger("secmon.hub")
