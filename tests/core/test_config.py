@@ -27,6 +27,7 @@ from secmon.config import (
 from secmon.errors import ConfigError, StateCorrupt
 from secmon.hub.store import HubStore
 from secmon.node.commands import IgnoredLine, read_allowlist
+from secmon.protocol.batches import UpdateFrame
 
 # --- booleans and levels: one reading everywhere ------------------------------------------
 
@@ -210,7 +211,7 @@ def test_state_problems_create_nothing(tmp_path):
 
 def test_state_problems_find_a_damaged_page(tmp_path):
     store = HubStore(tmp_path, ring_size=1000)
-    store.save([(seq, seq, b"x" * 2000) for seq in range(1, 200)])
+    store.save([UpdateFrame(seq, seq, b"x" * 2000) for seq in range(1, 200)])
     store.close()
     database = tmp_path / "hub.sqlite3"
     data = bytearray(database.read_bytes())

@@ -13,11 +13,12 @@ import pytest
 
 from secmon.config import HubSettings
 from secmon.hub.clients import ClientConnection
+from secmon.hub.hub import Hub
 from secmon.hub.registry import NodeEntry
-from secmon.hub.server import Hub
 from secmon.hub.wire import HubLink
 from secmon.protocol import FrameDecoder, encode
 from secmon.protocol import messages as m
+from secmon.protocol.batches import EventRun, UpdateFrame
 
 pytestmark = pytest.mark.anyio
 
@@ -56,8 +57,8 @@ def publish(hub: Hub, count: int) -> None:
     frames = []
     for seq in hub.ring.reserve(count):
         event = m.AuthEvent(seq, 1.0, "ssh_accepted", "sshd")
-        frames.append((seq, seq, encode(m.AuthUpdate(seq, 1, "web", "192.0.2.1", event))))
-    hub._publish(frames)
+        frames.append(UpdateFrame(seq, seq, encode(m.AuthUpdate(seq, 1, "web", "192.0.2.1", event))))
+    hub.publish(frames)
 
 
 def subscriber_link(max_queue: int) -> tuple[HubLink, RecordingTransport]:
@@ -84,8 +85,8 @@ async def replay(late: int) -> tuple[list[m.Message], Hub, ClientConnection]:
     assert missed == 0
     async with anyio.create_task_group() as tg:
         conn = ClientConnection(hub, link, tg, "test")
-        tg.start_soon(conn._replay, point)
-        await until(lambda: link._waiter is not None)  # the replay waits for room
+        tg.start_soon(conn.replay, point)
+        await until(lambda: link.queued == link.max_queue)  # the replay has filled the queue: it waits for room
         publish(hub, late)
         link.resume_writing()
     return FrameDecoder().feed(bytes(transport.data)), hub, conn
@@ -116,7 +117,7 @@ def publish_batches(hub: Hub, sizes: list[int]) -> None:
         seqs = range(first, first + size)
         events = [{"seq": s, "time": 1.0, "kind": "ssh_accepted", "process": "sshd"} for s in seqs]
         entry.last_event_seq += size
-        hub.publish_events(entry, events, None)
+        hub.publish_events(entry, EventRun(events))
 
 
 def one_per_event(messages: list[m.Message]) -> list[m.Message]:
@@ -130,7 +131,7 @@ async def test_a_subscriber_resuming_within_a_batch_gets_exactly_the_rest():
     link, transport = subscriber_link(1000)
     async with anyio.create_task_group() as tg:
         conn = ClientConnection(hub, link, tg, "test")
-        tg.start_soon(conn._replay, first + 4)  # it saw events 1-5: 6 and 7 are in the middle frame
+        tg.start_soon(conn.replay, first + 4)  # it saw events 1-5: 6 and 7 are in the middle frame
     messages = FrameDecoder().feed(bytes(transport.data))
     assert [type(message) for message in messages] == [m.AuthUpdates, m.AuthUpdates]
     updates = one_per_event(messages)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from secmon.hub.registry import FLAP_WINDOW, NodeRegistry, UpdateRing
 from secmon.protocol import messages as m
+from secmon.protocol.batches import UpdateFrame
 
 
 def test_serials_start_at_one_and_attributes_start_initializing():
@@ -139,14 +140,14 @@ def test_flap_memory_is_forgotten_after_the_window():
 def resume(ring: UpdateRing, seq: int) -> tuple[int, list[bytes]]:
     """What a subscriber resuming after ``seq`` is told it missed, and the frames it is sent."""
     point, missed = ring.resume_point(seq)
-    return missed, [frame for _, _, frame in ring.after(point, ring.size)]
+    return missed, [update.frame for update in ring.after(point, ring.size)]
 
 
 def test_ring_resume_replays_what_it_holds_and_counts_what_it_lost():
     ring = UpdateRing(size=3, start=100)
     for _ in range(5):
         seq = ring.next_seq()
-        ring.append(seq, f"frame{seq}".encode())
+        ring.extend([UpdateFrame(seq, seq, f"frame{seq}".encode())])
     assert ring.seq == 104
     assert resume(ring, 103) == (0, [b"frame104"])
     assert resume(ring, 101) == (0, [b"frame102", b"frame103", b"frame104"])
@@ -157,7 +158,7 @@ def test_ring_resume_replays_what_it_holds_and_counts_what_it_lost():
 def test_ring_resume_from_zero_or_another_hub_run_gets_everything_held():
     ring = UpdateRing(size=10, start=5000)
     seq = ring.next_seq()
-    ring.append(seq, b"one")
+    ring.extend([UpdateFrame(seq, seq, b"one")])
     assert resume(ring, 0) == (0, [b"one"])
     assert resume(ring, 4000) == (0, [b"one"])  # from a hub run before this one
     assert resume(ring, 9000) == (0, [b"one"])  # from a future we have not reached
@@ -167,9 +168,9 @@ def test_ring_hands_out_batches_in_order():
     ring = UpdateRing(size=10, start=1)
     for _ in range(7):
         seq = ring.next_seq()
-        ring.append(seq, str(seq).encode())
-    assert [s for s, _, _ in ring.after(2, 3)] == [3, 4, 5]
-    assert [s for s, _, _ in ring.after(5, 100)] == [6, 7]
+        ring.extend([UpdateFrame(seq, seq, str(seq).encode())])
+    assert [f.first for f in ring.after(2, 3)] == [3, 4, 5]
+    assert [f.first for f in ring.after(5, 100)] == [6, 7]
     assert ring.after(7, 100) == []
 
 
@@ -177,25 +178,27 @@ def test_ring_counts_the_updates_in_batches_and_hands_out_the_batch_a_resume_fal
     ring = UpdateRing(size=6, start=1)
     for count in (1, 3, 2):  # frames of updates 1, 2-4, 5-6
         seqs = ring.reserve(count)
-        ring.extend([(seqs.start, seqs.stop - 1, f"{seqs.start}-{seqs.stop - 1}".encode())])
+        ring.extend([UpdateFrame(seqs.start, seqs.stop - 1, f"{seqs.start}-{seqs.stop - 1}".encode())])
     assert (ring.held, ring.oldest) == (6, 1)
-    assert [(first, last) for first, last, _ in ring.after(2, 100)] == [(2, 4), (5, 6)]  # 3 and 4 are in 2-4
-    assert [(first, last) for first, last, _ in ring.after(4, 100)] == [(5, 6)]
+    assert [(f.first, f.last) for f in ring.after(2, 100)] == [(2, 4), (5, 6)]  # 3 and 4 are in 2-4
+    assert [(f.first, f.last) for f in ring.after(4, 100)] == [(5, 6)]
     ring.reserve(2)
-    ring.extend([(7, 8, b"7-8")])  # 8 held: frame 1 goes; frame 2-4 stays, for without it fewer than 6 remain
+    ring.extend([UpdateFrame(7, 8, b"7-8")])  # 8 held: frame 1 goes; 2-4 stays, for without it fewer than 6 remain
     assert (ring.held, ring.oldest) == (7, 2)
     ring.reserve(2)
-    ring.extend([(9, 10, b"9-10")])  # 5-10 are the newest six: 2-4 goes whole
+    ring.extend([UpdateFrame(9, 10, b"9-10")])  # 5-10 are the newest six: 2-4 goes whole
     assert (ring.held, ring.oldest) == (6, 5)
     assert ring.resume_point(2) == (4, 2)  # 3 and 4 went with their frame
 
 
 def test_ring_holds_a_batch_larger_than_itself_while_its_last_updates_are_among_the_newest():
     ring = UpdateRing(size=3, start=1)
-    ring.append(ring.next_seq(), b"one")
+    seq = ring.next_seq()
+    ring.extend([UpdateFrame(seq, seq, b"one")])
     seqs = ring.reserve(5)
-    ring.extend([(seqs.start, seqs.stop - 1, b"two-to-six")])
+    ring.extend([UpdateFrame(seqs.start, seqs.stop - 1, b"two-to-six")])
     assert (ring.held, ring.oldest) == (5, 2)
-    ring.append(ring.next_seq(), b"seven")
+    seq = ring.next_seq()
+    ring.extend([UpdateFrame(seq, seq, b"seven")])
     assert (ring.held, ring.oldest) == (6, 2)  # 5 and 6 are among the newest 3
     assert ring.resume_point(4) == (4, 0)  # within the batch: nothing missed

@@ -21,9 +21,8 @@ from anyio.abc import TaskGroup
 
 from ..link import HandshakeFailed
 from ..protocol import messages as m
-from .events import updates_after
-from .nodes import NodeConnection
-from .server import Hub, Relay
+from ..protocol.batches import UpdateFrame
+from .hub import ConnectedNode, Hub, Relay
 from .wire import HubLink
 
 log = logging.getLogger("secmon.hub")
@@ -83,13 +82,13 @@ class ClientConnection:
     executing: int = 0
     last_seq: int = 0
 
-    def deliver(self, frames: list[tuple[int, int, bytes]]) -> None:
-        """Queue broadcast frames, each (first seq, last seq, frame); one that fell too far behind is dropped."""
+    def deliver(self, frames: list[UpdateFrame]) -> None:
+        """Queue broadcast frames; a subscriber that fell too far behind is dropped."""
         link = self.link
-        for first, last, frame in frames:
-            if not link.send_frame(frame, last - first + 1):
+        for update in frames:
+            if not link.send_frame(update.frame, update.count):
                 break
-            self.last_seq = last
+            self.last_seq = update.last
         else:
             return
         self.hub.subscribers.discard(self)
@@ -138,9 +137,9 @@ class ClientConnection:
             return
         point, missed = ring.resume_point(request.since)
         self.link.send(m.Subscribed(request.request_id, ring.seq, missed))
-        self.tg.start_soon(self._replay, point)
+        self.tg.start_soon(self.replay, point)
 
-    async def _replay(self, seq: int) -> None:
+    async def replay(self, seq: int) -> None:
         """Send held updates after ``seq`` as fast as the client reads them, then go live.
 
         The last check for more and joining the live subscribers happen without an
@@ -163,15 +162,13 @@ class ClientConnection:
             batch = ring.after(seq, step)
             if not batch:
                 break
-            first, last, frame = batch[0]
-            if first <= seq:  # resuming within a batch: only its updates after ``seq``
-                batch[0] = (seq + 1, last, updates_after(frame, seq))
-            for first, last, frame in batch:
-                if link.queued + last - first + 1 > link.max_queue:
+            batch[0] = batch[0].after(seq)  # resuming within a batch: only its updates after ``seq``
+            for update in batch:
+                if link.queued + update.count > link.max_queue:
                     await link.wait_for_room()  # below half the bound: room for a frame (see Hub.batch_limit)
-                if not link.send_frame(frame, last - first + 1):
+                if not link.send_frame(update.frame, update.count):
                     return  # the link is closing
-            seq = batch[-1][1]
+            seq = batch[-1].last
         self.last_seq = seq
         self.hub.subscribers.add(self)
 
@@ -191,7 +188,7 @@ class ClientConnection:
         finally:
             self.executing -= 1
 
-    async def _targets(self, request: m.Execute) -> list[NodeConnection] | None:
+    async def _targets(self, request: m.Execute) -> list[ConnectedNode] | None:
         """The connected nodes to run on, waiting up to ``wait`` for a known one to connect."""
         hub = self.hub
         if request.target == m.ALL_NODES:

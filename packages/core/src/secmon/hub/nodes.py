@@ -18,9 +18,9 @@ import anyio
 
 from ..link import HandshakeFailed
 from ..protocol import messages as m
-from .events import AuthEventMaps
+from ..protocol.batches import EventRun
+from .hub import Hub, Relay
 from .registry import FLAP_WINDOW, NodeEntry, Takeover
-from .server import Hub, Relay
 from .wire import HubLink
 
 log = logging.getLogger("secmon.hub")
@@ -45,11 +45,11 @@ class NodeConnection:
         hub = self.hub
         entry = self.entry
         fresh: list[dict[str, Any]] = []  # this read's new events
-        encoded: list[tuple[int, bytes]] | None = []  # their bytes (count, bytes), while all are known
+        pieces: list[tuple[int, bytes]] | None = []  # their bytes (see EventRun), while all are known
         events_seen = False
         for message in batch:
             kind = type(message)
-            if kind is AuthEventMaps:
+            if kind is EventRun:
                 events_seen = True
                 taken = len(fresh)
                 for event in message.events:
@@ -57,11 +57,11 @@ class NodeConnection:
                     if seq > entry.last_event_seq:  # a resend repeats what we hold; order is enforced
                         entry.last_event_seq = seq
                         fresh.append(event)
-                if encoded is not None:
-                    if message.encoded is not None and len(fresh) - taken == len(message.events):
-                        encoded += message.encoded
+                if pieces is not None:
+                    if message.pieces is not None and len(fresh) - taken == len(message.events):
+                        pieces += message.pieces
                     else:
-                        encoded = None
+                        pieces = None
             elif kind is m.StateUpdate:
                 changed = hub.registry.apply(entry.serial, message, time.time())
                 if changed:
@@ -88,7 +88,7 @@ class NodeConnection:
                 self.link.close(f"protocol error: {text}", m.Error("unexpected", text))
                 break
         if fresh:
-            hub.publish_events(entry, fresh, encoded)
+            hub.publish_events(entry, EventRun(fresh, pieces))
         if events_seen:
             self.unacknowledged += len(fresh) or 1
             if self.unacknowledged >= ACK_EVERY:

@@ -10,8 +10,10 @@ from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field
 from itertools import islice
+from operator import attrgetter
 
 from ..protocol import messages as m
+from ..protocol.batches import UpdateFrame
 
 STORED_ATTRIBUTES = ("sessions", "wg_peers", "auth", "labels")
 # Seconds within which a hostname going back to the node it was taken from is flapping (two nodes,
@@ -215,9 +217,8 @@ class UpdateRing:
     """The last ``size`` broadcast updates, as the frames they went out in, with their global sequences.
 
     A frame carries one update, or several with consecutive sequences (a node's
-    batch of auth events); each is held as (first seq, last seq, frame). The
-    ring holds at least the last ``size`` updates: frames go whole, so the
-    oldest one held may reach further back.
+    batch of auth events). The ring holds at least the last ``size`` updates:
+    frames go whole, so the oldest one held may reach further back.
 
     Sequences run on from ``start``. The hub starts from the wall clock in
     microseconds, so numbers keep rising across hub restarts and a subscriber's
@@ -229,7 +230,7 @@ class UpdateRing:
     first: int | None = None  # the first sequence of this hub's lineage (before restarts, with a store)
     seq: int = field(init=False)
     held: int = field(init=False)  # updates in the frames held
-    _frames: deque[tuple[int, int, bytes]] = field(init=False)
+    _frames: deque[UpdateFrame] = field(init=False)
 
     def __post_init__(self) -> None:
         self._frames = deque()
@@ -238,11 +239,11 @@ class UpdateRing:
         if self.first is None:
             self.first = self.start
 
-    def load(self, frames: list[tuple[int, int, bytes]]) -> None:
+    def load(self, frames: list[UpdateFrame]) -> None:
         """Hold frames a previous run of the hub stored (in sequence order)."""
         self.extend(frames)
         if frames:
-            self.seq = max(self.seq, frames[-1][1])
+            self.seq = max(self.seq, frames[-1].last)
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -254,29 +255,25 @@ class UpdateRing:
         self.seq += count
         return range(first, self.seq + 1)
 
-    def append(self, seq: int, frame: bytes) -> None:
-        """Hold a frame of one update."""
-        self.extend([(seq, seq, frame)])
-
-    def extend(self, frames: list[tuple[int, int, bytes]]) -> None:
-        """Hold frames, each (first seq, last seq, frame); the oldest fall out once ``size`` updates are newer."""
+    def extend(self, frames: list[UpdateFrame]) -> None:
+        """Hold frames, in sequence order; the oldest fall out once ``size`` updates are newer."""
         held = self.held
-        for first, last, _ in frames:
-            held += last - first + 1
+        for frame in frames:
+            held += frame.count
         held_frames = self._frames
         held_frames.extend(frames)
         while len(held_frames) > 1:  # drop the oldest frame while the rest still hold ``size`` updates
-            first, last, _ = held_frames[0]
-            if held - (last - first + 1) < self.size:
+            oldest = held_frames[0].count
+            if held - oldest < self.size:
                 break
             held_frames.popleft()
-            held -= last - first + 1
+            held -= oldest
         self.held = held
 
     @property
     def oldest(self) -> int | None:
         """The sequence of the oldest update held, or None when none is."""
-        return self._frames[0][0] if self._frames else None
+        return self._frames[0].first if self._frames else None
 
     def resume_point(self, seq: int) -> tuple[int, int]:
         """Where a subscriber that saw ``seq`` resumes, and how many updates after it are gone.
@@ -286,19 +283,18 @@ class UpdateRing:
         """
         if seq > self.seq or seq < self.first - 1:
             seq = self.first - 1
-        oldest = self._frames[0][0] if self._frames else self.seq + 1
+        oldest = self._frames[0].first if self._frames else self.seq + 1
         missed = max(0, oldest - seq - 1)
         return max(seq, oldest - 1), missed
 
-    def after(self, seq: int, limit: int) -> list[tuple[int, int, bytes]]:
+    def after(self, seq: int, limit: int) -> list[UpdateFrame]:
         """Up to ``limit`` held frames with updates after ``seq``, in order.
 
         The first may also hold updates up to ``seq`` (a batch that ``seq`` falls in);
         the caller leaves those out.
         """
-        start = bisect_right(self._frames, seq, key=_last_seq)
+        start = bisect_right(self._frames, seq, key=_LAST_SEQ)
         return list(islice(self._frames, start, start + limit))
 
 
-def _last_seq(entry: tuple[int, int, bytes]) -> int:
-    return entry[1]
+_LAST_SEQ = attrgetter("last")

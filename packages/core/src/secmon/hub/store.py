@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..config import state_directory, state_error
+from ..protocol.batches import UpdateFrame
 
 DATABASE = "hub.sqlite3"  # in SECMON_STATE_DIR
 TRIM_EVERY = 1_000  # updates between trims of the ring table down to its size
@@ -50,7 +51,7 @@ class HubStore:
         except sqlite3.Error as exc:
             raise state_error(self.path, exc) from None
 
-    def load_ring(self) -> tuple[int | None, list[tuple[int, int, bytes]]]:
+    def load_ring(self) -> tuple[int | None, list[UpdateFrame]]:
         """The first sequence this hub ever issued (None if never), and the held frames in order."""
         with self._read_errors():
             row = self.db.execute("SELECT value FROM meta WHERE key = 'first_seq'").fetchone()
@@ -59,7 +60,7 @@ class HubStore:
                 " (SELECT seq, coalesce(last, seq) AS last, frame FROM ring ORDER BY seq DESC LIMIT ?) ORDER BY seq",
                 (self.ring_size,),
             ).fetchall()
-        return (row[0] if row else None), frames
+        return (row[0] if row else None), [UpdateFrame(*held) for held in frames]
 
     def remember_first(self, seq: int) -> None:
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('first_seq', ?)", (seq,))
@@ -68,17 +69,18 @@ class HubStore:
         row = self.db.execute("SELECT last_seq FROM node_events WHERE node_id = ?", (node_id,)).fetchone()
         return row[0] if row else 0
 
-    def save(self, frames: list[tuple[int, int, bytes]], node_id: str | None = None, last_event_seq: int = 0) -> None:
-        """Commit broadcast frames, each (first seq, last seq, frame), and a node's dedup mark, at once."""
+    def save(self, frames: list[UpdateFrame], node_id: str | None = None, last_event_seq: int = 0) -> None:
+        """Commit broadcast frames and a node's dedup mark, at once."""
+        rows = [(update.first, update.last, update.frame) for update in frames]
         with self.db:
             self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR REPLACE INTO ring (seq, last, frame) VALUES (?, ?, ?)", frames)
+            self.db.executemany("INSERT OR REPLACE INTO ring (seq, last, frame) VALUES (?, ?, ?)", rows)
             if node_id:
                 self.db.execute("INSERT OR REPLACE INTO node_events VALUES (?, ?)", (node_id, last_event_seq))
         self._since_trim += len(frames)
         if self._since_trim >= TRIM_EVERY:
             self._since_trim = 0
-            newest = frames[-1][1]
+            newest = frames[-1].last
             self.db.execute("DELETE FROM ring WHERE coalesce(last, seq) <= ?", (newest - self.ring_size,))
 
     def close(self) -> None:

@@ -1,16 +1,30 @@
-"""The hub reads auth events as checked maps; it must judge them exactly as the typed decoder does."""
+"""The fast path's frames: a hub reads a node's auth events as checked maps and splices their bytes.
+
+It must judge every frame exactly as the typed decoder does, and what it
+splices must read, for a subscriber, exactly as what the node sent.
+"""
 
 from __future__ import annotations
+
+import dataclasses
 
 import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secmon.hub.events import MAX_BATCH, AuthEventMaps, NodeDecoder, auth_update_frames, events_bytes, updates_after
-from secmon.hub.registry import NodeEntry
 from secmon.protocol import FrameDecoder, InvalidMessage, ProtocolError, encode
 from secmon.protocol import messages as m
+from secmon.protocol.batches import (
+    MAX_BATCH,
+    EventOrigin,
+    EventRun,
+    EventRunDecoder,
+    UpdateFrame,
+    auth_update_frames,
+    events_bytes,
+    node_update_frame,
+)
 
 GOOD = {"seq": 1, "time": 1764382141.5, "kind": "ssh_failed_password", "process": "sshd", "pid": 9, "user": "root"}
 FIELDS = ["seq", "time", "kind", "process", "pid", "user", "host", "port", "method", "target_user", "command", "tty"]
@@ -24,7 +38,7 @@ def frame(raw: object) -> bytes:
 def verdicts(raw: object) -> tuple[object, object]:
     """What the typed decoder and the hub's decoder make of one frame: messages or error text."""
     results = []
-    for decoder in (FrameDecoder(), NodeDecoder()):
+    for decoder in (FrameDecoder(), EventRunDecoder()):
         try:
             results.append(decoder.feed(frame(raw)))
         except InvalidMessage as exc:
@@ -38,10 +52,10 @@ def same_verdict(raw: object) -> None:
         assert checked == typed
         return
     [message] = typed
-    [maps] = checked
-    assert type(maps) is AuthEventMaps
+    [run] = checked
+    assert type(run) is EventRun
     # What the hub passes on decodes to exactly the events the typed decoder built.
-    wire = msgpack.unpackb(msgpack.packb(maps.events))
+    wire = msgpack.unpackb(msgpack.packb(run.events))
     rebuilt = FrameDecoder().feed(frame({"t": "auth_events", "events": wire}))
     assert rebuilt == [message]
 
@@ -76,8 +90,8 @@ def test_a_remembered_shape_still_rejects_values_of_other_types():
     )
     # a shape that needed converting is not remembered as passing unchanged
     for _ in range(2):
-        [maps] = NodeDecoder().feed(frame({"t": "auth_events", "events": [{**GOOD, "time": 3}]}))
-        assert type(maps.events[0]["time"]) is float
+        [run] = EventRunDecoder().feed(frame({"t": "auth_events", "events": [{**GOOD, "time": 3}]}))
+        assert type(run.events[0]["time"]) is float
 
 
 VALUES = st.one_of(
@@ -94,11 +108,11 @@ def test_random_events_get_the_same_verdict_twice(events):
 
 def test_the_node_and_the_hub_encode_events_the_same_way():
     event = m.AuthEvent(3, 1.5, "su_opened", "su", None, "alice", target_user="root")
-    [maps] = NodeDecoder().feed(encode(m.AuthEvents([event])))
-    assert maps.events[0]["target_user"] == "root" and maps.events[0]["seq"] == 3
+    [run] = EventRunDecoder().feed(encode(m.AuthEvents([event])))
+    assert run.events[0]["target_user"] == "root" and run.events[0]["seq"] == 3
 
 
-ENTRY = NodeEntry(4, "web-<4>", "192.0.2.44", "id", ["auth"])
+ORIGIN = EventOrigin(4, "web-<4>", "192.0.2.44")
 
 
 def updates(data: bytes) -> list[m.AuthUpdate]:
@@ -111,13 +125,13 @@ def updates(data: bytes) -> list[m.AuthUpdate]:
 
 def relayed(frame_bytes: bytes) -> list[m.AuthUpdate]:
     """What a subscriber makes of the hub's frames for the node frames of one read, numbered from 100."""
-    messages = NodeDecoder().feed(frame_bytes)
-    events = [e for maps in messages for e in maps.events]
-    known = all(maps.encoded is not None for maps in messages)
-    encoded = [piece for maps in messages for piece in maps.encoded] if known else None
-    frames = auth_update_frames(ENTRY, 100, events, encoded)
-    assert [(first, last) for first, last, _ in frames] == [(100, 100 + len(events) - 1)]
-    return updates(frames[0][2])
+    runs = EventRunDecoder().feed(frame_bytes)
+    events = [e for run in runs for e in run.events]
+    known = all(run.pieces is not None for run in runs)
+    pieces = [piece for run in runs for piece in run.pieces] if known else None
+    frames = auth_update_frames(ORIGIN, 100, EventRun(events, pieces))
+    assert [(f.first, f.last) for f in frames] == [(100, 100 + len(events) - 1)]
+    return updates(frames[0].frame)
 
 
 @pytest.mark.parametrize(
@@ -152,8 +166,8 @@ def test_only_a_recognised_layout_is_spliced():
     assert events_bytes(msgpack.packb({"t": "auth_events", "events": [GOOD, GOOD]})) == events
     assert events_bytes(msgpack.packb({"events": [GOOD, GOOD], "t": "auth_events"})) == events
     assert events_bytes(b"\x82\xa6events" + events + b"\xd9\x01t" + msgpack.packb("auth_events")) is None
-    [maps] = NodeDecoder().feed(frame({"t": "auth_events", "events": [GOOD, GOOD]}))
-    assert maps.encoded == [(2, msgpack.packb(GOOD) * 2)]  # the events' bytes, without the array header
+    [run] = EventRunDecoder().feed(frame({"t": "auth_events", "events": [GOOD, GOOD]}))
+    assert run.pieces == [(2, msgpack.packb(GOOD) * 2)]  # the events' bytes, without the array header
 
 
 def test_the_auth_events_frames_of_one_read_decode_to_one_message_until_another_kind_comes():
@@ -161,9 +175,9 @@ def test_the_auth_events_frames_of_one_read_decode_to_one_message_until_another_
         return frame({"t": "auth_events", "events": [{**GOOD, "seq": s} for s in seqs]})
 
     state = encode(m.StateUpdate(sessions=[]))
-    decoder = NodeDecoder()
+    decoder = EventRunDecoder()
     first, update, second = decoder.feed(auth(1) + auth(2, 3) + state + auth(4))
-    assert [e["seq"] for e in first.events] == [1, 2, 3] and [n for n, _ in first.encoded] == [1, 2]
+    assert [e["seq"] for e in first.events] == [1, 2, 3] and [n for n, _ in first.pieces] == [1, 2]
     assert type(update) is m.StateUpdate
     assert [e["seq"] for e in second.events] == [4]
     [third] = decoder.feed(auth(5))  # a new read starts a new message
@@ -175,7 +189,7 @@ def test_in_a_run_of_frames_the_first_fault_is_reported_as_the_typed_decoder_rep
     data += frame({"t": "auth_events", "events": [{**GOOD, "pid": "x"}]})  # the first fault
     data += len(b"\xc1").to_bytes(4, "big") + b"\xc1"  # a frame that does not decode at all
     errors = []
-    for decoder in (FrameDecoder(), NodeDecoder()):
+    for decoder in (FrameDecoder(), EventRunDecoder()):
         with pytest.raises(ProtocolError) as info:
             decoder.feed(data)
         errors.append(str(info.value))
@@ -184,9 +198,10 @@ def test_in_a_run_of_frames_the_first_fault_is_reported_as_the_typed_decoder_rep
 
 def test_events_without_their_bytes_are_encoded_in_frames_of_at_most_max_batch():
     events = [{**GOOD, "seq": s} for s in range(1, MAX_BATCH + 3)]
-    frames = auth_update_frames(ENTRY, 10, events, None)
-    assert [(first, last) for first, last, _ in frames] == [(10, 9 + MAX_BATCH), (10 + MAX_BATCH, 11 + MAX_BATCH)]
-    got = updates(b"".join(f for _, _, f in frames))
+    frames = auth_update_frames(ORIGIN, 10, EventRun(events))
+    assert [(f.first, f.last) for f in frames] == [(10, 9 + MAX_BATCH), (10 + MAX_BATCH, 11 + MAX_BATCH)]
+    assert [f.count for f in frames] == [MAX_BATCH, 2]
+    got = updates(b"".join(f.frame for f in frames))
     assert [u.seq for u in got] == list(range(10, 12 + MAX_BATCH))
     assert [u.event.seq for u in got] == [e["seq"] for e in events]
 
@@ -198,19 +213,23 @@ def test_pieces_are_spliced_into_frames_up_to_the_limit_and_a_piece_over_it_is_e
     for count in counts:
         pieces.append((count, b"".join(msgpack.packb(e) for e in events[at : at + count])))
         at += count
-    frames = auth_update_frames(ENTRY, 1, events, pieces, limit=3)
-    assert [(first, last) for first, last, _ in frames] == [(1, 3), (4, 4), (5, 7), (8, 8), (9, 9)]
-    got = updates(b"".join(f for _, _, f in frames))
+    frames = auth_update_frames(ORIGIN, 1, EventRun(events, pieces), limit=3)
+    assert [(f.first, f.last) for f in frames] == [(1, 3), (4, 4), (5, 7), (8, 8), (9, 9)]
+    got = updates(b"".join(f.frame for f in frames))
     assert [(u.seq, u.event.seq) for u in got] == [(s, s) for s in range(1, 10)]
 
 
 def test_a_batch_cut_for_a_subscriber_resuming_within_it_keeps_the_rest_exactly():
     events = [{**GOOD, "seq": s} for s in range(1, 6)]
-    [(_, _, whole)] = auth_update_frames(ENTRY, 50, events, [(5, b"".join(msgpack.packb(e) for e in events))])
-    assert updates(updates_after(whole, 51)) == updates(whole)[2:]
-    [alone] = updates(updates_after(whole, 53))
-    assert type(FrameDecoder().feed(updates_after(whole, 53))[0]) is m.AuthUpdate  # one left: a plain AuthUpdate
-    assert (alone.seq, alone.event.seq) == (54, 5)
+    [whole] = auth_update_frames(ORIGIN, 50, EventRun(events, [(5, b"".join(msgpack.packb(e) for e in events))]))
+    rest = whole.after(51)
+    assert (rest.first, rest.last) == (52, 54)
+    assert updates(rest.frame) == updates(whole.frame)[2:]
+    last = whole.after(53)
+    [alone] = updates(last.frame)
+    assert type(FrameDecoder().feed(last.frame)[0]) is m.AuthUpdate  # one left: a plain AuthUpdate
+    assert (last.first, last.last, alone.seq, alone.event.seq) == (54, 54, 54, 5)
+    assert whole.after(49) is whole  # nothing to cut
 
 
 @pytest.mark.parametrize(
@@ -226,8 +245,94 @@ def test_a_batch_cut_for_a_subscriber_resuming_within_it_keeps_the_rest_exactly(
 )
 def test_spliced_layouts_with_damage_are_refused_as_the_typed_decoder_refuses_them(body):
     errors = []
-    for decoder in (FrameDecoder(), NodeDecoder()):
+    for decoder in (FrameDecoder(), EventRunDecoder()):
         with pytest.raises(ProtocolError) as info:
             decoder.feed(len(body).to_bytes(4, "big") + body)
         errors.append((type(info.value), str(info.value)))
     assert errors[0] == errors[1]
+
+
+OPTIONAL_TEXT = st.none() | st.text(max_size=8)
+AUTH_EVENTS = st.builds(
+    m.AuthEvent,
+    seq=st.integers(1, 2**40),
+    time=st.floats(0, 2e9, allow_nan=False),
+    kind=st.sampled_from(["ssh_accepted", "ssh_failed_password", "su_opened"]),
+    process=st.text(max_size=8),
+    pid=st.none() | st.integers(0, 2**22),
+    user=OPTIONAL_TEXT,
+    host=OPTIONAL_TEXT,
+    port=st.none() | st.integers(0, 65535),
+    tty=OPTIONAL_TEXT,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.lists(AUTH_EVENTS, min_size=1, max_size=40),
+    cuts=st.lists(st.integers(1, 12), min_size=1, max_size=40),
+    limit=st.integers(1, 15),
+    first=st.integers(1, 2**53),
+)
+def test_spliced_frames_read_as_the_typed_updates_of_the_events_the_node_sent(events, cuts, limit, first):
+    """The node's frames (split at random) through the spliced path against plain typed updates, one per event."""
+    frames, at = [], 0
+    for cut in cuts:
+        if at < len(events):
+            frames.append(encode(m.AuthEvents(events[at : at + cut])))
+            at += cut
+    if at < len(events):
+        frames.append(encode(m.AuthEvents(events[at:])))
+    [run] = EventRunDecoder().feed(b"".join(frames))
+    assert sum(count for count, _ in run.pieces) == len(run.events) == len(events)
+    spliced = auth_update_frames(ORIGIN, first, run, limit)
+    plain = [m.AuthUpdate(first + i, 4, "web-<4>", "192.0.2.44", event) for i, event in enumerate(events)]
+    assert updates(b"".join(f.frame for f in spliced)) == plain
+    assert updates(b"".join(f.frame for f in auth_update_frames(ORIGIN, first, EventRun(run.events), limit))) == plain
+    # The frames cover first.. in order, without a gap, each within the limit (a piece is cut only when over it).
+    assert [f.first for f in spliced] == [first] + [f.last + 1 for f in spliced[:-1]]
+    assert spliced[-1].last == first + len(events) - 1
+    for update in spliced:
+        assert 1 <= update.count <= limit
+        [message] = FrameDecoder().feed(update.frame)
+        if update.count == 1:
+            assert type(message) is m.AuthUpdate and message.seq == update.first
+        else:
+            assert type(message) is m.AuthUpdates and (message.seq, len(message.events)) == (update.first, update.count)
+
+
+@settings(max_examples=100, deadline=None)
+@given(events=st.lists(AUTH_EVENTS, min_size=2, max_size=12), data=st.data())
+def test_a_frame_cut_after_any_of_its_updates_holds_exactly_the_rest(events, data):
+    [whole] = auth_update_frames(ORIGIN, 70, EventRunDecoder().feed(encode(m.AuthEvents(events)))[0])
+    seq = data.draw(st.integers(whole.first - 3, whole.last - 1))
+    rest = whole.after(seq)
+    assert (rest.first, rest.last) == (max(seq + 1, whole.first), whole.last)
+    assert updates(rest.frame) == [u for u in updates(whole.frame) if u.seq > seq]
+
+
+def test_a_frame_has_no_updates_after_its_last():
+    [whole] = auth_update_frames(ORIGIN, 10, EventRun([GOOD, {**GOOD, "seq": 2}]))
+    with pytest.raises(ValueError, match=r"no update of 10\.\.11 is after 11"):
+        whole.after(11)
+
+
+def test_the_splice_writes_every_field_of_the_update_messages():
+    """The spliced maps are written field by field: a field added to these messages must be added there too."""
+    fields = ["seq", "serial", "hostname", "address"]
+    assert [f.name for f in dataclasses.fields(m.AuthUpdate)] == [*fields, "event"]
+    assert [f.name for f in dataclasses.fields(m.AuthUpdates)] == [*fields, "events"]
+
+
+def test_a_node_update_frame_holds_one_node_update():
+    info = m.NodeInfo(3, "db", "192.0.2.3", True, None, [], m.NOT_MONITORED, m.INITIALIZING)
+    update = node_update_frame(41, info, ["connected"])
+    assert (update.first, update.last, update.count) == (41, 41, 1)
+    assert FrameDecoder().feed(update.frame) == [m.NodeUpdate(41, info, ["connected"])]
+
+
+def test_an_update_frame_goes_to_every_subscriber_unchanged():
+    update = UpdateFrame(5, 5, encode(m.Keepalive()))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        update.first = 6
+    assert update.after(4) is update

@@ -1,0 +1,233 @@
+"""The hub's shared state and policy: nodes, subscribers, the update ring, broadcast, command relays.
+
+What every connection shares lives here, and nothing about how connections
+are made: a node's update is stored, held in the ring and queued, as the same
+frame, to every subscriber; a client's command is relayed to nodes under
+hub-chosen request ids; one housekeeping sweep does every link's keepalive
+duty, acknowledges events and forgets nodes past their grace period.
+
+The connections (nodes.py, clients.py) import this module, never the other
+way round: the hub sees them only as the small protocols below.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio
+
+from ..config import HubSettings
+from ..protocol import messages as m
+from ..protocol.batches import MAX_BATCH, EventOrigin, EventRun, UpdateFrame, auth_update_frames, node_update_frame
+from .registry import NodeEntry, NodeRegistry, UpdateRing
+from .store import HubStore
+
+log = logging.getLogger("secmon.hub")
+
+
+class Link(Protocol):
+    """What the hub asks of a connection's link (wire.HubLink is one)."""
+
+    @property
+    def peer(self) -> str:
+        """The peer's address, for messages."""
+        ...
+
+    def send(self, message: m.Message) -> bool:
+        """Queue a message; False when it cannot be (the link is full or closing)."""
+        ...
+
+    def close(self, reason: str, final: m.Message | None = None) -> None:
+        """End the link after what is queued, plus ``final``."""
+        ...
+
+    def tick(self, now: float) -> None:
+        """Keepalive duty, once a housekeeping period."""
+        ...
+
+
+class ConnectedNode(Protocol):
+    """A node's connection as the hub sees it (nodes.NodeConnection is one)."""
+
+    @property
+    def entry(self) -> NodeEntry: ...
+
+    @property
+    def link(self) -> Link: ...
+
+    @property
+    def relays(self) -> set[Relay]:
+        """The commands running on this node."""
+        ...
+
+    def acknowledge(self) -> None:
+        """Tell the node which of its events the hub now holds."""
+        ...
+
+    def fail_relays(self, why: str) -> None:
+        """End every command running on this node with an error."""
+        ...
+
+
+class ConnectedClient(Protocol):
+    """A client's connection as the hub sees it (clients.ClientConnection is one)."""
+
+    @property
+    def link(self) -> Link: ...
+
+    @property
+    def relays(self) -> set[Relay]:
+        """The commands this client is waiting for."""
+        ...
+
+    def deliver(self, frames: list[UpdateFrame]) -> None:
+        """Queue broadcast frames to a subscriber."""
+        ...
+
+
+@dataclass(slots=True, eq=False)
+class Relay:
+    """One command on one node, on behalf of one client request."""
+
+    hub_id: int
+    client: ConnectedClient
+    request_id: int
+    node: ConnectedNode
+    answered: bool = False
+
+    @property
+    def serial(self) -> int:
+        return self.node.entry.serial
+
+
+@dataclass(eq=False)
+class Hub:
+    """Everything the hub's connections share, and the rules for changing it."""
+
+    settings: HubSettings
+    token: str | None = None
+    registry: NodeRegistry = field(init=False)
+    ring: UpdateRing = field(init=False)
+    # Updates per frame at most: half a subscriber's queue, so a frame always fits one that keeps up.
+    batch_limit: int = field(init=False)
+    nodes: dict[int, ConnectedNode] = field(default_factory=dict)
+    links: Collection[Link] = field(default_factory=set)  # every open connection, for the keepalive sweep
+    subscribers: set[ConnectedClient] = field(default_factory=set)
+    relays: dict[int, Relay] = field(default_factory=dict)
+    node_arrived: anyio.Event = field(default_factory=anyio.Event)
+    _next_hub_id: int = 1
+
+    socket_gid: int | None = None  # SECMON_SOCKET_GROUP: its members may connect as clients
+
+    store: HubStore | None = None
+
+    def __post_init__(self) -> None:
+        self.registry = NodeRegistry(self.settings.hostname_unique, self.settings.disconnect_grace)
+        self.batch_limit = max(1, min(MAX_BATCH, self.settings.subscriber_queue // 2))
+        fresh = int(time.time() * 1_000_000)
+        if self.store is None:
+            self.ring = UpdateRing(self.settings.ring_size, start=fresh)
+            return
+        first, frames = self.store.load_ring()
+        start = frames[-1].last + 1 if frames else fresh  # a stored lineage goes on without a gap
+        self.ring = UpdateRing(self.settings.ring_size, start=start, first=first or start)
+        self.ring.load(frames)
+        self.store.remember_first(self.ring.first)
+
+    # --- broadcast ---------------------------------------------------------
+
+    def publish(self, frames: list[UpdateFrame], node: NodeEntry | None = None) -> None:
+        """Store update frames (before anyone sees them), hold them in the ring, queue them to every subscriber.
+
+        The same bytes go to every subscriber. With ``node``, the node's dedup mark is stored
+        with the frames.
+        """
+        if self.store is not None:
+            self.store.save(frames, node.node_id if node else None, node.last_event_seq if node else 0)
+        self.ring.extend(frames)
+        for subscriber in list(self.subscribers):
+            subscriber.deliver(frames)
+
+    def publish_node(self, entry: NodeEntry, changed: list[str]) -> None:
+        """Broadcast a node's state after a change; ``changed`` names what changed."""
+        self.publish([node_update_frame(self.ring.next_seq(), entry.info(), changed)])
+
+    def publish_events(self, entry: NodeEntry, run: EventRun) -> None:
+        """Broadcast a node's new auth events, numbered on from the ring's sequence.
+
+        The node's dedup mark is stored with them.
+        """
+        first = self.ring.reserve(len(run.events)).start
+        origin = EventOrigin(entry.serial, entry.hostname, entry.address)
+        self.publish(auth_update_frames(origin, first, run, self.batch_limit), entry)
+
+    # --- node lifecycle ----------------------------------------------------
+
+    def node_connected(self, conn: ConnectedNode) -> None:
+        """A node's connection is up: it replaces an older one of the same entry, and subscribers hear."""
+        old = self.nodes.get(conn.entry.serial)
+        if old is not None and old is not conn:
+            takeover = conn.entry.takeover
+            why = takeover.told_to_replaced() if takeover else "a newer connection from this same node took its place"
+            by = f"another node with its hostname, from {conn.link.peer}" if takeover else "its own newer connection"
+            old.link.close(f"replaced by {by}", m.Error(m.REPLACED, why))
+            old.fail_relays("node reconnected")
+        self.nodes[conn.entry.serial] = conn
+        self.publish_node(conn.entry, ["connected"])
+        self.node_arrived.set()
+        self.node_arrived = anyio.Event()
+
+    def node_disconnected(self, conn: ConnectedNode) -> None:
+        """A node's connection ended: its commands fail; the node stays known for its grace period."""
+        conn.fail_relays("node disconnected")
+        if self.nodes.get(conn.entry.serial) is conn:
+            del self.nodes[conn.entry.serial]
+            entry = self.registry.disconnect(conn.entry.serial, anyio.current_time(), time.time())
+            if entry is not None:
+                self.publish_node(entry, ["connected"])
+
+    async def housekeeping(self) -> None:
+        """Once a period: keepalives for every link, acks for events taken since the last one,
+        and nodes past their grace forgotten. One sweep instead of a timer per connection."""
+        settings = self.settings
+        period = max(0.01, min(1.0, settings.disconnect_grace / 4, settings.link.keepalive / 4))
+        while True:
+            await anyio.sleep(period)
+            now = time.monotonic()
+            for link in list(self.links):
+                link.tick(now)
+            for conn in list(self.nodes.values()):
+                conn.acknowledge()
+            for entry in self.registry.expire(anyio.current_time()):
+                log.info("forgot node %d (%s) after the grace period", entry.serial, entry.hostname)
+                self.publish_node(entry, ["forgotten"])
+
+    # --- command relay -----------------------------------------------------
+
+    def start_relay(self, client: ConnectedClient, request: m.Execute, node: ConnectedNode) -> Relay:
+        """Run a client's command on one node, under a request id of the hub's own."""
+        relay = Relay(self._next_hub_id, client, request.request_id, node)
+        self._next_hub_id += 1
+        self.relays[relay.hub_id] = relay
+        node.relays.add(relay)
+        client.relays.add(relay)
+        node.link.send(m.RunCommand(request_id=relay.hub_id, label=request.label, stream=request.stream))
+        return relay
+
+    def finish_relay(self, relay: Relay, result: m.CommandResult) -> None:
+        """Hand a command's result to the client that asked, once."""
+        if self.relays.pop(relay.hub_id, None) is None:
+            return
+        relay.node.relays.discard(relay)
+        relay.client.relays.discard(relay)
+        relay.client.link.send(result)
+
+    def cancel_relay(self, relay: Relay, status: str, message: str) -> None:
+        """Give up on a relay: the node kills the command, the client gets the result now."""
+        relay.node.link.send(m.CancelCommand(relay.hub_id))
+        result = m.CommandResult(relay.request_id, status, message=message, serial=relay.serial)
+        self.finish_relay(relay, result)
