@@ -63,17 +63,27 @@ async def run(events: int, runs: int, frames_only: bool, batch: int = 1) -> list
     from secmon.hub.hub import Hub
     from secmon.hub.nodes import NodeConnection
     from secmon.hub.wire import HubLink
+    from secmon.protocol import Connection, Role, encode
+    from secmon.protocol import messages as m
     from secmon.protocol.batches import EventRunDecoder
+
+    def welcomed(peer: Role, max_queue: int) -> HubLink:
+        """A hub-side link past its handshake, as a real one is when it starts relaying."""
+        decoder = EventRunDecoder() if peer is Role.NODE else None
+        connection = Connection(Role.HUB, peer, keepalive=10, handshake_timeout=10, now=0, decoder=decoder)
+        connection.receive_data(encode(m.Hello(m.PROTOCOL_VERSION, peer.value, "bench-node")))
+        connection.send(m.Welcome(m.PROTOCOL_VERSION))
+        return HubLink(lambda link: None, set(), connection, max_queue=max_queue)
 
     reads = node_reads(events, batch)
     settings = HubSettings.from_env({"SECMON_SOCKET": "/nonexistent/hub.sock"})
     timings = []
     for _ in range(runs):
         hub = Hub(settings)
-        subscriber = HubLink(lambda link: None, set(), keepalive=10, max_queue=10**9)
+        subscriber = welcomed(Role.CLIENT, 10**9)
         subscriber.connection_made(CountingTransport())
         hub.subscribers.add(ClientConnection(hub, subscriber, None, "bench"))
-        node = HubLink(lambda link: None, set(), keepalive=10, max_queue=1000, decoder=EventRunDecoder)
+        node = welcomed(Role.NODE, 1000)
         node.connection_made(CountingTransport())
         entry = hub.registry.connect("bench-node", "127.0.0.1", "id", ["auth"], 0)
         serving = asyncio.create_task(node.run(NodeConnection(hub, node, entry).on_messages))

@@ -160,7 +160,7 @@ def test_an_error_instead_of_a_welcome_is_a_refusal_and_ends_their_side():
 
 
 def test_the_welcome_sets_the_initiators_keepalive():
-    hub, node = open_pair(Role.NODE)
+    _, node = open_pair(Role.NODE)
     assert node.keepalive == KEEPALIVE
 
 
@@ -220,7 +220,10 @@ def test_update_frames_pass_only_from_an_open_hub_to_a_client():
 # --- time ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("ours", "theirs", "opening"), [(Role.HUB, Role.NODE, "hello"), (Role.NODE, Role.HUB, "welcome")])
+OPENINGS = [(Role.HUB, Role.NODE, "hello"), (Role.NODE, Role.HUB, "welcome")]
+
+
+@pytest.mark.parametrize(("ours", "theirs", "opening"), OPENINGS)
 def test_the_opening_has_a_deadline(ours, theirs, opening):
     conn = Connection(ours, theirs, keepalive=KEEPALIVE, handshake_timeout=HANDSHAKE, now=100)
     if ours is not Role.HUB:
@@ -239,7 +242,7 @@ def test_a_hub_that_has_yet_to_answer_a_hello_is_not_timed_out_by_the_peer():
 
 
 def test_a_quiet_link_gets_a_keepalive_once_per_interval():
-    hub, node = open_pair(Role.NODE, now=0)
+    _hub, node = open_pair(Role.NODE, now=0)
     assert node.tick(0) == b""  # stamps the hello as spoken at 0: times are those of the ticks
     assert node.tick(0.5) == b""
     assert node.tick(KEEPALIVE) == KEEPALIVE_FRAME
@@ -251,7 +254,7 @@ def test_a_quiet_link_gets_a_keepalive_once_per_interval():
 
 
 def test_a_silent_peer_is_gone_after_three_intervals_and_any_bytes_keep_it():
-    hub, node = open_pair(Role.NODE, now=0)
+    hub, _node = open_pair(Role.NODE, now=0)
     hub.tick(0)
     limit = MISSED_KEEPALIVES * KEEPALIVE
     hub.tick(limit)  # exactly three intervals: not yet
@@ -263,7 +266,7 @@ def test_a_silent_peer_is_gone_after_three_intervals_and_any_bytes_keep_it():
 
 
 def test_a_closed_link_gets_one_interval_to_drain():
-    hub, node = open_pair(Role.NODE, now=0)
+    hub, _node = open_pair(Role.NODE, now=0)
     hub.close()
     assert hub.tick(10) == b""
     assert hub.tick(10 + KEEPALIVE) == b""
@@ -272,7 +275,7 @@ def test_a_closed_link_gets_one_interval_to_drain():
 
 
 def test_next_tick_is_within_half_an_interval_once_open():
-    hub, node = open_pair(Role.NODE, now=0)
+    hub, _node = open_pair(Role.NODE, now=0)
     assert hub.next_tick(7) == 7 + KEEPALIVE / 2
 
 

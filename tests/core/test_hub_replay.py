@@ -16,7 +16,7 @@ from secmon.hub.clients import ClientConnection
 from secmon.hub.hub import Hub
 from secmon.hub.registry import NodeEntry
 from secmon.hub.wire import HubLink
-from secmon.protocol import FrameDecoder, encode
+from secmon.protocol import Connection, FrameDecoder, Role, encode
 from secmon.protocol import messages as m
 from secmon.protocol.batches import EventRun, UpdateFrame
 
@@ -63,7 +63,10 @@ def publish(hub: Hub, count: int) -> None:
 
 def subscriber_link(max_queue: int) -> tuple[HubLink, RecordingTransport]:
     transport = RecordingTransport()
-    link = HubLink(lambda link: None, set(), keepalive=10, max_queue=max_queue)
+    connection = Connection(Role.HUB, Role.CLIENT, keepalive=10, handshake_timeout=10, now=0)
+    connection.receive_data(encode(m.Hello(m.PROTOCOL_VERSION, m.ROLE_CLIENT)))
+    connection.send(m.Welcome(m.PROTOCOL_VERSION))  # a subscriber's link is past its handshake
+    link = HubLink(lambda link: None, set(), connection, max_queue=max_queue)
     link.connection_made(transport)
     return link, transport
 

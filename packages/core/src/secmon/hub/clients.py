@@ -86,7 +86,7 @@ class ClientConnection:
         """Queue broadcast frames; a subscriber that fell too far behind is dropped."""
         link = self.link
         for update in frames:
-            if not link.send_frame(update.frame, update.count):
+            if not link.send_update(update):
                 break
             self.last_seq = update.last
         else:
@@ -166,7 +166,7 @@ class ClientConnection:
             for update in batch:
                 if link.queued + update.count > link.max_queue:
                     await link.wait_for_room()  # below half the bound: room for a frame (see Hub.batch_limit)
-                if not link.send_frame(update.frame, update.count):
+                if not link.send_update(update):
                     return  # the link is closing
             seq = batch[-1].last
         self.last_seq = seq
@@ -215,7 +215,7 @@ class ClientConnection:
             self.hub.cancel_relay(relay, m.CANCELLED, "client went away")
 
 
-async def _refuse_before_hello(link: HubLink, text: str, timeout: float) -> None:
+async def _refuse_before_hello(link: HubLink, text: str) -> None:
     """Say why at once, but close only after the client's hello (or the deadline).
 
     A client writes its hello as soon as it connects; closing before that write
@@ -223,7 +223,7 @@ async def _refuse_before_hello(link: HubLink, text: str, timeout: float) -> None
     """
     link.send(m.Error("refused", text))
     with contextlib.suppress(HandshakeFailed):
-        await link.handshake(timeout)
+        await link.handshake()
     link.close(text)
     await link.finish()
 
@@ -236,18 +236,13 @@ async def serve_client(hub: Hub, link: HubLink) -> None:
         if not may_connect(uid, gid, hub.socket_gid):
             text = f"uid {uid} may not use this hub (only {who_may_connect(hub.socket_gid)} may connect)"
             log.warning("client refused: %s", text)
-            await _refuse_before_hello(link, text, hub.settings.link.handshake_timeout)
+            await _refuse_before_hello(link, text)
             return
         try:
-            hello = await link.handshake(hub.settings.link.handshake_timeout)
+            await link.handshake()  # a hello: the connection has checked its version and role
         except HandshakeFailed as exc:
             log.warning("client %s: %s", name, exc)
             await link.finish()
-            return
-        if type(hello) is not m.Hello or hello.version != m.PROTOCOL_VERSION or hello.role != m.ROLE_CLIENT:
-            text = f"expected a client hello of protocol version {m.PROTOCOL_VERSION}"
-            log.warning("client %s refused: %s", name, text)
-            await link.refuse("refused", text)
             return
         link.send(m.Welcome(m.PROTOCOL_VERSION, keepalive=link.keepalive))
         async with anyio.create_task_group() as tg:

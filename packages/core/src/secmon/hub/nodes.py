@@ -30,7 +30,6 @@ NODE_QUEUE = 1_000
 # Acks go out every this many events, and otherwise once a second: an ack per event would cost
 # a frame and a wake-up per event, and the node's journal holds a second's worth easily.
 ACK_EVERY = 1_000
-MAX_HOSTNAME = 255
 
 
 @dataclass(eq=False)
@@ -83,10 +82,6 @@ class NodeConnection:
                         relay.serial,
                     )
                     hub.finish_relay(relay, result)
-            elif kind is not m.Keepalive:
-                text = f"a node may not send {kind.TAG!r}"
-                self.link.close(f"protocol error: {text}", m.Error("unexpected", text))
-                break
         if fresh:
             hub.publish_events(entry, EventRun(fresh, pieces))
         if events_seen:
@@ -110,16 +105,8 @@ class NodeConnection:
             self.hub.finish_relay(relay, result)
 
 
-def check_node_hello(hub: Hub, hello: m.Message) -> str | None:
-    """Why this first message cannot open a node link, or None if it can."""
-    if type(hello) is not m.Hello:
-        return f"expected hello, got {type(hello).TAG!r}"
-    if hello.version != m.PROTOCOL_VERSION:
-        return f"protocol version {hello.version} is not supported (hub speaks {m.PROTOCOL_VERSION})"
-    if hello.role != m.ROLE_NODE:
-        return f"this port is for nodes, not {hello.role!r}"
-    if not hello.hostname or len(hello.hostname) > MAX_HOSTNAME:
-        return "hello must carry a hostname of at most 255 characters"
+def check_node_hello(hub: Hub, hello: m.Hello) -> str | None:
+    """Why the hub will not serve the node of this hello (the connection has checked its form), or None."""
     if hub.token is not None and not hmac.compare_digest(hello.token.encode(), hub.token.encode()):
         return "wrong or missing token"
     if len(hub.nodes) >= hub.settings.max_nodes:
@@ -157,7 +144,7 @@ async def serve_node(hub: Hub, link: HubLink) -> None:
     address = link.peer
     try:
         try:
-            hello = await link.handshake(hub.settings.link.handshake_timeout)
+            hello = await link.handshake()
         except HandshakeFailed as exc:
             log.warning("node %s: %s", address, exc)
             await link.finish()

@@ -18,7 +18,7 @@ more than everything else the hub does per event.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import msgpack
 
@@ -49,6 +49,8 @@ class EventRun:
     node's own bytes, so an integer time stays an integer there; AuthEvent
     reads it as the same float. Those bytes are what a splice copies.
     """
+
+    TAG: ClassVar[str] = m.AuthEvents.TAG  # it is an AuthEvents, as far as who may send it goes
 
     events: list[dict[str, Any]]
     pieces: list[tuple[int, bytes]] | None = None

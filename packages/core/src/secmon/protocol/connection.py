@@ -216,7 +216,8 @@ class Connection:
         self._check_hello(message)
         self.their_state = State.WAITING
         self._may_receive = frozenset({m.Error.TAG})
-        self._may_send = self._opening_tags(self._ours)
+        if self.our_state is State.START:  # not if we refused before the hello came
+            self._may_send = self._opening_tags(self._ours)
 
     def _check_hello(self, hello: m.Hello) -> None:
         role = self.their_role.value

@@ -7,9 +7,10 @@ ProtocolError
 │   ├── InvalidMessage       a body decoded but is not a valid message
 │   ├── UnexpectedMessage    a valid message the peer may not send, or not now
 │   ├── HelloRefused         a hello of another version or role, or without what its role needs
-│   ├── HandshakeTimeout     the peer's opening did not arrive in time
-│   ├── PeerSilent           nothing from the peer for three keepalive intervals
-│   └── PeerNotReading       after we closed, the peer did not take our last frames in time
+│   └── LinkTimeout          a deadline passed (raised from ``tick``)
+│       ├── HandshakeTimeout the peer's opening did not arrive in time
+│       ├── PeerSilent       nothing from the peer for three keepalive intervals
+│       └── PeerNotReading   after we closed, the peer did not take our last frames in time
 └── LocalProtocolError       we tried to send something invalid, or not now (a bug)
 
 A remote error's ``code`` is what the peer is told in an Error message before the
@@ -29,6 +30,11 @@ class RemoteProtocolError(ProtocolError):
     """Raised while receiving, or from a deadline: the peer broke the protocol."""
 
     tell_peer = True  # the link ends with an Error carrying ``code`` and the text
+
+    @property
+    def reason(self) -> str:
+        """Why the link ended, as the log says it."""
+        return f"protocol error: {self}"
 
 
 class FrameTooLarge(RemoteProtocolError):
@@ -60,24 +66,34 @@ class HelloRefused(RemoteProtocolError):
 
     code = "refused"
 
+    @property
+    def reason(self) -> str:
+        return f"refused: {self}"
 
-class HandshakeTimeout(RemoteProtocolError):
+
+class LinkTimeout(RemoteProtocolError):
+    """Base of the deadlines ``tick`` enforces; the reason is the text alone."""
+
+    code = "timeout"
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+
+class HandshakeTimeout(LinkTimeout):
     """Raised from ``tick`` when the peer's opening message has not arrived by the deadline."""
 
-    code = "timeout"
 
-
-class PeerSilent(RemoteProtocolError):
+class PeerSilent(LinkTimeout):
     """Raised from ``tick`` when nothing has come from the peer for three keepalive intervals."""
 
-    code = "timeout"
     tell_peer = False
 
 
-class PeerNotReading(RemoteProtocolError):
-    """Raised from ``tick`` when a link we closed is still open a keepalive interval later: the peer does not read."""
+class PeerNotReading(LinkTimeout):
+    """Raised from ``tick`` when a link we closed is still open a keepalive interval later."""
 
-    code = "timeout"
     tell_peer = False
 
 
