@@ -134,19 +134,27 @@ def test_a_hello_of_another_version_or_role_is_refused(peer, message, reason):
     assert hub.our_state is State.CLOSED
 
 
-def test_a_peer_that_speaks_before_the_welcome_is_refused():
+def test_requests_may_follow_the_hello_at_once_and_are_judged_by_the_open_table():
     hub = Connection(Role.HUB, Role.CLIENT, keepalive=KEEPALIVE, handshake_timeout=HANDSHAKE, now=0)
-    with pytest.raises(UnexpectedMessage, match="before our answer to its hello"):
-        hub.receive_data(encode(hello(Role.CLIENT)) + encode(m.ListNodes(1)))
+    client = Connection(Role.CLIENT, Role.HUB, keepalive=KEEPALIVE, handshake_timeout=HANDSHAKE, now=0)
+    data = client.send(hello(Role.CLIENT)) + client.send(m.ListNodes(1))  # pipelined behind the hello
+    assert hub.receive_data(data) == [hello(Role.CLIENT), m.ListNodes(1)]
+    with pytest.raises(LocalProtocolError, match="before the handshake"):
+        hub.send(m.NodeList(1, []))  # the hub answers requests only after its welcome
+    hub.send(m.Welcome(m.PROTOCOL_VERSION))
+    hub.send(m.NodeList(1, []))
+    with pytest.raises(UnexpectedMessage, match="a client may not send 'run'"):
+        hub.receive_data(encode(m.RunCommand(1, "x", True)))
 
 
-def test_a_node_may_not_speak_before_the_welcome_arrives():
+def test_an_initiator_speaks_only_after_its_hello():
     node = Connection(Role.NODE, Role.HUB, keepalive=KEEPALIVE, handshake_timeout=HANDSHAKE, now=0)
-    with pytest.raises(LocalProtocolError):
-        node.send(m.StateUpdate())
-    node.send(hello(Role.NODE))
     with pytest.raises(LocalProtocolError, match="before the handshake"):
         node.send(m.StateUpdate())
+    node.send(hello(Role.NODE))
+    node.send(m.StateUpdate())
+    with pytest.raises(LocalProtocolError, match="may not send"):
+        node.send(hello(Role.NODE))
 
 
 def test_an_error_instead_of_a_welcome_is_a_refusal_and_ends_their_side():

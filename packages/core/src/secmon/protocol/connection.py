@@ -12,15 +12,16 @@ calls.
 Every link has an initiator (a node or a client) and the hub that accepts it.
 Each side's sending goes through these states:
 
-    initiator   START ──Hello──▶ WAITING ──(Welcome arrives)──▶ OPEN
-    hub         START ──(Hello arrives)──▶ may answer ──Welcome──▶ OPEN
+    initiator   START ──Hello──▶ OPEN
+    hub         START ──(a valid Hello arrives)──▶ may answer ──Welcome──▶ OPEN
     either      any state ──Error without a request id──▶ CLOSED
 
-Nobody speaks past its opening until the other's opening has arrived (no
-pipelining), so the hub judges a hello before anything else from that peer.
-An Error is allowed at any time: as the hub's answer to a hello it is a
-refusal, with a request id it ends one request, without one it ends the link.
-Keepalives are consumed here; the caller never sees one.
+An initiator may send requests right behind its hello (pipelining); they reach
+the hub's caller only after the caller has judged the hello and welcomed the
+peer. Until the welcome, the hub sends nothing but an Error. An Error is
+allowed at any time: as the hub's answer to a hello it is a refusal, with a
+request id it ends one request, without one it ends the link. Keepalives are
+consumed here; the caller never sees one.
 """
 
 from __future__ import annotations
@@ -99,7 +100,6 @@ class State(enum.Enum):
     """Where one side's sending stands."""
 
     START = "start"  # its opening is next
-    WAITING = "waiting"  # it has sent its opening and waits for the other's
     OPEN = "open"
     CLOSED = "closed"  # it ended the link (an Error without a request id, or we closed)
 
@@ -202,20 +202,17 @@ class Connection:
         if self.their_state is State.START:
             opening = " or ".join(sorted(_allowed(self._theirs.opening)))
             return f"expected {opening}, got {tag!r}"
-        if self.their_state is State.WAITING:
-            return f"the {them} sent {tag!r} before our answer to its hello"
         return f"a {them} may not send {tag!r}"
 
     def _their_opening(self, message: m.Message) -> None:
         if self._initiator:  # the hub's welcome: both sides may speak, at the hub's keepalive
             self.keepalive = max(message.keepalive, MIN_KEEPALIVE)
-            self.their_state = self.our_state = State.OPEN
+            self.their_state = State.OPEN
             self._their_open()
-            self._may_send = self._open_tags(self._ours)
             return
         self._check_hello(message)
-        self.their_state = State.WAITING
-        self._may_receive = frozenset({m.Error.TAG})
+        self.their_state = State.OPEN
+        self._their_open()
         if self.our_state is State.START:  # not if we refused before the hello came
             self._may_send = self._opening_tags(self._ours)
 
@@ -271,14 +268,9 @@ class Connection:
             if message.request_id is None:
                 self.close()
             return
-        if self._initiator:  # our hello: now we wait for the welcome
-            self.our_state = State.WAITING
-            self._may_send = frozenset({m.Error.TAG})
-            return
-        # our welcome to a hello we judged: both sides may speak
-        self.our_state = self.their_state = State.OPEN
+        # our hello, or our welcome to a hello we judged
+        self.our_state = State.OPEN
         self._may_send = self._open_tags(self._ours)
-        self._their_open()
 
     def close(self) -> None:
         """We end the link: nothing more may be sent, and the peer has one interval to read what was."""
