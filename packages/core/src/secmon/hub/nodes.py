@@ -18,7 +18,7 @@ import anyio
 
 from ..link import HandshakeFailed
 from ..protocol import messages as m
-from ..protocol.batches import EventRun
+from ..protocol.batches import EventOrigin, EventRun
 from .hub import Hub, Relay
 from .registry import FLAP_WINDOW, NodeEntry, Takeover
 from .wire import HubLink
@@ -39,10 +39,24 @@ class NodeConnection:
     entry: NodeEntry
     relays: set[Relay] = field(default_factory=set)
     unacknowledged: int = 0  # events taken since the last Ack
+    origin: EventOrigin = field(init=False)  # what subscribers are told about where the events come from
+
+    def __post_init__(self) -> None:
+        entry = self.entry  # its serial, hostname and address stay as they are while this connection holds it
+        self.origin = EventOrigin(entry.serial, entry.hostname, entry.address)
 
     def on_messages(self, batch: list[m.Message]) -> None:
         hub = self.hub
         entry = self.entry
+        if len(batch) == 1:  # one read, one message: the usual case at a steady rate
+            run = batch[0]
+            if type(run) is EventRun and len(run.events) == 1 and run.events[0]["seq"] > entry.last_event_seq:
+                entry.last_event_seq = run.events[0]["seq"]
+                hub.publish_events(entry, run, self.origin)
+                self.unacknowledged += 1
+                if self.unacknowledged >= ACK_EVERY:
+                    self.acknowledge()
+                return
         fresh: list[dict[str, Any]] = []  # this read's new events
         pieces: list[tuple[int, bytes]] | None = []  # their bytes (see EventRun), while all are known
         events_seen = False
@@ -83,7 +97,7 @@ class NodeConnection:
                     )
                     hub.finish_relay(relay, result)
         if fresh:
-            hub.publish_events(entry, EventRun(fresh, pieces))
+            hub.publish_events(entry, EventRun(fresh, pieces), self.origin)
         if events_seen:
             self.unacknowledged += len(fresh) or 1
             if self.unacknowledged >= ACK_EVERY:

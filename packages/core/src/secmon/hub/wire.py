@@ -55,6 +55,7 @@ class HubLink(asyncio.Protocol):
         "_closing",
         "_flush_scheduled",
         "_links",
+        "_loop",
         "_on_messages",
         "_on_open",
         "_out",
@@ -97,7 +98,8 @@ class HubLink(asyncio.Protocol):
         self._flush_scheduled = False
         self._paused = False
         self._closing = False
-        self._closed = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._closed = self._loop.create_future()
         self._on_messages: MessageHandler | None = None
         self._pending: list[m.Message] = []
         self._waiter: asyncio.Future[None] | None = None  # handshake() or wait_for_room()
@@ -142,11 +144,16 @@ class HubLink(asyncio.Protocol):
             return
         if not batch:
             return
-        if self._on_messages is None:
+        on_messages = self._on_messages
+        if on_messages is None:
             self._pending += batch
             self._wake()
             return
-        self._dispatch(batch)
+        try:
+            on_messages(batch)
+        except Exception as exc:  # a bug in one connection must not take the hub down
+            log.error("%s: internal error: %r", self.peer, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            self._stop("internal error")
 
     def _dispatch(self, batch: list[m.Message]) -> None:
         try:
@@ -239,13 +246,14 @@ class HubLink(asyncio.Protocol):
         self._out.append((frame, weight))
         self.queued += weight
         if not self._paused:
-            self._flush()
+            self._schedule_flush()
         return True
 
     def _schedule_flush(self) -> None:
+        """Write at the end of this turn of the loop: what the reads of one wake-up bring goes out in one write."""
         if not self._flush_scheduled and self.transport is not None:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         """Write what is queued, in joined chunks, until the transport asks us to pause."""
