@@ -218,7 +218,9 @@ class Hub:
         self.relays[relay.hub_id] = relay
         node.relays.add(relay)
         client.relays.add(relay)
-        node.link.send(m.RunCommand(request_id=relay.hub_id, label=request.label, stream=request.stream))
+        if not node.link.send(m.RunCommand(request_id=relay.hub_id, label=request.label, stream=request.stream)):
+            text = "the node's link is closing or its queue is full"
+            self.finish_relay(relay, m.CommandResult(request.request_id, m.ERROR, message=text, serial=relay.serial))
         return relay
 
     def finish_relay(self, relay: Relay, result: m.CommandResult) -> None:
