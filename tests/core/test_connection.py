@@ -17,6 +17,7 @@ from secmon.protocol.connection import (
 from secmon.protocol.errors import (
     HandshakeTimeout,
     HelloRefused,
+    InvalidMessage,
     LocalProtocolError,
     PeerNotReading,
     PeerSilent,
@@ -172,13 +173,6 @@ def test_the_welcome_sets_the_initiators_keepalive():
     assert node.keepalive == KEEPALIVE
 
 
-def test_a_welcome_cannot_make_the_peer_spin():
-    node = Connection(Role.NODE, Role.HUB, keepalive=10, handshake_timeout=HANDSHAKE, now=0)
-    node.send(hello(Role.NODE))
-    node.receive_data(encode(m.Welcome(m.PROTOCOL_VERSION, 1, keepalive=0.0)))
-    assert node.keepalive > 0
-
-
 def test_a_second_welcome_or_hello_is_unexpected():
     hub, node = open_pair(Role.NODE)
     with pytest.raises(UnexpectedMessage):
@@ -187,14 +181,32 @@ def test_a_second_welcome_or_hello_is_unexpected():
         hub.receive_data(encode(hello(Role.NODE)))
 
 
-def test_an_error_without_request_id_ends_the_senders_side():
+def test_an_error_without_request_id_ends_the_link_both_ways():
     hub, client = open_pair(Role.CLIENT)
     error = m.Error("slow_consumer", "too slow")
     assert client.receive_data(hub.send(error)) == [error]
-    assert hub.our_state is State.CLOSED and client.their_state is State.CLOSED
+    assert hub.closed and client.closed and client.their_state is State.CLOSED
     assert client.peer_error == error
     with pytest.raises(LocalProtocolError, match="ended the link"):
         hub.send(m.Subscribed(1, 1))
+    with pytest.raises(LocalProtocolError, match="ended the link"):
+        client.send(m.ListNodes(2))
+
+
+def test_a_peer_that_ended_the_link_but_keeps_it_open_is_given_up_after_an_interval():
+    hub, node = open_pair(Role.NODE, now=0)
+    hub.receive_data(node.send(m.Error("bye", "going away")))
+    assert hub.tick(1) == b""  # no keepalive to a peer that has gone
+    with pytest.raises(PeerNotReading):
+        hub.tick(1 + KEEPALIVE + 0.01)
+
+
+@pytest.mark.parametrize("keepalive", [float("nan"), float("inf"), 0.0, -1.0, 1e9])
+def test_a_welcome_with_a_keepalive_out_of_bounds_is_invalid(keepalive):
+    node = Connection(Role.NODE, Role.HUB, keepalive=10, handshake_timeout=HANDSHAKE, now=0)
+    node.send(hello(Role.NODE))
+    with pytest.raises(InvalidMessage, match=r"welcome\.keepalive"):
+        node.receive_data(encode(m.Welcome(m.PROTOCOL_VERSION, 1, keepalive=keepalive)))
 
 
 def test_an_error_with_a_request_id_ends_only_that_request():

@@ -157,3 +157,14 @@ async def test_a_batch_counts_each_of_its_updates_against_a_subscribers_queue():
     *updates, error = FrameDecoder().feed(bytes(transport.data))
     assert [u.event.seq for u in one_per_event(updates)] == [1, 2, 3, 4]
     assert error.code == "slow_consumer" and "more than 5 updates queued" in error.message
+
+
+async def test_a_subscriber_that_keeps_up_is_not_dropped_by_a_burst_within_one_turn_of_the_loop():
+    """Writes wait for the loop's turn to go out together, but never until the queue's bound."""
+    link, transport = subscriber_link(max_queue=8)
+    event = m.AuthEvent(1, 1.0, "ssh_accepted", "sshd")
+    frames = [UpdateFrame(seq, seq, encode(m.AuthUpdate(seq, 1, "web", "192.0.2.1", event))) for seq in range(1, 41)]
+    accepted = [link.send_update(frame) for frame in frames]  # 40 updates, no turn of the loop between
+    assert all(accepted)
+    await asyncio.sleep(0)  # the turn: what waited goes out
+    assert link.queued == 0 and len(transport.data) == sum(len(f.frame) for f in frames)

@@ -56,7 +56,7 @@ class Link:
 
     def send(self, message: m.Message) -> bool:
         """Queue a message; False when the queue is full or the link is closing (it is not sent)."""
-        if self._closing or len(self._queue) >= self.max_queue:
+        if self._closing or self.connection.closed or len(self._queue) >= self.max_queue:
             return False
         self._enqueue(self.connection.send(message))
         return True
@@ -70,7 +70,7 @@ class Link:
         """End the link after flushing what is queued, plus ``final`` if given."""
         if self._closing:
             return
-        if final is not None:
+        if final is not None and not self.connection.closed:
             self._enqueue(self.connection.send(final))  # one frame past the bound, so a slow peer learns why
         self.connection.close()
         self._closing = True
@@ -174,6 +174,10 @@ class Link:
                 return
             if batch:
                 on_messages(batch)
+            if self.connection.closed:  # the peer ended the link: what we queued still goes out
+                error = self.connection.peer_error
+                self.close(f"closed by the peer: {error.message}" if error else "closed")
+                return
 
     async def _write_loop(self) -> None:
         queue = self._queue

@@ -254,3 +254,4 @@ async def serve_client(hub: Hub, link: HubLink) -> None:
             log.info("client %s: %s", name, reason)
     except Exception as exc:  # a bug in one connection must not take the hub down
         log.error("client %s: internal error: %r", name, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        link.abort("internal error")  # whatever state it was left in, it ends

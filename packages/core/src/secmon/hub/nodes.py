@@ -186,3 +186,4 @@ async def serve_node(hub: Hub, link: HubLink) -> None:
         log.info("node %d (%s) disconnected: %s", entry.serial, entry.hostname, reason)
     except Exception as exc:  # a bug in one connection must not take the hub down
         log.error("node %s: internal error: %r", address, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        link.abort("internal error")  # whatever state it was left in, it ends

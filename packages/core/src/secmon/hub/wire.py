@@ -69,6 +69,7 @@ class HubLink(asyncio.Protocol):
         "_tls_ready",
         "_tls_started",
         "_waiter",
+        "_write_now",
         "close_reason",
         "connection",
         "max_queue",
@@ -90,6 +91,7 @@ class HubLink(asyncio.Protocol):
         self._links = links
         self.connection = connection
         self.max_queue = max_queue
+        self._write_now = max(1, max_queue // 4)  # queued weight that is written at once, not at the loop's turn
         self.close_reason: str | None = None
         self.peer = "?"
         self.transport: asyncio.Transport | None = None
@@ -154,6 +156,9 @@ class HubLink(asyncio.Protocol):
         except Exception as exc:  # a bug in one connection must not take the hub down
             log.error("%s: internal error: %r", self.peer, exc, exc_info=log.isEnabledFor(logging.DEBUG))
             self._stop("internal error")
+        if self.connection.closed and not self._closing:  # the peer ended the link
+            error = self.connection.peer_error
+            self.close(f"closed by the peer: {error.message}" if error else "closed")
 
     def _dispatch(self, batch: list[m.Message]) -> None:
         try:
@@ -226,7 +231,7 @@ class HubLink(asyncio.Protocol):
 
     def send(self, message: m.Message) -> bool:
         """Queue a message; False when the queue is full or the link is closing (the message is not sent)."""
-        if self._closing or (self.queued and self.queued + 1 > self.max_queue):
+        if self._closing or self.connection.closed or (self.queued and self.queued + 1 > self.max_queue):
             return False
         return self._send(self.connection.send(message), 1)
 
@@ -238,7 +243,7 @@ class HubLink(asyncio.Protocol):
         longer queue) still reaches a reader.
         """
         weight = update.count
-        if self._closing or (self.queued and self.queued + weight > self.max_queue):
+        if self._closing or self.connection.closed or (self.queued and self.queued + weight > self.max_queue):
             return False
         return self._send(self.connection.send_update(update.frame), weight)
 
@@ -246,7 +251,10 @@ class HubLink(asyncio.Protocol):
         self._out.append((frame, weight))
         self.queued += weight
         if not self._paused:
-            self._schedule_flush()
+            if self.queued >= self._write_now:
+                self._flush()  # a queue filling within one turn of the loop goes out now, not at its bound
+            else:
+                self._schedule_flush()
         return True
 
     def _schedule_flush(self) -> None:
@@ -291,7 +299,7 @@ class HubLink(asyncio.Protocol):
         """End the link after flushing what is queued, plus ``final`` if given."""
         if self._closing:
             return
-        if final is not None:
+        if final is not None and not self.connection.closed:
             self._out.append((self.connection.send(final), 1))  # one frame past the bound: a slow peer learns why
             self.queued += 1
         self.connection.close()
@@ -368,7 +376,11 @@ class HubLink(asyncio.Protocol):
             await self._wait()
         if not self._pending:
             raise HandshakeFailed(self._tls_error or self.close_reason or "connection closed before hello")
-        return self._pending.pop(0)
+        first = self._pending.pop(0)
+        if type(first) is m.Error:  # the peer ended the link instead of saying hello
+            self.close(f"closed by the peer before its hello: {first.message}"[:300])
+            raise HandshakeFailed(self.close_reason)
+        return first
 
     async def finish(self) -> None:
         """Wait until the link has flushed and closed (the sweep bounds how long)."""

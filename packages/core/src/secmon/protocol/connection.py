@@ -14,13 +14,15 @@ Each side's sending goes through these states:
 
     initiator   START ──Hello──▶ OPEN
     hub         START ──(a valid Hello arrives)──▶ may answer ──Welcome──▶ OPEN
-    either      any state ──Error without a request id──▶ CLOSED
+    either      any state ──Error without a request id, sent or received──▶ CLOSED (both sides)
 
 An initiator may send requests right behind its hello (pipelining); they reach
 the hub's caller only after the caller has judged the hello and welcomed the
 peer. Until the welcome, the hub sends nothing but an Error. An Error is
-allowed at any time: as the hub's answer to a hello it is a refusal, with a
-request id it ends one request, without one it ends the link. Keepalives are
+allowed at any time: in place of an opening it ends the link (from the hub, a
+refusal), with a request id it ends one request, without one it ends the link.
+A link ended by either side sends nothing more, and after one keepalive
+interval ``tick`` gives up on a peer that has not closed it. Keepalives are
 consumed here; the caller never sees one.
 """
 
@@ -34,6 +36,7 @@ from .codec import FrameDecoder, encode
 from .errors import (
     HandshakeTimeout,
     HelloRefused,
+    InvalidMessage,
     LocalProtocolError,
     PeerNotReading,
     PeerSilent,
@@ -42,6 +45,7 @@ from .errors import (
 
 MISSED_KEEPALIVES = 3  # a peer silent for this many intervals is gone; one lost keepalive is not enough
 MIN_KEEPALIVE = 0.05  # seconds: a hub's welcome may not make its peers spin
+MAX_KEEPALIVE = 3600.0  # seconds: nor switch off their watch for a silent hub
 MAX_HOSTNAME = 255  # what a DNS name can be; a node names itself in its hello
 
 KEEPALIVE_FRAME = encode(m.Keepalive())
@@ -155,6 +159,11 @@ class Connection:
         return _allowed(rules.then) | {m.Error.TAG, m.Keepalive.TAG}
 
     @property
+    def closed(self) -> bool:
+        """Our side has ended, or the peer ended the link: nothing more may be sent."""
+        return self.our_state is State.CLOSED
+
+    @property
     def is_open(self) -> bool:
         """Both openings are done and neither side has ended the link."""
         return self.our_state is State.OPEN and self.their_state is State.OPEN
@@ -188,8 +197,9 @@ class Connection:
             if tag == m.Keepalive.TAG:
                 continue
             if tag == m.Error.TAG and (message.request_id is None or self.their_state is State.START):
-                self.peer_error = message  # an error instead of an opening is a refusal
+                self.peer_error = message  # in place of an opening too: from the hub, a refusal
                 self._their_closed()
+                self.close()  # the link is over both ways
             elif self.their_state is State.START:
                 self._their_opening(message)
             kept.append(message)
@@ -206,7 +216,11 @@ class Connection:
 
     def _their_opening(self, message: m.Message) -> None:
         if self._initiator:  # the hub's welcome: both sides may speak, at the hub's keepalive
-            self.keepalive = max(message.keepalive, MIN_KEEPALIVE)
+            if not MIN_KEEPALIVE <= message.keepalive <= MAX_KEEPALIVE:  # (NaN fails too)
+                raise InvalidMessage(
+                    f"welcome.keepalive: {message.keepalive} is not between {MIN_KEEPALIVE} and {MAX_KEEPALIVE}"
+                )
+            self.keepalive = message.keepalive
             self.their_state = State.OPEN
             self._their_open()
             return
