@@ -120,6 +120,29 @@ class Connection:
     one that keeps their bytes); whatever it returns must carry its message's TAG.
     """
 
+    __slots__ = (
+        "_closed_at",
+        "_decoder",
+        "_handshake_deadline",
+        "_heard",
+        "_initiator",
+        "_last_heard",
+        "_last_spoke",
+        "_may_receive",
+        "_may_send",
+        "_ours",
+        "_spoke",
+        "_theirs",
+        "_usual",
+        "handshake_timeout",
+        "keepalive",
+        "our_role",
+        "our_state",
+        "peer_error",
+        "their_role",
+        "their_state",
+    )  # a hub holds one per node: thousands
+
     def __init__(
         self,
         our_role: Role,
