@@ -10,6 +10,11 @@ updates to one subscriber link whose transport only counts bytes. Two figures:
 - ``instructions_per_event`` (with ``--callgrind``): the same path counted by
   valgrind, which is repeatable to a few instructions whatever else the machine
   does; it is (a run relaying N events - the same run without relaying) / N.
+
+``--steady`` is the path at a steady rate instead (``relay.py --rate``): every
+read brings one node frame of one event, from 20 nodes in turn, with a turn of
+the event loop every 3 reads (what strace shows at 2,000 events/s), so the
+per-read costs that a flood spreads over 500 events fall on each one.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import time
 from sim import event_frame  # the relay bench's node frames
 
 READ = 500  # events per read
+STEADY_NODES = 20  # as in relay.py --nodes 20 --rate 100
+READS_PER_TURN = 3  # reads per wake-up of the hub's loop at 2,000 events/s (strace)
 
 
 class CountingTransport(asyncio.Transport):
@@ -57,41 +64,65 @@ def node_reads(events: int, batch: int) -> list[bytes]:
     return [b"".join(frames[i : i + per_read]) for i in range(0, len(frames), per_read)]
 
 
-async def run(events: int, runs: int, frames_only: bool, batch: int = 1) -> list[float]:
+async def run(events: int, runs: int, frames_only: bool, batch: int = 1, steady: bool = False) -> list[float]:
     from secmon.config import HubSettings
     from secmon.hub.clients import ClientConnection
     from secmon.hub.hub import Hub
     from secmon.hub.nodes import NodeConnection
     from secmon.hub.wire import HubLink
+    from secmon.protocol import Connection, Role, encode
+    from secmon.protocol import messages as m
     from secmon.protocol.batches import EventRunDecoder
 
-    reads = node_reads(events, batch)
+    def welcomed(peer: Role, max_queue: int) -> HubLink:
+        """A hub-side link past its handshake, as a real one is when it starts relaying."""
+        decoder = EventRunDecoder() if peer is Role.NODE else None
+        connection = Connection(Role.HUB, peer, keepalive=10, handshake_timeout=10, now=0, decoder=decoder)
+        connection.receive_data(encode(m.Hello(m.PROTOCOL_VERSION, peer.value, "bench-node")))
+        connection.send(m.Welcome(m.PROTOCOL_VERSION))
+        return HubLink(lambda link: None, set(), connection, max_queue=max_queue)
+
+    if steady:
+        reads = [event_frame(i // STEADY_NODES + 1, "steady") for i in range(events)]
+    else:
+        reads = node_reads(events, batch)
     settings = HubSettings.from_env({"SECMON_SOCKET": "/nonexistent/hub.sock"})
     timings = []
     for _ in range(runs):
         hub = Hub(settings)
-        subscriber = HubLink(lambda link: None, set(), keepalive=10, max_queue=10**9)
+        subscriber = welcomed(Role.CLIENT, 10**9)
         subscriber.connection_made(CountingTransport())
         hub.subscribers.add(ClientConnection(hub, subscriber, None, "bench"))
-        node = HubLink(lambda link: None, set(), keepalive=10, max_queue=1000, decoder=EventRunDecoder)
-        node.connection_made(CountingTransport())
-        entry = hub.registry.connect("bench-node", "127.0.0.1", "id", ["auth"], 0)
-        serving = asyncio.create_task(node.run(NodeConnection(hub, node, entry).on_messages))
-        await asyncio.sleep(0)  # run() has taken the link: what it reads now goes to the node connection
+        nodes, serving = [], []
+        for n in range(STEADY_NODES if steady else 1):
+            node = welcomed(Role.NODE, 1000)
+            node.connection_made(CountingTransport())
+            entry = hub.registry.connect(f"bench-node-{n}", "127.0.0.1", f"id{n}", ["auth"], 0)
+            serving.append(asyncio.create_task(node.run(NodeConnection(hub, node, entry).on_messages)))
+            nodes.append(node)
+        await asyncio.sleep(0)  # run() has taken the links: what they read now goes to the node connections
         if frames_only:  # the baseline of --callgrind: everything but the relaying
-            serving.cancel()
+            for task in serving:
+                task.cancel()
             continue
         started = time.process_time()
-        for data in reads:
-            node.data_received(data)
+        if steady:
+            for i, data in enumerate(reads):
+                nodes[i % STEADY_NODES].data_received(data)
+                if i % READS_PER_TURN == READS_PER_TURN - 1:
+                    await asyncio.sleep(0)  # the loop's turn: the writes of these reads go out
+        else:
+            for data in reads:
+                nodes[0].data_received(data)
         timings.append((time.process_time() - started) / events * 1e6)
-        serving.cancel()
+        for task in serving:
+            task.cancel()
         if hub.ring.seq - hub.ring.start + 1 != events:
             raise RuntimeError("not every event was relayed")
     return timings
 
 
-def callgrind(events: int, batch: int) -> int:
+def callgrind(events: int, batch: int, steady: bool = False) -> int:
     """Instructions per event: a run with the hub's work minus a run that only builds the frames."""
     if shutil.which("valgrind") is None:
         raise SystemExit("--callgrind needs valgrind (apt install valgrind)")
@@ -99,6 +130,7 @@ def callgrind(events: int, batch: int) -> int:
     for frames_only in (False, True):
         argv = [sys.executable, __file__, "--events", str(events), "--batch", str(batch), "--runs", "1", "--inner"]
         argv += ["--frames-only"] if frames_only else []
+        argv += ["--steady"] if steady else []
         result = subprocess.run(
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv], capture_output=True, text=True
         )
@@ -115,18 +147,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=1, help="events per node frame (a node sends those of one read)")
     parser.add_argument("--callgrind", action="store_true", help="also count instructions (slow: use --events 3000)")
+    parser.add_argument("--steady", action="store_true", help="one event per read, from 20 nodes in turn")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--frames-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    timings = asyncio.run(run(args.events, args.runs, args.frames_only, args.batch))
+    timings = asyncio.run(run(args.events, args.runs, args.frames_only, args.batch, args.steady))
     if args.inner:
         return
-    figures = {"events": args.events, "batch": args.batch, "us_per_event": round(min(timings), 2)}
+    figures = {"events": args.events, "batch": args.batch, "steady": args.steady}
+    figures["us_per_event"] = round(min(timings), 2)
     figures["runs_us"] = [round(t, 2) for t in timings]
     if args.callgrind:
-        figures["instructions_per_event"] = callgrind(min(args.events, 3000), args.batch)
+        figures["instructions_per_event"] = callgrind(min(args.events, 3000), args.batch, args.steady)
     print(
-        f"hub flood path in-process: {figures['us_per_event']} µs CPU per event (best of {args.runs})"
+        f"hub {'steady' if args.steady else 'flood'} path in-process: "
+        f"{figures['us_per_event']} µs CPU per event (best of {args.runs})"
         + (f", {figures['instructions_per_event']} instructions per event" if args.callgrind else "")
     )
     print(json.dumps(figures))

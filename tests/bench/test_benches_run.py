@@ -25,6 +25,7 @@ CASES = [
     ("fanout.py", ["--sizes", "1,3", "--runs", "1", "--command", "true"], {"time_ratio_100_to_1", "seconds"}),
     ("node_footprint.py", ["--seconds", "2"], {"cpu_pct", "rss_kb", "who_spawn_cpu_pct"}),
     ("hub_path.py", ["--events", "1000", "--runs", "1"], {"us_per_event"}),
+    ("hub_path.py", ["--steady", "--events", "1000", "--runs", "1"], {"us_per_event"}),
 ]
 
 

@@ -16,7 +16,7 @@ from secmon.hub.clients import ClientConnection
 from secmon.hub.hub import Hub
 from secmon.hub.registry import NodeEntry
 from secmon.hub.wire import HubLink
-from secmon.protocol import FrameDecoder, encode
+from secmon.protocol import Connection, FrameDecoder, Role, encode
 from secmon.protocol import messages as m
 from secmon.protocol.batches import EventRun, UpdateFrame
 
@@ -63,7 +63,10 @@ def publish(hub: Hub, count: int) -> None:
 
 def subscriber_link(max_queue: int) -> tuple[HubLink, RecordingTransport]:
     transport = RecordingTransport()
-    link = HubLink(lambda link: None, set(), keepalive=10, max_queue=max_queue)
+    connection = Connection(Role.HUB, Role.CLIENT, keepalive=10, handshake_timeout=10, now=0)
+    connection.receive_data(encode(m.Hello(m.PROTOCOL_VERSION, m.ROLE_CLIENT)))
+    connection.send(m.Welcome(m.PROTOCOL_VERSION))  # a subscriber's link is past its handshake
+    link = HubLink(lambda link: None, set(), connection, max_queue=max_queue)
     link.connection_made(transport)
     return link, transport
 
@@ -154,3 +157,14 @@ async def test_a_batch_counts_each_of_its_updates_against_a_subscribers_queue():
     *updates, error = FrameDecoder().feed(bytes(transport.data))
     assert [u.event.seq for u in one_per_event(updates)] == [1, 2, 3, 4]
     assert error.code == "slow_consumer" and "more than 5 updates queued" in error.message
+
+
+async def test_a_subscriber_that_keeps_up_is_not_dropped_by_a_burst_within_one_turn_of_the_loop():
+    """Writes wait for the loop's turn to go out together, but never until the queue's bound."""
+    link, transport = subscriber_link(max_queue=8)
+    event = m.AuthEvent(1, 1.0, "ssh_accepted", "sshd")
+    frames = [UpdateFrame(seq, seq, encode(m.AuthUpdate(seq, 1, "web", "192.0.2.1", event))) for seq in range(1, 41)]
+    accepted = [link.send_update(frame) for frame in frames]  # 40 updates, no turn of the loop between
+    assert all(accepted)
+    await asyncio.sleep(0)  # the turn: what waited goes out
+    assert link.queued == 0 and len(transport.data) == sum(len(f.frame) for f in frames)

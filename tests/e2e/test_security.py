@@ -107,6 +107,38 @@ def test_a_hello_that_never_comes_is_cut_off(cluster, hub):
     hub.wait_for(r"node 127\.0\.0\.1: no hello within 2 s")
 
 
+def test_an_error_in_place_of_a_hello_ends_the_link_on_both_sockets(cluster, hub):
+    """A peer that sends an Error instead of a hello is hung up on, not left open to use up descriptors."""
+    from secmon.protocol import encode
+    from secmon.protocol import messages as m
+
+    with socket.create_connection((hub.host, hub.port)) as tcp, socket.socket(socket.AF_UNIX) as unix:
+        unix.connect(hub.socket)
+        for raw in (tcp, unix):
+            raw.sendall(encode(m.Error("x", "no hello from me")))
+            raw.settimeout(WAIT)
+            while raw.recv(4096):  # whatever the hub says, it then closes
+                pass
+    hub.wait_for(r"node 127\.0\.0\.1: closed by the peer before its hello: no hello from me")
+
+
+def test_a_node_that_ends_its_link_with_an_error_is_disconnected(cluster, hub):
+    """An Error ends the link both ways: the hub closes it instead of keeping a mute node connected."""
+    from secmon.protocol import FrameDecoder, encode
+    from secmon.protocol import messages as m
+
+    with socket.create_connection((hub.host, hub.port)) as raw:
+        raw.sendall(encode(m.Hello(m.PROTOCOL_VERSION, m.ROLE_NODE, "muted")))
+        raw.settimeout(WAIT)
+        decoder = FrameDecoder()
+        while m.Welcome not in {type(x) for x in decoder.feed(raw.recv(4096))}:
+            pass
+        raw.sendall(encode(m.Error("bye", "going away")))
+        hub.wait_for(r"node 1 \(muted\) disconnected: closed by the peer: going away")
+        while raw.recv(4096):  # the hub hangs up
+            pass
+
+
 def test_node_limit(cluster):
     cluster.start_hub(SECMON_MAX_NODES="1")
     cluster.start_node(hostname="first")

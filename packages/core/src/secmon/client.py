@@ -38,7 +38,8 @@ from .errors import (
     UnknownNode,
     single_error,
 )
-from .link import Link
+from .link import HandshakeFailed, Link
+from .protocol import Connection, Role
 from .protocol import messages as m
 
 log = logging.getLogger(__name__)
@@ -131,11 +132,9 @@ class HubClient:
         self._ids = itertools.count(1)
         self._requests: dict[int, MemoryObjectSendStream] = {}
         self._updates: MemoryObjectSendStream | None = None
-        self._welcome = anyio.Event()
         self._done = anyio.Event()
         self._failure: str | None = None
         self._slow_error: m.Error | None = None
-        self._refusal: str | None = None  # why the hub would not serve us, if it said so
 
     @classmethod
     @asynccontextmanager
@@ -151,20 +150,23 @@ class HubClient:
             if exc.errno in (errno.EACCES, errno.EPERM):
                 raise HubRefused(f"cannot connect to {path}: permission denied ({access_hint(path)})") from None
             raise HubUnavailable(f"no hub is running on {path} ({exc.strerror or exc})") from None
-        link = Link(stream, keepalive=DEFAULT_KEEPALIVE, max_queue=REQUEST_BUFFER)  # the hub's Welcome sets it
+        connection = Connection(
+            Role.CLIENT, Role.HUB, keepalive=DEFAULT_KEEPALIVE, handshake_timeout=timeout, now=anyio.current_time()
+        )  # the hub's welcome sets the keepalive
+        link = Link(stream, connection, max_queue=REQUEST_BUFFER)
+        try:
+            welcome = await link.handshake(m.Hello(m.PROTOCOL_VERSION, m.ROLE_CLIENT))
+        except HandshakeFailed as exc:
+            await link.finish()
+            raise HubUnavailable(f"the hub on {path} did not welcome this client: {exc}") from None
+        if type(welcome) is m.Error:  # the connection allows only a welcome or a refusal here
+            await link.finish()
+            raise HubRefused(f"the hub on {path} refused this client: {welcome.message}")
         client = cls(link)
-        link.send(m.Hello(m.PROTOCOL_VERSION, m.ROLE_CLIENT))
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(client._run)
                 try:
-                    with anyio.move_on_after(timeout):
-                        await client._welcome.wait()
-                    if client._refusal is not None:
-                        raise HubRefused(f"the hub on {path} refused this client: {client._refusal}")
-                    if not client._welcome.is_set() or client._failure:
-                        text = client._failure or f"the hub on {path} did not say hello within {timeout:g} s"
-                        raise HubUnavailable(text)
                     yield client
                 finally:
                     link.close("client finished")
@@ -180,7 +182,6 @@ class HubClient:
         reason = await self._link.run(self._dispatch)
         self._done.set()
         self._failure = self._failure or f"connection to the hub lost: {reason}"
-        self._welcome.set()
         for stream in self._requests.values():
             stream.close()
         if self._updates is not None:
@@ -194,16 +195,9 @@ class HubClient:
             elif kind is m.AuthUpdates:
                 for update in message.updates():
                     self._hand_on(update)
-            elif kind is m.Welcome:
-                self._link.set_keepalive(message.keepalive)
-                self._welcome.set()
-            elif kind is m.Keepalive:
-                continue
             elif kind is m.Error and message.request_id is None:
                 if message.code == "slow_consumer":
                     self._slow_error = message
-                elif message.code == "refused" and not self._welcome.is_set():
-                    self._refusal = message.message
                 self._failure = f"the hub ended the connection: {message.message}"
             else:
                 stream = self._requests.get(getattr(message, "request_id", -1))

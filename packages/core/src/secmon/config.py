@@ -244,7 +244,7 @@ class HubSettings:
     socket: Path
     link: LinkSettings
     ring_size: int  # updates kept for subscribers that resume
-    subscriber_queue: int  # frames a subscriber may fall behind before it is dropped
+    subscriber_queue: int  # updates a subscriber may fall behind before it is dropped
     max_nodes: int  # connected nodes; more are refused, so a flood cannot exhaust the hub
     socket_group: str | None  # a group whose members may use the socket too
     state_dir: Path | None  # where the update ring and event dedup state survive a restart

@@ -1,86 +1,88 @@
-"""One framed connection over an anyio byte stream, shared by hub, node and client.
+"""The anyio adapter: bytes between a byte stream and a protocol Connection, nothing else.
 
-A Link owns three loops in one task group: the reader decodes every frame that
-arrived in one read and hands the batch to the caller; the writer drains a
-bounded queue and coalesces what is waiting into one write; the keepalive
-loop speaks when we have been quiet and gives up on a peer that has been
-silent for three intervals. Sending never blocks: a full queue is reported to
-the caller, who decides what a slow peer deserves.
+The node and the client library each hold one Link. Its three loops run in one
+task group: the reader hands every message one read completed to the caller;
+the writer drains a bounded queue, joining what waits into one write; the
+ticker calls the connection's ``tick`` when it asks to be, and sends what it
+returns. Every rule (who sends what, the handshake and keepalive deadlines)
+is the Connection's; a RemoteProtocolError from it ends the link, telling
+the peer why when it listens. Sending never blocks: a full queue is reported
+to the caller, who decides what a slow peer deserves.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections import deque
 from collections.abc import Callable
 
 import anyio
 from anyio.abc import ByteStream
 
-from .protocol import FrameDecoder, RemoteProtocolError, encode
+from .protocol import Connection, RemoteProtocolError
 from .protocol import messages as m
 
 log = logging.getLogger(__name__)
 
 READ_SIZE = 256 * 1024  # one read can carry thousands of small frames; decode them in one go
 WRITE_BATCH = 256 * 1024  # join queued frames up to this size into one send
-MISSED_KEEPALIVES = 3
-MIN_KEEPALIVE = 0.05  # a peer may not make us spin
 
 _STREAM_ERRORS = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
 class HandshakeFailed(Exception):
-    """Raised when the first message does not arrive in time or the link ends first.
+    """Raised when the peer's opening does not arrive in time, breaks the protocol, or the link ends first.
 
     When the link ended, the stream's exception is the cause (a TLS alert from the peer is in it).
     """
 
 
 class Link:
-    """A message link; ``run()`` returns the reason it ended."""
+    """A message link over ``stream``, by the rules of ``connection``; ``run()`` returns why it ended."""
 
-    def __init__(self, stream: ByteStream, *, keepalive: float, max_queue: int = 10_000) -> None:
+    def __init__(self, stream: ByteStream, connection: Connection, *, max_queue: int = 10_000) -> None:
         self.stream = stream
-        self.keepalive = keepalive
+        self.connection = connection
         self.max_queue = max_queue
         self.close_reason: str | None = None
-        self._decoder = FrameDecoder()
         self._queue: deque[bytes] = deque()
         self._wakeup = anyio.Event()
         self._pending: list[m.Message] = []
         self._scope: anyio.CancelScope | None = None
         self._closing = False
-        self._keepalive_changed = anyio.Event()
         self._drained = anyio.Event()
-        self.last_received = self.last_sent = anyio.current_time()
 
     # --- sending -----------------------------------------------------------
 
     def send(self, message: m.Message) -> bool:
-        """Queue a message; False when the queue is full (the message is not sent)."""
-        return self.send_frame(encode(message))
-
-    def send_frame(self, frame: bytes) -> bool:
-        """Queue an encoded frame; False when the queue is full or the link is closing."""
-        queue = self._queue
-        if self._closing or len(queue) >= self.max_queue:
+        """Queue a message; False when the queue is full or the link is closing (it is not sent)."""
+        if self._closing or self.connection.closed or len(self._queue) >= self.max_queue:
             return False
-        if not queue:
-            self._wakeup.set()  # the writer waits only on an empty queue
-        queue.append(frame)
+        self._enqueue(self.connection.send(message))
         return True
+
+    def _enqueue(self, frame: bytes) -> None:
+        if not self._queue:
+            self._wakeup.set()  # the writer waits only on an empty queue
+        self._queue.append(frame)
 
     def close(self, reason: str, final: m.Message | None = None) -> None:
         """End the link after flushing what is queued, plus ``final`` if given."""
         if self._closing:
             return
-        if final is not None:
-            self._queue.append(encode(final))  # one frame past the bound, so a slow peer learns why
+        if final is not None and not self.connection.closed:
+            self._enqueue(self.connection.send(final))  # one frame past the bound, so a slow peer learns why
+        self.connection.close()
         self._closing = True
         self.close_reason = reason
         self._wakeup.set()
+
+    def _fail(self, exc: RemoteProtocolError) -> None:
+        """End the link for a broken rule: tell the peer why, unless it is not listening."""
+        if exc.tell_peer:
+            self.close(exc.reason, m.Error(exc.code, str(exc)))
+        else:
+            self._stop(exc.reason)
 
     @property
     def queued(self) -> int:
@@ -96,28 +98,28 @@ class Link:
             self._drained = anyio.Event()
             await self._drained.wait()
 
-    # --- receiving ---------------------------------------------------------
+    # --- the opening ---------------------------------------------------------
 
-    async def _read_batch(self) -> list[m.Message]:
-        data = await self.stream.receive(READ_SIZE)
-        self.last_received = anyio.current_time()
-        return self._decoder.feed(data)
+    async def handshake(self, opening: m.Message | None = None) -> m.Message:
+        """Send our ``opening`` (an initiator's hello), then wait for the peer's first message.
 
-    async def handshake(self, timeout: float) -> m.Message:
-        """Wait for the peer's first message; anything after it is kept for ``run``."""
+        The connection's handshake deadline rules the wait. Anything that came with the
+        first message is kept for ``run``.
+        """
+        connection = self.connection
         try:
-            with anyio.fail_after(timeout):
-                while not self._pending:
-                    self._pending = await self._read_batch()
-        except TimeoutError:
-            text = f"no hello within {timeout:g} s"
-            self.close(text, m.Error("timeout", text))
-            raise HandshakeFailed(text) from None
+            if opening is not None:
+                await self.stream.send(connection.send(opening))
+            while not self._pending:
+                now = anyio.current_time()
+                with anyio.move_on_after(connection.next_tick(now) - now):
+                    self._pending = connection.receive_data(await self.stream.receive(READ_SIZE))
+                connection.tick(anyio.current_time())
         except _STREAM_ERRORS as exc:
-            self.close("connection closed before hello")
-            raise HandshakeFailed("connection closed before hello") from exc  # a TLS alert is in the cause
+            self.close("connection closed before the handshake")
+            raise HandshakeFailed("connection closed before the handshake") from exc  # a TLS alert is in the cause
         except RemoteProtocolError as exc:
-            self._reject(exc)
+            self._fail(exc)
             raise HandshakeFailed(str(exc)) from None
         return self._pending.pop(0)
 
@@ -130,9 +132,6 @@ class Link:
         """Flush what is queued and close; for a link that was closed before it ran."""
         await self.run(lambda batch: None)
 
-    def _reject(self, exc: RemoteProtocolError) -> None:
-        self.close(f"protocol error: {exc}", m.Error(exc.code, str(exc)))
-
     # --- running -----------------------------------------------------------
 
     async def run(self, on_messages: Callable[[list[m.Message]], None]) -> str:
@@ -142,7 +141,7 @@ class Link:
                 self._scope = tg.cancel_scope
                 if not self._closing:
                     tg.start_soon(self._read_loop, on_messages)
-                    tg.start_soon(self._keepalive_loop)
+                tg.start_soon(self._tick_loop)
                 await self._write_loop()
                 tg.cancel_scope.cancel()
         finally:
@@ -154,6 +153,7 @@ class Link:
         if self.close_reason is None:
             self.close_reason = reason
         self._closing = True
+        self.connection.close()
         self._drained.set()
         if self._scope is not None:
             self._scope.cancel()
@@ -162,17 +162,22 @@ class Link:
         if self._pending:
             pending, self._pending = self._pending, []
             on_messages(pending)
+        receive, stream = self.connection.receive_data, self.stream
         while not self._closing:
             try:
-                batch = await self._read_batch()
+                batch = receive(await stream.receive(READ_SIZE))
             except _STREAM_ERRORS:
                 self._stop("connection closed by peer")
                 return
             except RemoteProtocolError as exc:
-                self._reject(exc)
+                self._fail(exc)
                 return
             if batch:
                 on_messages(batch)
+            if self.connection.closed:  # the peer ended the link: what we queued still goes out
+                error = self.connection.peer_error
+                self.close(f"closed by the peer: {error.message}" if error else "closed")
+                return
 
     async def _write_loop(self) -> None:
         queue = self._queue
@@ -188,35 +193,23 @@ class Link:
                 frame = queue.popleft()
                 frames.append(frame)
                 size += len(frame)
-            # Once closing, a peer that does not read gets one keepalive interval to drain.
-            deadline = self.keepalive if self._closing else math.inf
             try:
-                with anyio.move_on_after(deadline) as scope:
-                    await self.stream.send(b"".join(frames) if len(frames) > 1 else frames[0])
+                # Once closing, the ticker ends a peer that does not read (PeerNotReading).
+                await self.stream.send(b"".join(frames) if len(frames) > 1 else frames[0])
             except _STREAM_ERRORS:
                 self._stop("connection lost while sending")
                 return
-            if scope.cancelled_caught:
-                self._stop(self.close_reason or "peer stopped reading")
-                return
-            self.last_sent = anyio.current_time()
             self._drained.set()
 
-    def set_keepalive(self, interval: float) -> None:
-        """Adopt the interval the hub announced; the running loop picks it up at once."""
-        self.keepalive = max(interval, MIN_KEEPALIVE)
-        self._keepalive_changed.set()
-
-    async def _keepalive_loop(self) -> None:
-        frame = encode(m.Keepalive())
+    async def _tick_loop(self) -> None:
+        connection = self.connection
         while True:
-            with anyio.move_on_after(self.keepalive / 2):
-                await self._keepalive_changed.wait()
-                self._keepalive_changed = anyio.Event()
-            interval = self.keepalive
             now = anyio.current_time()
-            if now - self.last_received > MISSED_KEEPALIVES * interval:
-                self._stop(f"peer silent for {MISSED_KEEPALIVES} keepalive intervals")
+            await anyio.sleep(max(0.0, connection.next_tick(now) - now))
+            try:
+                frame = connection.tick(anyio.current_time())
+            except RemoteProtocolError as exc:
+                self._fail(exc)
                 return
-            if now - self.last_sent >= interval and not self._queue:  # quiet for an interval: 3x margin
-                self.send_frame(frame)
+            if frame and not self._closing:
+                self._enqueue(frame)

@@ -149,20 +149,23 @@ class Hub:
         if self.store is not None:
             self.store.save(frames, node.node_id if node else None, node.last_event_seq if node else 0)
         self.ring.extend(frames)
-        for subscriber in list(self.subscribers):
-            subscriber.deliver(frames)
+        if self.subscribers:
+            for subscriber in tuple(self.subscribers):  # one too slow leaves the set while we go
+                subscriber.deliver(frames)
 
     def publish_node(self, entry: NodeEntry, changed: list[str]) -> None:
         """Broadcast a node's state after a change; ``changed`` names what changed."""
         self.publish([node_update_frame(self.ring.next_seq(), entry.info(), changed)])
 
-    def publish_events(self, entry: NodeEntry, run: EventRun) -> None:
+    def publish_events(self, entry: NodeEntry, run: EventRun, origin: EventOrigin | None = None) -> None:
         """Broadcast a node's new auth events, numbered on from the ring's sequence.
 
-        The node's dedup mark is stored with them.
+        ``origin`` is the entry's as subscribers see it (made here when not given). The
+        node's dedup mark is stored with the events.
         """
         first = self.ring.reserve(len(run.events)).start
-        origin = EventOrigin(entry.serial, entry.hostname, entry.address)
+        if origin is None:
+            origin = EventOrigin(entry.serial, entry.hostname, entry.address)
         self.publish(auth_update_frames(origin, first, run, self.batch_limit), entry)
 
     # --- node lifecycle ----------------------------------------------------
@@ -215,7 +218,9 @@ class Hub:
         self.relays[relay.hub_id] = relay
         node.relays.add(relay)
         client.relays.add(relay)
-        node.link.send(m.RunCommand(request_id=relay.hub_id, label=request.label, stream=request.stream))
+        if not node.link.send(m.RunCommand(request_id=relay.hub_id, label=request.label, stream=request.stream)):
+            text = "the node's link is closing or its queue is full"
+            self.finish_relay(relay, m.CommandResult(request.request_id, m.ERROR, message=text, serial=relay.serial))
         return relay
 
     def finish_relay(self, relay: Relay, result: m.CommandResult) -> None:

@@ -18,7 +18,7 @@ import anyio
 
 from ..link import HandshakeFailed
 from ..protocol import messages as m
-from ..protocol.batches import EventRun
+from ..protocol.batches import EventOrigin, EventRun
 from .hub import Hub, Relay
 from .registry import FLAP_WINDOW, NodeEntry, Takeover
 from .wire import HubLink
@@ -30,7 +30,6 @@ NODE_QUEUE = 1_000
 # Acks go out every this many events, and otherwise once a second: an ack per event would cost
 # a frame and a wake-up per event, and the node's journal holds a second's worth easily.
 ACK_EVERY = 1_000
-MAX_HOSTNAME = 255
 
 
 @dataclass(eq=False)
@@ -40,10 +39,24 @@ class NodeConnection:
     entry: NodeEntry
     relays: set[Relay] = field(default_factory=set)
     unacknowledged: int = 0  # events taken since the last Ack
+    origin: EventOrigin = field(init=False)  # what subscribers are told about where the events come from
+
+    def __post_init__(self) -> None:
+        entry = self.entry  # its serial, hostname and address stay as they are while this connection holds it
+        self.origin = EventOrigin(entry.serial, entry.hostname, entry.address)
 
     def on_messages(self, batch: list[m.Message]) -> None:
         hub = self.hub
         entry = self.entry
+        if len(batch) == 1:  # one read, one message: the usual case at a steady rate
+            run = batch[0]
+            if type(run) is EventRun and len(run.events) == 1 and run.events[0]["seq"] > entry.last_event_seq:
+                entry.last_event_seq = run.events[0]["seq"]
+                hub.publish_events(entry, run, self.origin)
+                self.unacknowledged += 1
+                if self.unacknowledged >= ACK_EVERY:
+                    self.acknowledge()
+                return
         fresh: list[dict[str, Any]] = []  # this read's new events
         pieces: list[tuple[int, bytes]] | None = []  # their bytes (see EventRun), while all are known
         events_seen = False
@@ -83,12 +96,8 @@ class NodeConnection:
                         relay.serial,
                     )
                     hub.finish_relay(relay, result)
-            elif kind is not m.Keepalive:
-                text = f"a node may not send {kind.TAG!r}"
-                self.link.close(f"protocol error: {text}", m.Error("unexpected", text))
-                break
         if fresh:
-            hub.publish_events(entry, EventRun(fresh, pieces))
+            hub.publish_events(entry, EventRun(fresh, pieces), self.origin)
         if events_seen:
             self.unacknowledged += len(fresh) or 1
             if self.unacknowledged >= ACK_EVERY:
@@ -110,16 +119,8 @@ class NodeConnection:
             self.hub.finish_relay(relay, result)
 
 
-def check_node_hello(hub: Hub, hello: m.Message) -> str | None:
-    """Why this first message cannot open a node link, or None if it can."""
-    if type(hello) is not m.Hello:
-        return f"expected hello, got {type(hello).TAG!r}"
-    if hello.version != m.PROTOCOL_VERSION:
-        return f"protocol version {hello.version} is not supported (hub speaks {m.PROTOCOL_VERSION})"
-    if hello.role != m.ROLE_NODE:
-        return f"this port is for nodes, not {hello.role!r}"
-    if not hello.hostname or len(hello.hostname) > MAX_HOSTNAME:
-        return "hello must carry a hostname of at most 255 characters"
+def check_node_hello(hub: Hub, hello: m.Hello) -> str | None:
+    """Why the hub will not serve the node of this hello (the connection has checked its form), or None."""
     if hub.token is not None and not hmac.compare_digest(hello.token.encode(), hub.token.encode()):
         return "wrong or missing token"
     if len(hub.nodes) >= hub.settings.max_nodes:
@@ -157,7 +158,7 @@ async def serve_node(hub: Hub, link: HubLink) -> None:
     address = link.peer
     try:
         try:
-            hello = await link.handshake(hub.settings.link.handshake_timeout)
+            hello = await link.handshake()
         except HandshakeFailed as exc:
             log.warning("node %s: %s", address, exc)
             await link.finish()
@@ -185,3 +186,4 @@ async def serve_node(hub: Hub, link: HubLink) -> None:
         log.info("node %d (%s) disconnected: %s", entry.serial, entry.hostname, reason)
     except Exception as exc:  # a bug in one connection must not take the hub down
         log.error("node %s: internal error: %r", address, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        link.abort("internal error")  # whatever state it was left in, it ends

@@ -25,7 +25,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from ..config import HubSettings, env_bool, read_secret, runtime_dir_problem
 from ..errors import ConfigError, SecmonError
-from ..protocol import FrameDecoder
+from ..protocol import Connection, Role
 from ..protocol.batches import EventRunDecoder
 from ..tls import TlsFiles, hub_context
 from .clients import serve_client
@@ -88,19 +88,24 @@ async def serve(
     loop = asyncio.get_running_loop()
     link_settings = settings.link
 
-    def accept(tg: TaskGroup, lifecycle, max_queue: int, tls: ssl.SSLContext | None = None, decoder=FrameDecoder):
+    def accept(tg: TaskGroup, lifecycle, peer: Role, max_queue: int, tls: ssl.SSLContext | None = None):
         """A protocol factory whose connections each get their lifecycle coroutine in ``tg``."""
 
         def opened(link: HubLink) -> None:
             tg.start_soon(lifecycle, hub, link)
 
-        options = dict(keepalive=link_settings.keepalive, max_queue=max_queue, tls=tls, decoder=decoder)
-        return lambda: HubLink(opened, links, **options)
+        def connection() -> Connection:
+            decoder = EventRunDecoder() if peer is Role.NODE else None
+            timeouts = dict(keepalive=link_settings.keepalive, handshake_timeout=link_settings.handshake_timeout)
+            return Connection(Role.HUB, peer, **timeouts, now=time.monotonic(), decoder=decoder)
+
+        return lambda: HubLink(opened, links, connection(), max_queue=max_queue, tls=tls)
 
     async with anyio.create_task_group() as tg:
         old_umask = os.umask(0o177)  # the socket is born 0600: no window where others can connect
         try:
-            unix_server = await loop.create_unix_server(accept(tg, serve_client, settings.subscriber_queue), str(path))
+            clients = accept(tg, serve_client, Role.CLIENT, settings.subscriber_queue)
+            unix_server = await loop.create_unix_server(clients, str(path))
         except OSError as exc:
             raise SecmonError(f"cannot listen on {path}: {os_reason(exc)}") from None
         finally:
@@ -109,7 +114,7 @@ async def serve(
             share_with_group(path, hub.socket_gid)
             try:
                 tcp_server = await loop.create_server(
-                    accept(tg, serve_node, NODE_QUEUE, security.tls, EventRunDecoder),
+                    accept(tg, serve_node, Role.NODE, NODE_QUEUE, security.tls),
                     settings.bind_ip,
                     settings.bind_port,
                     backlog=LISTEN_BACKLOG,

@@ -9,9 +9,12 @@ connections (``tick``, from the hub's housekeeping) sends keepalives and
 drops silent peers. TLS runs through memory BIOs, so a failed handshake is an
 error we see and log with the peer's address, not something the loop hides.
 
-The interface is that of ``secmon.link.Link``: ``handshake``, ``run``,
-``send``, ``close``, ``refuse``; the lifecycle of a connection stays one
-readable coroutine (see nodes.py and clients.py).
+Every rule of the conversation (who sends what, the handshake and keepalive
+deadlines) is the protocol Connection's; this adapter only moves bytes and
+ends the link when the Connection raises. The interface is that of
+``secmon.link.Link``: ``handshake``, ``run``, ``send``, ``close``,
+``refuse``; the lifecycle of a connection stays one readable coroutine (see
+nodes.py and clients.py).
 """
 
 from __future__ import annotations
@@ -19,15 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import time
 from collections import deque
 from collections.abc import Callable
 
-import anyio
-
-from ..link import MISSED_KEEPALIVES, HandshakeFailed
-from ..protocol import FrameDecoder, RemoteProtocolError, encode
+from ..link import HandshakeFailed
+from ..protocol import Connection, RemoteProtocolError
 from ..protocol import messages as m
+from ..protocol.batches import UpdateFrame
 from ..tls import hub_side_tls_failure
 
 log = logging.getLogger("secmon.hub")
@@ -36,7 +37,6 @@ log = logging.getLogger("secmon.hub")
 # where they are counted against the peer's bound.
 WRITE_HIGH_WATER = 256 * 1024
 TLS_READ = 256 * 1024
-KEEPALIVE_FRAME = encode(m.Keepalive())
 # A TLS record of type handshake, any 3.x version: what every TLS client sends first.
 TLS_HANDSHAKE_RECORD = b"\x16\x03"
 PLAIN_HUB_GOT_TLS = (
@@ -53,10 +53,9 @@ class HubLink(asyncio.Protocol):
     __slots__ = (
         "_closed",
         "_closing",
-        "_closing_since",
-        "_decoder",
         "_flush_scheduled",
         "_links",
+        "_loop",
         "_on_messages",
         "_on_open",
         "_out",
@@ -70,10 +69,9 @@ class HubLink(asyncio.Protocol):
         "_tls_ready",
         "_tls_started",
         "_waiter",
+        "_write_now",
         "close_reason",
-        "keepalive",
-        "last_received",
-        "last_sent",
+        "connection",
         "max_queue",
         "peer",
         "queued",
@@ -84,27 +82,26 @@ class HubLink(asyncio.Protocol):
         self,
         on_open: Callable[[HubLink], None],
         links: set[HubLink],
+        connection: Connection,
         *,
-        keepalive: float,
         max_queue: int,
         tls: ssl.SSLContext | None = None,
-        decoder: Callable[[], FrameDecoder] = FrameDecoder,
     ) -> None:
         self._on_open = on_open
         self._links = links
-        self.keepalive = keepalive
+        self.connection = connection
         self.max_queue = max_queue
+        self._write_now = max(1, max_queue // 4)  # queued weight that is written at once, not at the loop's turn
         self.close_reason: str | None = None
         self.peer = "?"
         self.transport: asyncio.Transport | None = None
-        self._decoder = decoder()
         self._out: deque[tuple[bytes, int]] = deque()  # frames to write, each with its weight
         self.queued = 0  # the weight of what _out holds: updates for a subscriber, else frames
         self._flush_scheduled = False
         self._paused = False
         self._closing = False
-        self._closing_since = 0.0
-        self._closed = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._closed = self._loop.create_future()
         self._on_messages: MessageHandler | None = None
         self._pending: list[m.Message] = []
         self._waiter: asyncio.Future[None] | None = None  # handshake() or wait_for_room()
@@ -114,7 +111,10 @@ class HubLink(asyncio.Protocol):
         self._tls_started = False  # the peer's first bytes have arrived
         self._tls_in = self._tls_out = None
         self._tls_error: str | None = None
-        self.last_received = self.last_sent = time.monotonic()
+
+    @property
+    def keepalive(self) -> float:
+        return self.connection.keepalive
 
     # --- asyncio callbacks ---------------------------------------------------
 
@@ -130,30 +130,35 @@ class HubLink(asyncio.Protocol):
         self._on_open(self)
 
     def data_received(self, data: bytes) -> None:
-        self.last_received = time.monotonic()
         if self._tls is not None:
             data = self._decrypt(data)
         if self._closing or not data:
             return
-        if data == KEEPALIVE_FRAME and not self._decoder.buffered:
-            return  # most of what thousands of idle nodes send: nothing to decode
         try:
-            batch = self._decoder.feed(data)
+            batch = self.connection.receive_data(data)
         except RemoteProtocolError as exc:
             if self._on_messages is None and not self._pending and data.startswith(TLS_HANDSHAKE_RECORD):
                 # In plain frames, which the node cannot read: its TLS layer reports "wrong version number".
                 self.close(PLAIN_HUB_GOT_TLS, m.Error("tls_not_configured", PLAIN_HUB_GOT_TLS))
+                self._wake()
             else:
-                self.close(f"protocol error: {exc}", m.Error(exc.code, str(exc)))
-            self._wake()
+                self._fail(exc)
             return
         if not batch:
             return
-        if self._on_messages is None:
+        on_messages = self._on_messages
+        if on_messages is None:
             self._pending += batch
             self._wake()
             return
-        self._dispatch(batch)
+        try:
+            on_messages(batch)
+        except Exception as exc:  # a bug in one connection must not take the hub down
+            log.error("%s: internal error: %r", self.peer, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            self._stop("internal error")
+        if self.connection.closed and not self._closing:  # the peer ended the link
+            error = self.connection.peer_error
+            self.close(f"closed by the peer: {error.message}" if error else "closed")
 
     def _dispatch(self, batch: list[m.Message]) -> None:
         try:
@@ -225,28 +230,38 @@ class HubLink(asyncio.Protocol):
     # --- sending -------------------------------------------------------------
 
     def send(self, message: m.Message) -> bool:
-        """Queue a message; False when the queue is full (the message is not sent)."""
-        return self.send_frame(encode(message))
-
-    def send_frame(self, frame: bytes, weight: int = 1) -> bool:
-        """Send a frame now, or queue it while the peer is slow; False if the queue is full or closing.
-
-        A frame counts ``weight`` against ``max_queue``: a subscriber's frame of several
-        updates counts each. An empty queue takes any one frame, so a frame heavier than
-        the bound (one held from a run with a longer queue) still reaches a reader.
-        """
-        if self._closing or (self.queued and self.queued + weight > self.max_queue):
+        """Queue a message; False when the queue is full or the link is closing (the message is not sent)."""
+        if self._closing or self.connection.closed or (self.queued and self.queued + 1 > self.max_queue):
             return False
+        return self._send(self.connection.send(message), 1)
+
+    def send_update(self, update: UpdateFrame) -> bool:
+        """Send an update frame encoded once for every subscriber; False if the queue is full or closing.
+
+        A frame counts each update it holds against ``max_queue``. An empty queue takes
+        any one frame, so a frame heavier than the bound (one held from a run with a
+        longer queue) still reaches a reader.
+        """
+        weight = update.count
+        if self._closing or self.connection.closed or (self.queued and self.queued + weight > self.max_queue):
+            return False
+        return self._send(self.connection.send_update(update.frame), weight)
+
+    def _send(self, frame: bytes, weight: int) -> bool:
         self._out.append((frame, weight))
         self.queued += weight
         if not self._paused:
-            self._flush()
+            if self.queued >= self._write_now:
+                self._flush()  # a queue filling within one turn of the loop goes out now, not at its bound
+            else:
+                self._schedule_flush()
         return True
 
     def _schedule_flush(self) -> None:
+        """Write at the end of this turn of the loop: what the reads of one wake-up bring goes out in one write."""
         if not self._flush_scheduled and self.transport is not None:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         """Write what is queued, in joined chunks, until the transport asks us to pause."""
@@ -276,7 +291,6 @@ class HubLink(asyncio.Protocol):
                 return
             wrote = True
         if wrote:
-            self.last_sent = time.monotonic()
             self._wake()
         if self._closing and not out and transport is not None:
             transport.close()  # after what the transport holds has been sent
@@ -285,13 +299,23 @@ class HubLink(asyncio.Protocol):
         """End the link after flushing what is queued, plus ``final`` if given."""
         if self._closing:
             return
-        if final is not None:
-            self._out.append((encode(final), 1))  # one frame past the bound, so a slow peer learns why
+        if final is not None and not self.connection.closed:
+            self._out.append((self.connection.send(final), 1))  # one frame past the bound: a slow peer learns why
             self.queued += 1
+        self.connection.close()
         self._closing = True
-        self._closing_since = time.monotonic()
         self.close_reason = reason
         self._schedule_flush()
+
+    def _fail(self, exc: RemoteProtocolError) -> None:
+        """End the link for a broken rule: tell the peer why, unless it is not listening or TLS is not up."""
+        if not self._tls_ready:  # the only deadline before TLS is up is the handshake's
+            self._stop("TLS handshake failed: handshake timed out")
+        elif exc.tell_peer:
+            self.close(exc.reason, m.Error(exc.code, str(exc)))
+        else:
+            self._stop(exc.reason)
+        self._wake()
 
     def abort(self, reason: str) -> None:
         """End the link at once, sending nothing more."""
@@ -302,6 +326,7 @@ class HubLink(asyncio.Protocol):
         if self.close_reason is None:
             self.close_reason = reason
         self._closing = True
+        self.connection.close()
         self._out.clear()
         self.queued = 0
         if self.transport is None:
@@ -331,36 +356,31 @@ class HubLink(asyncio.Protocol):
     # --- the sweep -----------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        """Keepalive duty, from the hub's sweep: speak when quiet, drop a silent or stuck peer."""
-        interval = self.keepalive
-        if self._closing:
-            if now - self._closing_since > interval and self.transport is not None:
-                self._stop(self.close_reason or "peer stopped reading")  # one interval to drain, no more
-        elif self._on_messages is None:
-            return  # before the hello, the handshake deadline rules
-        elif now - self.last_received > MISSED_KEEPALIVES * interval:
-            self._stop(f"peer silent for {MISSED_KEEPALIVES} keepalive intervals")
-        elif now - self.last_sent >= interval and not self._out:  # quiet for an interval: 3x margin
-            self.send_frame(KEEPALIVE_FRAME)
+        """Keepalive duty, from the hub's sweep: the connection's deadlines, and what it asks to send."""
+        try:
+            frame = self.connection.tick(now)
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+            return
+        if frame and not self._closing:
+            self._send(frame, 1)
 
     # --- the lifecycle -------------------------------------------------------
 
-    async def handshake(self, timeout: float) -> m.Message:
-        """Wait for the peer's first message; anything after it is kept for ``run``."""
-        try:
-            with anyio.fail_after(timeout):
-                while not self._pending and not self._closing:
-                    await self._wait()
-        except TimeoutError:
-            if not self._tls_ready:
-                self._stop("TLS handshake failed: handshake timed out")
-                raise HandshakeFailed(self.close_reason) from None
-            text = f"no hello within {timeout:g} s"
-            self.close(text, m.Error("timeout", text))
-            raise HandshakeFailed(text) from None
+    async def handshake(self) -> m.Message:
+        """Wait for the peer's first message; anything after it is kept for ``run``.
+
+        The connection's handshake deadline, enforced by the sweep, ends the wait.
+        """
+        while not self._pending and not self._closing:
+            await self._wait()
         if not self._pending:
             raise HandshakeFailed(self._tls_error or self.close_reason or "connection closed before hello")
-        return self._pending.pop(0)
+        first = self._pending.pop(0)
+        if type(first) is m.Error:  # the peer ended the link instead of saying hello
+            self.close(f"closed by the peer before its hello: {first.message}"[:300])
+            raise HandshakeFailed(self.close_reason)
+        return first
 
     async def finish(self) -> None:
         """Wait until the link has flushed and closed (the sweep bounds how long)."""

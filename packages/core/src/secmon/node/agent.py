@@ -21,7 +21,7 @@ from ..collectors.positions import Position
 from ..config import NodeSettings
 from ..errors import SecmonError
 from ..link import HandshakeFailed, Link
-from ..protocol import encode
+from ..protocol import Connection, Role
 from ..protocol import messages as m
 from .commands import AllowlistError, Outcome, label_problem, load_allowlist, run_allowed_command
 from .journal import open_journal
@@ -50,7 +50,7 @@ class LinkEnded:
     reason: str  # as the link saw it ("connection closed by peer", ...)
     lasted: float  # seconds it was up
     hub_error: m.Error | None  # what the hub said before it closed, if it did
-    heard: bool  # the hub sent something after its welcome (an ack, a command, a keepalive)
+    heard: bool  # the hub sent something after its welcome (an ack, a command; keepalives stay in the link)
     keepalive: float  # the hub's keepalive interval on this link
 
     @property
@@ -93,7 +93,6 @@ class NodeAgent:
         self.state["labels"] = self.allowed_labels()
         self.dropped = 0
         self.link: Link | None = None
-        self._hub_error: m.Error | None = None  # what the hub said before closing the current link
         self._heard = False  # whether the hub spoke on the current link after its welcome
         self._running: dict[int, anyio.CancelScope] = {}
         self._slots = anyio.Semaphore(settings.max_commands)
@@ -186,30 +185,33 @@ class NodeAgent:
         """One link: connect, hello, serve until it ends. Raises if the hub never welcomed us."""
         s = self.settings
         stream = await self._open()
-        link = Link(stream, keepalive=s.link.keepalive, max_queue=MAX_UNACKED * 2)
+        connection = Connection(
+            Role.NODE,
+            Role.HUB,
+            keepalive=s.link.keepalive,
+            handshake_timeout=s.link.handshake_timeout,
+            now=anyio.current_time(),
+        )
+        link = Link(stream, connection, max_queue=MAX_UNACKED * 2)
         hello = m.Hello(m.PROTOCOL_VERSION, m.ROLE_NODE, self.hostname, self.node_id, self.monitors, self.token)
         try:
-            await stream.send(encode(hello))
-            welcome = await link.handshake(s.link.handshake_timeout)
+            welcome = await link.handshake(hello)
         except HandshakeFailed:
             await link.finish()
             raise
         except BaseException:
             await stream.aclose()
             raise
-        if type(welcome) is not m.Welcome:
+        if type(welcome) is m.Error:  # the connection allows only a welcome or a refusal here
             await link.finish()
-            text = welcome.message if type(welcome) is m.Error else f"unexpected {type(welcome).TAG!r}"
-            raise HubRefused(f"hub refused us: {text}")
+            raise HubRefused(f"hub refused us: {welcome.message}")
         log.info("connected to hub %s as node %d", where, welcome.serial)
         since = anyio.current_time()
-        link.set_keepalive(welcome.keepalive)
         self.journal.acknowledge(welcome.last_event_seq)
         link.send(m.StateUpdate(**self.state))
         if self.journal.events:
             link.send(m.AuthEvents(list(self.journal.events)))
         self.link = link
-        self._hub_error = None
         self._heard = False
         try:
             async with anyio.create_task_group() as tg:
@@ -217,7 +219,8 @@ class NodeAgent:
                 tg.cancel_scope.cancel()  # commands die with the link: their results have nowhere to go
         finally:
             self.link = None
-        return LinkEnded(reason, anyio.current_time() - since, self._hub_error, self._heard, welcome.keepalive)
+        lasted = anyio.current_time() - since
+        return LinkEnded(reason, lasted, connection.peer_error, self._heard, welcome.keepalive)
 
     def _on_messages(self, batch: list[m.Message], tg: TaskGroup) -> None:
         self._heard = True
@@ -233,11 +236,6 @@ class NodeAgent:
                 scope = self._running.get(message.request_id)
                 if scope is not None:
                     scope.cancel()
-            elif kind is m.Error:
-                self._hub_error = message  # the hub closes after an error; the loss is reported with it
-            elif kind is not m.Keepalive:
-                text = f"a hub may not send {kind.TAG!r}"
-                self.link.close(f"protocol error: {text}", m.Error("unexpected", text))
 
     # --- commands -----------------------------------------------------------
 

@@ -17,8 +17,8 @@ more than everything else the hub does per event.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import msgpack
 
@@ -50,17 +50,27 @@ class EventRun:
     reads it as the same float. Those bytes are what a splice copies.
     """
 
+    TAG: ClassVar[str] = m.AuthEvents.TAG  # it is an AuthEvents, as far as who may send it goes
+
     events: list[dict[str, Any]]
     pieces: list[tuple[int, bytes]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class EventOrigin:
-    """The node a batch of auth updates is about, as subscribers see it."""
+    """The node a batch of auth updates is about, as subscribers see it.
+
+    ``packed`` is its fields as a spliced frame carries them, packed once per origin.
+    """
 
     serial: int
     hostname: str
     address: str
+    packed: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields = ("serial", self.serial, "hostname", self.hostname, "address", self.address)
+        object.__setattr__(self, "packed", b"".join(map(_pack, fields)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +221,8 @@ _SPLICED_FIELDS = ("seq", "serial", "hostname", "address")
 _SPLICED_MAP = _packer.pack_map_header(1 + len(_SPLICED_FIELDS) + 1)
 _UPDATE_HEAD = _SPLICED_MAP + _pack("t") + _pack(m.AuthUpdate.TAG) + _pack("seq")
 _UPDATES_HEAD = _SPLICED_MAP + _pack("t") + _pack(m.AuthUpdates.TAG) + _pack("seq")
+_EVENT_KEY = _pack("event")
+_EVENTS_KEY = _pack("events")
 
 
 def _auth_update_frame(origin: EventOrigin, first: int, events: list[dict[str, Any]], encoded: bytes | None) -> bytes:
@@ -225,13 +237,11 @@ def _auth_update_frame(origin: EventOrigin, first: int, events: list[dict[str, A
         wire = {"t": tag, "seq": first, "serial": origin.serial, "hostname": origin.hostname,
                 "address": origin.address, key: value}  # fmt: skip
         return encode(wire)
-    head = _UPDATE_HEAD if one else _UPDATES_HEAD
-    fields = ("serial", origin.serial, "hostname", origin.hostname, "address", origin.address)
-    parts = [head, _pack(first), *map(_pack, fields), _pack("event" if one else "events")]
-    if not one:
-        parts.append(_packer.pack_array_header(len(events)))
-    parts.append(encoded)
-    body = b"".join(parts)
+    if one:
+        body = b"".join((_UPDATE_HEAD, _pack(first), origin.packed, _EVENT_KEY, encoded))
+    else:
+        count = _packer.pack_array_header(len(events))
+        body = b"".join((_UPDATES_HEAD, _pack(first), origin.packed, _EVENTS_KEY, count, encoded))
     return len(body).to_bytes(4, "big") + body
 
 
@@ -244,6 +254,10 @@ def auth_update_frames(origin: EventOrigin, first: int, run: EventRun, limit: in
     without a gap.
     """
     events = run.events
+    pieces = run.pieces
+    if pieces is not None and len(pieces) == 1 and pieces[0][0] <= limit:  # one read, one frame: the usual case
+        count, piece = pieces[0]
+        return [UpdateFrame(first, first + count - 1, _auth_update_frame(origin, first, events, piece))]
     frames: list[UpdateFrame] = []
     done = 0  # events already in frames
 

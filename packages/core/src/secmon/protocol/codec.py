@@ -108,6 +108,12 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[Message]:
         """Add bytes; return every message they complete, in order."""
+        if not self._partial and len(data) > HEADER:
+            (length,) = _HEADER.unpack_from(data)
+            if length == len(data) - HEADER and length <= self.max_frame:
+                # One read, one whole frame: what a peer sending at a steady rate brings.
+                message = self.decode(data[HEADER:])
+                return [] if message is None else [message]
         if self._partial:
             self._partial += data
             if len(self._partial) < self._needed:

@@ -43,13 +43,11 @@ ROLE_CLIENT = "client"
 
 ALL_NODES = "-"
 
-record = dataclass(frozen=True, slots=True)
-
 
 # --- records ---------------------------------------------------------------
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Session:
     """One logged-in user, as utmp records it."""
 
@@ -59,7 +57,7 @@ class Session:
     login_time: float
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class WgPeer:
     """One WireGuard peer; handshake None means never."""
 
@@ -69,7 +67,7 @@ class WgPeer:
     latest_handshake: float | None
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class AuthEvent:
     """One recognised auth-log line. ``seq`` numbers events per node from 1."""
 
@@ -87,7 +85,7 @@ class AuthEvent:
     tty: str | None = None
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class NodeInfo:
     """The hub's view of one node. An attribute is a list, or a string error."""
 
@@ -106,7 +104,7 @@ class NodeInfo:
 # --- messages --------------------------------------------------------------
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Hello:
     """First message of every connection, both ways of a node link and from clients."""
 
@@ -119,7 +117,7 @@ class Hello:
     token: str = ""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Welcome:
     """The hub's answer to a hello.
 
@@ -134,7 +132,7 @@ class Welcome:
     keepalive: float = 10.0
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Error:
     """An error the sender reports; with a request id it ends that request only."""
 
@@ -144,14 +142,14 @@ class Error:
     request_id: int | None = None
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Keepalive:
     """Sent when a link has been quiet for one interval."""
 
     TAG: ClassVar[str] = "keepalive"
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class StateUpdate:
     """The attributes that changed on a node, applied atomically. None means unchanged."""
 
@@ -162,7 +160,7 @@ class StateUpdate:
     labels: list[str] | None = None
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class AuthEvents:
     """A batch of auth events from a node, in sequence order."""
 
@@ -170,7 +168,7 @@ class AuthEvents:
     events: list[AuthEvent]
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Ack:
     """The hub holds every auth event of this node up to ``seq``."""
 
@@ -178,7 +176,7 @@ class Ack:
     seq: int
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class RunCommand:
     """Hub asks a node to run the command its allowlist names ``label``."""
 
@@ -188,7 +186,7 @@ class RunCommand:
     stream: bool
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class CancelCommand:
     """Hub asks a node to kill a running command."""
 
@@ -196,7 +194,7 @@ class CancelCommand:
     request_id: int
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class CommandOutput:
     """One line of a streamed command's output. The hub fills in the node's serial."""
 
@@ -206,7 +204,7 @@ class CommandOutput:
     serial: int = 0
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class CommandResult:
     """The end of one command on one node."""
 
@@ -219,13 +217,13 @@ class CommandResult:
     serial: int = 0
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class ListNodes:
     TAG: ClassVar[str] = "list"
     request_id: int
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class FindNode:
     """Find one node by serial, hostname or address."""
 
@@ -234,14 +232,14 @@ class FindNode:
     query: str
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class NodeList:
     TAG: ClassVar[str] = "nodes"
     request_id: int
     nodes: list[NodeInfo]
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Subscribe:
     """Start receiving updates; with ``since``, first those after that sequence."""
 
@@ -250,7 +248,7 @@ class Subscribe:
     since: int | None = None
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Subscribed:
     """``seq`` is the hub's latest sequence; ``missed`` counts updates no longer held."""
 
@@ -260,7 +258,7 @@ class Subscribed:
     missed: int = 0
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class NodeUpdate:
     """A node's state after a change; ``changed`` names what changed."""
 
@@ -270,7 +268,7 @@ class NodeUpdate:
     changed: list[str]
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class AuthUpdate:
     """An auth event as the hub broadcasts it, with the node it came from."""
 
@@ -282,7 +280,7 @@ class AuthUpdate:
     event: AuthEvent
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class AuthUpdates:
     """Several auth events of one node, numbered ``seq``, ``seq`` + 1, ... in order.
 
@@ -305,7 +303,7 @@ class AuthUpdates:
         ]
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Execute:
     """Run ``label`` on ``target`` (a node query, or "-" for every connected node)."""
 
@@ -317,7 +315,7 @@ class Execute:
     wait: float = 0.0
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Started:
     """The nodes an Execute runs on; one CommandResult follows for each."""
 
@@ -326,7 +324,7 @@ class Started:
     serials: list[int]
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Cancel:
     """A client gives up on a request."""
 

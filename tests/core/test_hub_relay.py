@@ -1,0 +1,59 @@
+"""Command relays in the hub's state, with links that record what they are given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from secmon.config import HubSettings
+from secmon.hub.hub import Hub, Relay
+from secmon.hub.registry import NodeEntry
+from secmon.protocol import messages as m
+
+
+@dataclass(eq=False)
+class RecordingLink:
+    room: bool = True  # False: a link whose queue is full
+    sent: list[m.Message] = field(default_factory=list)
+    peer: str = "127.0.0.1"
+
+    def send(self, message: m.Message) -> bool:
+        if self.room:
+            self.sent.append(message)
+        return self.room
+
+    def close(self, reason: str, final: m.Message | None = None) -> None:
+        pass
+
+    def tick(self, now: float) -> None:
+        pass
+
+
+@dataclass(eq=False)
+class Peer:
+    link: RecordingLink
+    entry: NodeEntry = field(default_factory=lambda: NodeEntry(1, "alpha", "127.0.0.1", "id", []))
+    relays: set[Relay] = field(default_factory=set)
+
+    def acknowledge(self) -> None:
+        pass
+
+    def fail_relays(self, why: str) -> None:
+        pass
+
+
+def test_a_command_the_node_cannot_queue_ends_at_once_with_an_error():
+    hub = Hub(HubSettings.from_env({"SECMON_SOCKET": "/nonexistent/hub.sock"}))
+    client, node = Peer(RecordingLink()), Peer(RecordingLink(room=False))
+    relay = hub.start_relay(client, m.Execute(7, "alpha", "uptime"), node)
+    [result] = client.link.sent
+    assert type(result) is m.CommandResult and result.request_id == 7 and result.status == m.ERROR
+    assert "queue is full" in result.message
+    assert relay.hub_id not in hub.relays and not node.relays and not client.relays
+
+
+def test_a_command_the_node_takes_stays_open_until_its_result():
+    hub = Hub(HubSettings.from_env({"SECMON_SOCKET": "/nonexistent/hub.sock"}))
+    client, node = Peer(RecordingLink()), Peer(RecordingLink())
+    relay = hub.start_relay(client, m.Execute(7, "alpha", "uptime"), node)
+    assert node.link.sent == [m.RunCommand(relay.hub_id, "uptime", True)]
+    assert client.link.sent == [] and relay.hub_id in hub.relays
