@@ -29,6 +29,7 @@ consumed here; the caller never sees one.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 from . import messages as m
@@ -108,8 +109,24 @@ class State(enum.Enum):
     CLOSED = "closed"  # it ended the link (an Error without a request id, or we closed)
 
 
+# The tag sets are made once per rule and shared: a hub holds a connection per node, thousands.
+@functools.cache
 def _allowed(types: frozenset[type]) -> frozenset[str]:
     return frozenset(t.TAG for t in types)
+
+
+@functools.cache
+def _opening_tags(rules: Rules) -> frozenset[str]:
+    return _allowed(rules.opening) | {m.Error.TAG}
+
+
+@functools.cache
+def _open_tags(rules: Rules) -> frozenset[str]:
+    return _allowed(rules.then) | {m.Error.TAG, m.Keepalive.TAG}
+
+
+_ERROR_ONLY = frozenset({m.Error.TAG})
+_NOTHING: frozenset[str] = frozenset()
 
 
 class Connection:
@@ -165,21 +182,13 @@ class Connection:
         self._initiator = our_role is not Role.HUB
         self._decoder = decoder or FrameDecoder()
         self.our_state = self.their_state = State.START
-        self._may_send = self._opening_tags(self._ours) if self._initiator else frozenset({m.Error.TAG})
-        self._may_receive = self._opening_tags(self._theirs)
-        self._usual: frozenset[str] = frozenset()  # what needs no look beyond the table: the open state's
+        self._may_send = _opening_tags(self._ours) if self._initiator else _ERROR_ONLY
+        self._may_receive = _opening_tags(self._theirs)
+        self._usual = _NOTHING  # what needs no look beyond the table: the open state's
         self._handshake_deadline = now + handshake_timeout
         self._last_heard = self._last_spoke = now
         self._heard = self._spoke = False  # since the last tick: tick stamps them, so no clock per read
         self._closed_at: float | None = None
-
-    @staticmethod
-    def _opening_tags(rules: Rules) -> frozenset[str]:
-        return _allowed(rules.opening) | {m.Error.TAG}
-
-    @staticmethod
-    def _open_tags(rules: Rules) -> frozenset[str]:
-        return _allowed(rules.then) | {m.Error.TAG, m.Keepalive.TAG}
 
     @property
     def closed(self) -> bool:
@@ -251,7 +260,7 @@ class Connection:
         self.their_state = State.OPEN
         self._their_open()
         if self.our_state is State.START:  # not if we refused before the hello came
-            self._may_send = self._opening_tags(self._ours)
+            self._may_send = _opening_tags(self._ours)
 
     def _check_hello(self, hello: m.Hello) -> None:
         role = self.their_role.value
@@ -265,12 +274,12 @@ class Connection:
             raise HelloRefused(f"a node's hello must carry a hostname of at most {MAX_HOSTNAME} characters")
 
     def _their_open(self) -> None:
-        self._may_receive = self._open_tags(self._theirs)
+        self._may_receive = _open_tags(self._theirs)
         self._usual = _allowed(self._theirs.then)
 
     def _their_closed(self) -> None:
         self.their_state = State.CLOSED
-        self._may_receive = self._usual = frozenset()
+        self._may_receive = self._usual = _NOTHING
 
     # --- sending -------------------------------------------------------------
 
@@ -307,12 +316,12 @@ class Connection:
             return
         # our hello, or our welcome to a hello we judged
         self.our_state = State.OPEN
-        self._may_send = self._open_tags(self._ours)
+        self._may_send = _open_tags(self._ours)
 
     def close(self) -> None:
         """We end the link: nothing more may be sent, and the peer has one interval to read what was."""
         self.our_state = State.CLOSED
-        self._may_send = frozenset()
+        self._may_send = _NOTHING
 
     # --- time ----------------------------------------------------------------
 
