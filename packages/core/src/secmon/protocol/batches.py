@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import msgpack
 
 from . import messages as m
-from .codec import CONVERTERS, Decoded, DecodedConverter, FrameDecoder, decode_body, encode
+from .codec import CONVERTERS, Decoded, DecodedConverter, Folded, FrameDecoder, decode_body, encode
 from .errors import InvalidMessage
 from .schema import record_checker
 
@@ -38,7 +38,7 @@ MAX_BATCH = 1_000
 
 
 @dataclass(slots=True)
-class EventRun:
+class EventRun(Folded):
     """A node's auth events, each a checked map, with their own bytes when all of them are known.
 
     ``events`` are maps that passed the AuthEvent checks (a float sent as an

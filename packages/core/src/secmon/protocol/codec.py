@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
 import msgpack
 
@@ -18,12 +18,21 @@ from .errors import FrameTooLarge, InvalidMessage, LocalProtocolError, Malformed
 from .messages import MESSAGE_TYPES, Message
 from .schema import record_converter
 
-if TYPE_CHECKING:
-    from .batches import EventRun
 
-# What a frame decodes to: a message, or, where a hub reads a node with the EventRunDecoder,
-# an EventRun standing for AuthEvents frames.
-Decoded: TypeAlias = "Message | EventRun"
+class Folded:
+    """The base of what a decoder subclass yields in place of the messages of several frames.
+
+    The hub's EventRunDecoder folds a node's AuthEvents frames into one EventRun
+    (``batches``); ``TAG`` is the tag of the messages it stands for, so the rules
+    that judge those messages judge it.
+    """
+
+    __slots__ = ()
+    TAG: ClassVar[str]
+
+
+# What a frame decodes to: a message, or what a decoder subclass folded frames into.
+Decoded: TypeAlias = Message | Folded
 # A converter of one tag's map (the tag passed as the path of errors) into what it decodes to.
 DecodedConverter: TypeAlias = Callable[[Any, str], Decoded]
 WireFunction: TypeAlias = Callable[[Any], dict[str, Any]]
