@@ -23,6 +23,7 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -41,11 +42,16 @@ from .errors import (
 from .link import HandshakeFailed, Link
 from .protocol import Connection, Role
 from .protocol import messages as m
+from .protocol.codec import Decoded
 
 log = logging.getLogger(__name__)
 
 Update = m.NodeUpdate | m.AuthUpdate
 ExecuteItem = m.Started | m.CommandOutput | m.CommandResult
+# What the hub sends about one request: its answer, or an Error naming its id.
+Answer = m.NodeList | m.Subscribed | m.Started | m.CommandOutput | m.CommandResult
+Reply = Answer | m.Error
+Expected = TypeVar("Expected", bound=Answer)
 
 # Replies to one request: a command's output lines can be many, so allow a generous backlog.
 REQUEST_BUFFER = 10_000
@@ -55,6 +61,11 @@ SUBSCRIPTION_BUFFER = 10_000
 DEFAULT_KEEPALIVE = 10.0
 
 _ERRORS = {"unknown_node": UnknownNode, "not_connected": UnknownNode, "not_allowed": NotAllowed}
+
+
+def _unexpected(reply: m.Message) -> HubError:
+    """A reply of a type the request does not get: the hub broke the protocol."""
+    return HubError(f"the hub answered with an unexpected {reply.TAG!r} message")
 
 
 def _request_error(error: m.Error) -> RequestFailed:
@@ -105,7 +116,7 @@ def _group_name(gid: int) -> str:
 class Subscription:
     """Live updates; ``missed`` counts those the hub no longer held when we resumed."""
 
-    def __init__(self, client: HubClient, receive: MemoryObjectReceiveStream, reply: m.Subscribed) -> None:
+    def __init__(self, client: HubClient, receive: MemoryObjectReceiveStream[Update], reply: m.Subscribed) -> None:
         self._client = client
         self._receive = receive
         self.missed = reply.missed
@@ -130,8 +141,8 @@ class HubClient:
     def __init__(self, link: Link) -> None:
         self._link = link
         self._ids = itertools.count(1)
-        self._requests: dict[int, MemoryObjectSendStream] = {}
-        self._updates: MemoryObjectSendStream | None = None
+        self._requests: dict[int, MemoryObjectSendStream[Reply]] = {}
+        self._updates: MemoryObjectSendStream[Update] | None = None
         self._done = anyio.Event()
         self._failure: str | None = None
         self._slow_error: m.Error | None = None
@@ -187,25 +198,32 @@ class HubClient:
         if self._updates is not None:
             self._updates.close()
 
-    def _dispatch(self, batch: list[m.Message]) -> None:
+    def _dispatch(self, batch: list[Decoded]) -> None:
+        """Hand each message on; the connection has let through only what a hub may send a client."""
         for message in batch:
-            kind = type(message)
-            if kind is m.NodeUpdate or kind is m.AuthUpdate:
-                self._hand_on(message)
-            elif kind is m.AuthUpdates:
-                for update in message.updates():
-                    self._hand_on(update)
-            elif kind is m.Error and message.request_id is None:
-                if message.code == "slow_consumer":
-                    self._slow_error = message
-                self._failure = f"the hub ended the connection: {message.message}"
-            else:
-                stream = self._requests.get(getattr(message, "request_id", -1))
-                if stream is not None:
-                    try:
-                        stream.send_nowait(message)
-                    except (anyio.WouldBlock, anyio.BrokenResourceError):
-                        self._cancel(message.request_id)
+            match message:
+                case m.NodeUpdate() | m.AuthUpdate():
+                    self._hand_on(message)
+                case m.AuthUpdates():
+                    for update in message.updates():
+                        self._hand_on(update)
+                case m.Error(request_id=None):
+                    if message.code == "slow_consumer":
+                        self._slow_error = message
+                    self._failure = f"the hub ended the connection: {message.message}"
+                case m.NodeList() | m.Subscribed() | m.Started() | m.CommandOutput() | m.CommandResult() | m.Error():
+                    self._reply(message)
+
+    def _reply(self, message: Reply) -> None:
+        """Pass a reply to the request it answers; a request whose caller has left is cancelled."""
+        request_id = message.request_id
+        assert request_id is not None  # an Error without one ended the link instead
+        stream = self._requests.get(request_id)
+        if stream is not None:
+            try:
+                stream.send_nowait(message)
+            except (anyio.WouldBlock, anyio.BrokenResourceError):
+                self._cancel(request_id)
 
     def _hand_on(self, update: Update) -> None:
         """Pass an update to the subscription; one that reads too slowly is ended (it can resume)."""
@@ -222,11 +240,11 @@ class HubClient:
             return SubscriptionLost(self._slow_error.message, last_seq)
         return HubUnavailable(self._failure or "connection to the hub lost")
 
-    def _open(self) -> tuple[int, MemoryObjectReceiveStream]:
+    def _open(self) -> tuple[int, MemoryObjectReceiveStream[Reply]]:
         if self._failure:
             raise HubUnavailable(self._failure)
         request_id = next(self._ids)
-        send, receive = anyio.create_memory_object_stream(REQUEST_BUFFER)
+        send, receive = anyio.create_memory_object_stream[Reply](REQUEST_BUFFER)
         self._requests[request_id] = send
         return request_id, receive
 
@@ -239,19 +257,29 @@ class HubClient:
         self._close(request_id)
         self._link.send(m.Cancel(request_id))
 
-    async def _next(self, receive: MemoryObjectReceiveStream) -> m.Message:
+    async def _answer(self, receive: MemoryObjectReceiveStream[Reply]) -> Answer:
+        """The next reply to a request; an Error is raised as the request's failure."""
         try:
             reply = await receive.receive()
         except anyio.EndOfStream:
             raise HubUnavailable(self._failure or "connection to the hub lost") from None
-        if type(reply) is m.Error:
+        if isinstance(reply, m.Error):
             raise _request_error(reply)
         return reply
 
-    async def _ask(self, request: m.Message, request_id: int, receive: MemoryObjectReceiveStream) -> m.Message:
+    async def _next(self, receive: MemoryObjectReceiveStream[Reply], expected: type[Expected]) -> Expected:
+        """The next reply to a request, which must be an ``expected``."""
+        reply = await self._answer(receive)
+        if not isinstance(reply, expected):
+            raise _unexpected(reply)
+        return reply
+
+    async def _ask(
+        self, request: m.Message, request_id: int, receive: MemoryObjectReceiveStream[Reply], answer: type[Expected]
+    ) -> Expected:
         self._link.send(request)
         try:
-            return await self._next(receive)
+            return await self._next(receive, answer)
         finally:
             self._close(request_id)
 
@@ -260,23 +288,23 @@ class HubClient:
     async def list_nodes(self) -> list[m.NodeInfo]:
         """Every node the hub knows: connected ones and those within their grace period."""
         request_id, receive = self._open()
-        reply = await self._ask(m.ListNodes(request_id), request_id, receive)
+        reply = await self._ask(m.ListNodes(request_id), request_id, receive, m.NodeList)
         return reply.nodes
 
     async def find_node(self, query: str) -> m.NodeInfo:
         """The node whose serial, hostname or address is ``query``; raises UnknownNode."""
         request_id, receive = self._open()
-        reply = await self._ask(m.FindNode(request_id, query), request_id, receive)
+        reply = await self._ask(m.FindNode(request_id, query), request_id, receive, m.NodeList)
         return reply.nodes[0]
 
     async def subscribe(self, since: int | None = None) -> Subscription:
         """Start receiving updates, first those after ``since`` that the hub still holds."""
         if self._updates is not None:
             raise HubError("this connection is already subscribed")
-        send, updates = anyio.create_memory_object_stream(SUBSCRIPTION_BUFFER)
+        send, updates = anyio.create_memory_object_stream[Update](SUBSCRIPTION_BUFFER)
         self._updates = send
         request_id, receive = self._open()
-        reply = await self._ask(m.Subscribe(request_id, since), request_id, receive)
+        reply = await self._ask(m.Subscribe(request_id, since), request_id, receive, m.Subscribed)
         return Subscription(self, updates, reply)
 
     async def execute(
@@ -292,13 +320,18 @@ class HubClient:
         self._link.send(m.Execute(request_id, target, label, stream, wait))
         finished = False
         try:
-            started = await self._next(receive)
+            started = await self._next(receive, m.Started)
             yield started
             remaining = set(started.serials)
             while remaining:
-                item = await self._next(receive)
-                if type(item) is m.CommandResult:
-                    remaining.discard(item.serial)
+                item = await self._answer(receive)
+                match item:
+                    case m.CommandResult():
+                        remaining.discard(item.serial)
+                    case m.CommandOutput():
+                        pass
+                    case _:
+                        raise _unexpected(item)
                 yield item
             finished = True
         finally:
@@ -322,7 +355,7 @@ async def follow_updates(
     the last sequence it passed on, so nothing the hub still holds is lost.
     Integrations use this; failures are logged, never raised.
     """
-    send, receive = anyio.create_memory_object_stream(SUBSCRIPTION_BUFFER)
+    send, receive = anyio.create_memory_object_stream[Update](SUBSCRIPTION_BUFFER)
 
     async def pump() -> None:
         last = since

@@ -7,11 +7,14 @@ ISO 8601 in UTC; an attribute is a list, or ``{"error": text}``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .protocol import messages as m
 from .protocol.kinds import FAILURE_KINDS, label
+
+Item = TypeVar("Item")
 
 
 def iso(stamp: float | None) -> str | None:
@@ -20,7 +23,9 @@ def iso(stamp: float | None) -> str | None:
     return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _attribute(value: list[Any] | str, item) -> list[dict[str, Any]] | dict[str, str]:
+def _attribute(
+    value: list[Item] | str, item: Callable[[Item], dict[str, Any]]
+) -> list[dict[str, Any]] | dict[str, str]:
     if isinstance(value, str):
         return {"error": value}
     return [item(v) for v in value]
@@ -74,7 +79,7 @@ def event_json(event: m.AuthEvent) -> dict[str, Any]:
 
 
 def update_json(update: m.NodeUpdate | m.AuthUpdate) -> dict[str, Any]:
-    if type(update) is m.NodeUpdate:
+    if isinstance(update, m.NodeUpdate):
         return {"seq": update.seq, "type": "node", "changed": list(update.changed), "node": node_json(update.node)}
     return {
         "seq": update.seq,

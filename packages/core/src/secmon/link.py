@@ -21,6 +21,7 @@ from anyio.abc import ByteStream
 
 from .protocol import Connection, RemoteProtocolError
 from .protocol import messages as m
+from .protocol.codec import Decoded
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class Link:
         self.close_reason: str | None = None
         self._queue: deque[bytes] = deque()
         self._wakeup = anyio.Event()
-        self._pending: list[m.Message] = []
+        self._pending: list[Decoded] = []
         self._scope: anyio.CancelScope | None = None
         self._closing = False
         self._drained = anyio.Event()
@@ -100,7 +101,7 @@ class Link:
 
     # --- the opening ---------------------------------------------------------
 
-    async def handshake(self, opening: m.Message | None = None) -> m.Message:
+    async def handshake(self, opening: m.Message | None = None) -> Decoded:
         """Send our ``opening`` (an initiator's hello), then wait for the peer's first message.
 
         The connection's handshake deadline rules the wait. Anything that came with the
@@ -134,7 +135,7 @@ class Link:
 
     # --- running -----------------------------------------------------------
 
-    async def run(self, on_messages: Callable[[list[m.Message]], None]) -> str:
+    async def run(self, on_messages: Callable[[list[Decoded]], None]) -> str:
         """Serve the link until it ends; returns why it ended. Closes the stream."""
         try:
             async with anyio.create_task_group() as tg:
@@ -158,7 +159,7 @@ class Link:
         if self._scope is not None:
             self._scope.cancel()
 
-    async def _read_loop(self, on_messages: Callable[[list[m.Message]], None]) -> None:
+    async def _read_loop(self, on_messages: Callable[[list[Decoded]], None]) -> None:
         if self._pending:
             pending, self._pending = self._pending, []
             on_messages(pending)

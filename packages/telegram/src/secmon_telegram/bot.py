@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from typing import Any
 
 import anyio
 from telegram import BotCommand, Update
@@ -40,7 +41,7 @@ COMMANDS = [
 class Outbox:
     """Sends HTML messages, retrying until Telegram takes them."""
 
-    def __init__(self, application: Application) -> None:
+    def __init__(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         self.bot = application.bot
 
     async def send(self, chat_id: int, text: str) -> None:
@@ -68,7 +69,7 @@ class SecmonBot:
         self.updates = updates
         self.execute = execute
         self._strangers: set[int] = set()
-        request_kwargs = {}
+        request_kwargs: dict[str, Any] = {}
         if settings.ipv4_only:
             import httpx
 
@@ -109,7 +110,9 @@ class SecmonBot:
         await self._answer(["list"])
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._answer(update.effective_message.text.split())
+        message = update.effective_message
+        assert message is not None and message.text is not None  # the handler's filters.TEXT lets only text in
+        await self._answer(message.text.split())
 
     async def _answer(self, words: list[str]) -> None:
         try:
@@ -149,7 +152,9 @@ class SecmonBot:
         async with self.app:
             await self.app.bot.set_my_commands(COMMANDS)
             await self.app.start()
-            await self.app.updater.start_polling(poll_interval=0.0, timeout=20)
+            updater = self.app.updater
+            assert updater is not None  # the builder makes one unless told not to
+            await updater.start_polling(poll_interval=0.0, timeout=20)
             log.info("bot polling for messages from user %d", self.settings.user_id)
             try:
                 async with anyio.create_task_group() as tg:
@@ -160,5 +165,5 @@ class SecmonBot:
                             tg.cancel_scope.cancel()
                             break
             finally:
-                await self.app.updater.stop()
+                await updater.stop()
                 await self.app.stop()

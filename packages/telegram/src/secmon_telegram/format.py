@@ -7,14 +7,19 @@ shown as typed and the message is still valid HTML for Telegram.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, tzinfo
 from html import escape
 
 __all__ = ["HELP", "command_result", "escape", "event_message", "node_details", "node_list"]
 
+from typing import TypeVar
+
 from secmon.folding import Notice
 from secmon.protocol import messages as m
 from secmon.protocol.kinds import FAILURE_KINDS, label
+
+Item = TypeVar("Item")
 
 MESSAGE_LIMIT = 4096  # Telegram's limit on a message's text, markup included
 OUTPUT_ROOM = 3500  # of which command output may use this much, leaving room for the frame and the note
@@ -57,7 +62,7 @@ def _peer(p: m.WgPeer, tz: tzinfo | None) -> str:
     return f"{escape(p.interface)} <code>{escape(p.public_key[:12])}…</code> {endpoint}, handshake {handshake}"
 
 
-def _attribute_lines(value: list | str, describe) -> list[str]:
+def _attribute_lines(value: list[Item] | str, describe: Callable[[Item], str]) -> list[str]:
     """An attribute's items as bullets, or its error (initializing, not_monitored, why it failed)."""
     if isinstance(value, str):
         return [f"<i>{escape(value)}</i>"]

@@ -8,9 +8,13 @@ cannot move the cursor, retitle the window or recolour what follows.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ..protocol import messages as m
 from ..protocol.kinds import FAILURE_KINDS
+
+Item = TypeVar("Item")
 
 GREEN, RED, YELLOW, DIM, BOLD, RESET = "\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
 _CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
@@ -37,7 +41,7 @@ def local_time(stamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
 
 
-def _count(value: list | str, noun: str) -> str:
+def _count(value: list[Any] | str, noun: str) -> str:
     if isinstance(value, str):
         return value if value in (m.INITIALIZING, m.NOT_MONITORED) else "error"
     return f"{len(value)} {noun}{'' if len(value) == 1 else 's'}"
@@ -109,7 +113,7 @@ def _peer(p: m.WgPeer) -> str:
     return f"{clean(p.interface)} {clean(p.public_key)} {endpoint}, handshake {handshake}"
 
 
-def _attribute_lines(value: list | str, describe, paint: Painter) -> list[str]:
+def _attribute_lines(value: list[Item] | str, describe: Callable[[Item], str], paint: Painter) -> list[str]:
     """An attribute's items, one a line, or its error (initializing, not_monitored, why it failed)."""
     if isinstance(value, str):
         return [f"  {paint(YELLOW, clean(value))}"]
@@ -151,7 +155,7 @@ def describe_event(event: m.AuthEvent) -> str:
 
 
 def update_line(update: m.NodeUpdate | m.AuthUpdate, paint: Painter) -> str:
-    if type(update) is m.AuthUpdate:
+    if isinstance(update, m.AuthUpdate):
         event = update.event
         text = describe_event(event)
         text = paint(RED, text) if event.kind in FAILURE_KINDS else text

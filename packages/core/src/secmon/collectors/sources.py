@@ -52,7 +52,7 @@ NEWEST_TIMEOUT = 10.0
 SetAttribute = Callable[[str, Any], None]
 # Each batch comes with the source's position just after it (None where the source gave none).
 OnLines = Callable[[list[str], Position | None], None]
-OnEvents = Callable[[list[dict[str, Any]], Position | None], None]
+OnEvents = Callable[[list[dict[str, Any]], Position | None], object]  # what it returns is not used
 
 
 async def poll_sessions(report: SetAttribute, interval: float, setting: str = "auto") -> None:
@@ -173,7 +173,7 @@ async def _follow_file(
     resume: FilePosition | None,
 ) -> None:
     handle = None
-    identity = None
+    identity: tuple[int, int] | None = None  # the (dev, ino) of the file handle reads
     first = resume is None
     splitter = _log_splitter()
     if resume is not None:
@@ -209,18 +209,20 @@ async def _follow_file(
             report("auth", m.AUTH_OK)
         data = handle.read(READ_CHUNK)
         if data:
+            assert identity is not None  # set with handle
             if lines := splitter.feed(data):
                 on_lines(_text(lines), FilePosition(str(path), *identity, handle.tell() - splitter.pending))
             continue
+        now: os.stat_result | None  # what is at path now
         try:
-            info = os.stat(path)
+            now = os.stat(path)
         except OSError:
-            info = None
-        if info is None or (info.st_dev, info.st_ino) != identity:
+            now = None
+        if now is None or (now.st_dev, now.st_ino) != identity:
             handle.close()  # rotated or removed: the old file is read to its end already
             handle = None
             continue
-        if info.st_size < handle.tell():
+        if now.st_size < handle.tell():
             handle.seek(0)  # truncated in place
             splitter = _log_splitter()
             continue
@@ -302,6 +304,7 @@ async def follow_journal(
             async with await anyio.open_process(argv, stdin=DEVNULL, stdout=PIPE, stderr=PIPE) as process:
                 report("auth", m.AUTH_OK)
                 splitter = _log_splitter()
+                assert process.stdout is not None  # opened with stdout=PIPE
                 async for chunk in process.stdout:
                     delay = 0.5
                     if lines := _text(splitter.feed(chunk)):

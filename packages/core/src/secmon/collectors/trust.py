@@ -87,7 +87,7 @@ def _believed(
     kind = fields.get("kind") if fields else None
     if kind not in _SESSION_KINDS:
         return False
-    return kind is None or fields.get("user") == _user_name(uid)
+    return kind is None or (fields is not None and fields.get("user") == _user_name(uid))
 
 
 def _user_name(uid: str) -> str | None:

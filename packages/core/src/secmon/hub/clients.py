@@ -22,6 +22,7 @@ from anyio.abc import TaskGroup
 from ..link import HandshakeFailed
 from ..protocol import messages as m
 from ..protocol.batches import UpdateFrame
+from ..protocol.codec import Decoded
 from .hub import ConnectedNode, Hub, Relay
 from .wire import HubLink
 
@@ -34,6 +35,8 @@ REPLAY_BATCH = 1_000  # held updates looked up at a time while a subscriber catc
 def peer_credentials(link: HubLink) -> tuple[int, int] | None:
     """The uid and gid of the process at the other end of a Unix socket (SO_PEERCRED)."""
     try:
+        if link.transport is None:  # gone already
+            return None
         sock = link.transport.get_extra_info("socket")
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except Exception:
@@ -96,7 +99,7 @@ class ClientConnection:
         log.warning("client %s dropped: %s", self.name, text)
         link.close(text, m.Error("slow_consumer", text))
 
-    def on_messages(self, batch: list[m.Message]) -> None:
+    def on_messages(self, batch: list[Decoded]) -> None:
         """Serve a client's requests; the connection has let through only what a client may send."""
         for message in batch:
             match message:
@@ -237,7 +240,7 @@ async def serve_client(hub: Hub, link: HubLink) -> None:
             await _refuse_before_hello(link, text)
             return
         try:
-            await link.handshake()  # a hello: the connection has checked its version and role
+            await link.handshake()
         except HandshakeFailed as exc:
             log.warning("client %s: %s", name, exc)
             await link.finish()

@@ -136,6 +136,7 @@ class Hub:
         start = frames[-1].last + 1 if frames else fresh  # a stored lineage goes on without a gap
         self.ring = UpdateRing(self.settings.ring_size, start=start, first=first or start)
         self.ring.load(frames)
+        assert self.ring.first is not None  # the ring set it
         self.store.remember_first(self.ring.first)
 
     # --- broadcast ---------------------------------------------------------

@@ -281,8 +281,10 @@ class UpdateRing:
         A ``seq`` we never issued (0, or one from another hub run) resumes from the start of
         what we hold.
         """
-        if seq > self.seq or seq < self.first - 1:
-            seq = self.first - 1
+        first = self.first
+        assert first is not None  # __post_init__ set it
+        if seq > self.seq or seq < first - 1:
+            seq = first - 1
         oldest = self._frames[0].first if self._frames else self.seq + 1
         missed = max(0, oldest - seq - 1)
         return max(seq, oldest - 1), missed

@@ -18,7 +18,9 @@ import os
 import signal
 import ssl
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -88,7 +90,13 @@ async def serve(
     loop = asyncio.get_running_loop()
     link_settings = settings.link
 
-    def accept(tg: TaskGroup, lifecycle, peer: Role, max_queue: int, tls: ssl.SSLContext | None = None):
+    def accept(
+        tg: TaskGroup,
+        lifecycle: Callable[[Hub, HubLink], Coroutine[Any, Any, None]],
+        peer: Role,
+        max_queue: int,
+        tls: ssl.SSLContext | None = None,
+    ) -> Callable[[], HubLink]:
         """A protocol factory whose connections each get their lifecycle coroutine in ``tg``."""
 
         def opened(link: HubLink) -> None:

@@ -24,11 +24,13 @@ import logging
 import ssl
 from collections import deque
 from collections.abc import Callable
+from typing import cast
 
 from ..link import HandshakeFailed
 from ..protocol import Connection, RemoteProtocolError
 from ..protocol import messages as m
 from ..protocol.batches import UpdateFrame
+from ..protocol.codec import Decoded
 from ..tls import hub_side_tls_failure
 
 log = logging.getLogger("secmon.hub")
@@ -44,7 +46,7 @@ PLAIN_HUB_GOT_TLS = (
     "SECMON_TLS_KEY, or unset SECMON_TLS_CA on the node"
 )
 
-MessageHandler = Callable[[list[m.Message]], None]
+MessageHandler = Callable[[list[Decoded]], None]
 
 
 class HubLink(asyncio.Protocol):
@@ -103,13 +105,14 @@ class HubLink(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._closed = self._loop.create_future()
         self._on_messages: MessageHandler | None = None
-        self._pending: list[m.Message] = []
+        self._pending: list[Decoded] = []
         self._waiter: asyncio.Future[None] | None = None  # handshake() or wait_for_room()
         self._tls_context = tls
         self._tls: ssl.SSLObject | None = None
         self._tls_ready = tls is None
         self._tls_started = False  # the peer's first bytes have arrived
-        self._tls_in = self._tls_out = None
+        self._tls_in: ssl.MemoryBIO | None = None
+        self._tls_out: ssl.MemoryBIO | None = None
         self._tls_error: str | None = None
 
     @property
@@ -119,13 +122,15 @@ class HubLink(asyncio.Protocol):
     # --- asyncio callbacks ---------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
+        # A stream server's transports are read-write transports; uvloop's are not asyncio.Transport
+        # subclasses, so this is a cast, not an isinstance check.
+        self.transport = stream = cast(asyncio.Transport, transport)
+        peer = stream.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) and peer else "?"
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        stream.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         if self._tls_context is not None:
-            self._tls_in, self._tls_out = ssl.MemoryBIO(), ssl.MemoryBIO()
-            self._tls = self._tls_context.wrap_bio(self._tls_in, self._tls_out, server_side=True)
+            self._tls_in, self._tls_out = tls_in, tls_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+            self._tls = self._tls_context.wrap_bio(tls_in, tls_out, server_side=True)
         self._links.add(self)
         self._on_open(self)
 
@@ -160,9 +165,9 @@ class HubLink(asyncio.Protocol):
             error = self.connection.peer_error
             self.close(f"closed by the peer: {error.message}" if error else "closed")
 
-    def _dispatch(self, batch: list[m.Message]) -> None:
+    def _dispatch(self, on_messages: MessageHandler, batch: list[Decoded]) -> None:
         try:
-            self._on_messages(batch)
+            on_messages(batch)
         except Exception as exc:  # a bug in one connection must not take the hub down
             log.error("%s: internal error: %r", self.peer, exc, exc_info=log.isEnabledFor(logging.DEBUG))
             self._stop("internal error")
@@ -192,7 +197,8 @@ class HubLink(asyncio.Protocol):
     # --- TLS over memory BIOs ------------------------------------------------
 
     def _decrypt(self, data: bytes) -> bytes:
-        tls = self._tls
+        tls, tls_in = self._tls, self._tls_in
+        assert tls is not None and tls_in is not None  # data_received decrypts only when TLS is on
         if not self._tls_started:
             self._tls_started = True
             if not data.startswith(TLS_HANDSHAKE_RECORD[:1]):
@@ -201,7 +207,7 @@ class HubLink(asyncio.Protocol):
                 self._tls_error = "TLS handshake failed: the node does not speak TLS: set SECMON_TLS_CA on it"
                 self._stop(self._tls_error, abort=False)
                 return b""
-        self._tls_in.write(data)
+        tls_in.write(data)
         chunks = []
         try:
             if not self._tls_ready:
@@ -223,6 +229,7 @@ class HubLink(asyncio.Protocol):
         return b"".join(chunks)
 
     def _send_tls_records(self) -> None:
+        assert self._tls_out is not None  # called only when TLS is on
         records = self._tls_out.read()
         if records and self.transport is not None:
             self.transport.write(records)
@@ -283,6 +290,7 @@ class HubLink(asyncio.Protocol):
             self.queued -= weight
             try:
                 if self._tls is not None:
+                    assert self._tls_out is not None  # set with self._tls
                     self._tls.write(data)
                     data = self._tls_out.read()
                 transport.write(data)  # may call pause_writing() before it returns
@@ -367,20 +375,24 @@ class HubLink(asyncio.Protocol):
 
     # --- the lifecycle -------------------------------------------------------
 
-    async def handshake(self) -> m.Message:
-        """Wait for the peer's first message; anything after it is kept for ``run``.
+    async def handshake(self) -> m.Hello:
+        """Wait for the peer's hello; anything after it is kept for ``run``.
 
-        The connection's handshake deadline, enforced by the sweep, ends the wait.
+        The connection has checked the hello's version and role. HandshakeFailed if the
+        link ends first or the peer ends it with an Error; the connection's handshake
+        deadline, enforced by the sweep, ends the wait.
         """
         while not self._pending and not self._closing:
             await self._wait()
         if not self._pending:
             raise HandshakeFailed(self._tls_error or self.close_reason or "connection closed before hello")
         first = self._pending.pop(0)
-        if type(first) is m.Error:  # the peer ended the link instead of saying hello
-            self.close(f"closed by the peer before its hello: {first.message}"[:300])
-            raise HandshakeFailed(self.close_reason)
-        return first
+        if type(first) is m.Hello:
+            return first
+        # The table lets a peer open with nothing else but an Error: it ended the link instead of saying hello.
+        detail = first.message if type(first) is m.Error else type(first).__name__
+        self.close(f"closed by the peer before its hello: {detail}"[:300])
+        raise HandshakeFailed(self.close_reason or "closed by the peer before its hello")
 
     async def finish(self) -> None:
         """Wait until the link has flushed and closed (the sweep bounds how long)."""
@@ -400,6 +412,6 @@ class HubLink(asyncio.Protocol):
         self._on_messages = on_messages
         if self._pending and not self._closing:
             pending, self._pending = self._pending, []
-            self._dispatch(pending)
+            self._dispatch(on_messages, pending)
         await self.finish()
         return self.close_reason or "closed"

@@ -23,6 +23,7 @@ from ..errors import SecmonError
 from ..link import HandshakeFailed, Link
 from ..protocol import Connection, Role
 from ..protocol import messages as m
+from ..protocol.codec import Decoded
 from .commands import AllowlistError, Outcome, label_problem, load_allowlist, run_allowed_command
 from .journal import open_journal
 from .reconnect import Backoff, ReportLimit, describe_failure, held_back_note
@@ -202,9 +203,10 @@ class NodeAgent:
         except BaseException:
             await stream.aclose()
             raise
-        if type(welcome) is m.Error:  # the connection allows only a welcome or a refusal here
+        if isinstance(welcome, m.Error):  # the connection allows only a welcome or a refusal here
             await link.finish()
             raise HubRefused(f"hub refused us: {welcome.message}")
+        assert type(welcome) is m.Welcome  # as the connection's table allows nothing else
         log.info("connected to hub %s as node %d", where, welcome.serial)
         since = anyio.current_time()
         self.journal.acknowledge(welcome.last_event_seq)
@@ -222,25 +224,27 @@ class NodeAgent:
         lasted = anyio.current_time() - since
         return LinkEnded(reason, lasted, connection.peer_error, self._heard, welcome.keepalive)
 
-    def _on_messages(self, batch: list[m.Message], tg: TaskGroup) -> None:
+    def _on_messages(self, batch: list[Decoded], tg: TaskGroup) -> None:
+        """Act on what the hub sends; the connection has let through only what a hub may send a node."""
         self._heard = True
         for message in batch:
-            kind = type(message)
-            if kind is m.Ack:
-                self.journal.acknowledge(message.seq)
-            elif kind is m.RunCommand:
-                scope = anyio.CancelScope()
-                self._running[message.request_id] = scope
-                tg.start_soon(self._run_command, message, scope)
-            elif kind is m.CancelCommand:
-                scope = self._running.get(message.request_id)
-                if scope is not None:
-                    scope.cancel()
+            match message:
+                case m.Ack():
+                    self.journal.acknowledge(message.seq)
+                case m.RunCommand():
+                    scope = anyio.CancelScope()
+                    self._running[message.request_id] = scope
+                    tg.start_soon(self._run_command, message, scope)
+                case m.CancelCommand():
+                    running = self._running.get(message.request_id)
+                    if running is not None:
+                        running.cancel()
 
     # --- commands -----------------------------------------------------------
 
     async def _run_command(self, request: m.RunCommand, scope: anyio.CancelScope) -> None:
         link = self.link
+        assert link is not None  # set for the session whose task group runs this command, and outlives it
         outcome = Outcome(m.CANCELLED, message="cancelled by the hub")
         try:
             with scope:

@@ -166,6 +166,7 @@ async def run_allowed_command(
     splitter = LineSplitter(MAX_UNENDED, drop_long=False)
 
     def emit(line: bytes) -> None:
+        assert on_line is not None  # lines are split only when they are streamed
         text = line[:MAX_LINE].decode(errors="replace")
         if len(line) > MAX_LINE:
             text += f" …[{len(line) - MAX_LINE} bytes cut]"
@@ -179,6 +180,7 @@ async def run_allowed_command(
 
     try:
         with anyio.move_on_after(timeout if timeout > 0 else math.inf) as scope:
+            assert process.stdout is not None  # opened with stdout=PIPE
             async for chunk in process.stdout:
                 if on_line is None:
                     collect(chunk)

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import msgpack
 
 from . import messages as m
-from .codec import CONVERTERS, FrameDecoder, decode_body, encode
+from .codec import CONVERTERS, Decoded, DecodedConverter, Folded, FrameDecoder, decode_body, encode
 from .errors import InvalidMessage
 from .schema import record_checker
 
@@ -38,7 +38,7 @@ MAX_BATCH = 1_000
 
 
 @dataclass(slots=True)
-class EventRun:
+class EventRun(Folded):
     """A node's auth events, each a checked map, with their own bytes when all of them are known.
 
     ``events`` are maps that passed the AuthEvent checks (a float sent as an
@@ -143,7 +143,7 @@ def _event_run(raw: dict[str, Any], path: str) -> EventRun:
 
 
 # What a hub decodes a node's frames with: auth events as an EventRun, everything else as usual.
-_NODE_CONVERTERS = {**CONVERTERS, m.AuthEvents.TAG: _event_run}
+_NODE_CONVERTERS: dict[str, DecodedConverter] = {**CONVERTERS, m.AuthEvents.TAG: _event_run}
 
 # An auth_events body, in either key order: tag first (as most packers write a literal
 # map) or events first (as our encoder writes fields before the tag).
@@ -185,12 +185,13 @@ class EventRunDecoder(FrameDecoder):
     def __init__(self) -> None:
         super().__init__(converters=_NODE_CONVERTERS)
         self._run: EventRun | None = None  # what this read's last frames decoded to, if auth events
+        self._pieces: list[tuple[int, bytes]] = []  # the pieces of that run (it began with one)
 
-    def feed(self, data: bytes) -> list[m.Message]:
+    def feed(self, data: bytes) -> list[Decoded]:
         self._run = None
         return super().feed(data)
 
-    def decode(self, body: bytes) -> m.Message | None:
+    def decode(self, body: bytes) -> Decoded | None:
         """A frame in the usual layout joins the EventRun of the frames before it, if any."""
         array = events_bytes(body)
         if array is not None:
@@ -204,10 +205,11 @@ class EventRunDecoder(FrameDecoder):
                     piece = (len(events), array[_ARRAY_HEADER[array[0]] :])
                     run = self._run
                     if run is None:
-                        self._run = EventRun(events, [piece])
+                        self._pieces = [piece]
+                        self._run = EventRun(events, self._pieces)
                         return self._run
                     run.events += events
-                    run.pieces.append(piece)
+                    self._pieces.append(piece)
                     return None
         self._run = None
         return decode_body(body, _NODE_CONVERTERS)
@@ -234,7 +236,7 @@ def _auth_update_frame(origin: EventOrigin, first: int, events: list[dict[str, A
     one = len(events) == 1
     if encoded is None:
         tag, key, value = (m.AuthUpdate.TAG, "event", events[0]) if one else (m.AuthUpdates.TAG, "events", events)
-        wire = {"t": tag, "seq": first, "serial": origin.serial, "hostname": origin.hostname,
+        wire: dict[str, Any] = {"t": tag, "seq": first, "serial": origin.serial, "hostname": origin.hostname,
                 "address": origin.address, key: value}  # fmt: skip
         return encode(wire)
     if one:

@@ -9,13 +9,33 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeAlias
 
 import msgpack
 
 from .errors import FrameTooLarge, InvalidMessage, LocalProtocolError, MalformedFrame
 from .messages import MESSAGE_TYPES, Message
-from .schema import Converter, record_converter
+from .schema import record_converter
+
+
+class Folded:
+    """The base of what a decoder subclass yields in place of the messages of several frames.
+
+    The hub's EventRunDecoder folds a node's AuthEvents frames into one EventRun
+    (``batches``); ``TAG`` is the tag of the messages it stands for, so the rules
+    that judge those messages judge it.
+    """
+
+    __slots__ = ()
+    TAG: ClassVar[str]
+
+
+# What a frame decodes to: a message, or what a decoder subclass folded frames into.
+Decoded: TypeAlias = Message | Folded
+# A converter of one tag's map (the tag passed as the path of errors) into what it decodes to.
+DecodedConverter: TypeAlias = Callable[[Any, str], Decoded]
+WireFunction: TypeAlias = Callable[[Any], dict[str, Any]]
 
 # Large enough for a full node state or a whole command result, small enough that a
 # hostile header cannot make us buffer gigabytes.
@@ -23,10 +43,10 @@ MAX_FRAME = 16 * 1024 * 1024
 HEADER = 4
 _HEADER = struct.Struct(">I")
 
-_TO_WIRE: dict[type, Any] = {}
+_TO_WIRE: dict[type, WireFunction] = {}
 
 
-def _wire_function(cls: type) -> Any:
+def _wire_function(cls: type) -> WireFunction:
     """A generated function that turns one dataclass into its wire map (with its tag, if a message)."""
     names = [f.name for f in dataclasses.fields(cls)]
     items = [f"{name!r}: o.{name}" for name in names]
@@ -35,7 +55,8 @@ def _wire_function(cls: type) -> Any:
         items.append(f"'t': {tag!r}")
     namespace: dict[str, Any] = {}
     exec(f"def to_wire(o):\n    return {{{', '.join(items)}}}", namespace)
-    return namespace["to_wire"]
+    to_wire: WireFunction = namespace["to_wire"]
+    return to_wire
 
 
 def _to_wire(obj: Any) -> dict[str, Any]:
@@ -51,25 +72,25 @@ def _to_wire(obj: Any) -> dict[str, Any]:
 _PACKER = msgpack.Packer(default=_to_wire)
 
 
-def encode_body(message: Message) -> bytes:
-    """The MessagePack body of one message, without the frame header."""
+def encode_body(message: Message | dict[str, Any]) -> bytes:
+    """The MessagePack body of one message (or of its wire map), without the frame header."""
     try:
         return _PACKER.pack(message)
     except (TypeError, ValueError, OverflowError) as exc:
         raise LocalProtocolError(f"cannot encode {type(message).__name__}: {exc}") from exc
 
 
-def encode(message: Message) -> bytes:
+def encode(message: Message | dict[str, Any]) -> bytes:
     """One whole frame: header and body."""
     body = encode_body(message)
     return _HEADER.pack(len(body)) + body
 
 
 # The validating converter of every message type, by tag.
-CONVERTERS: dict[str, Converter] = {tag: record_converter(cls) for tag, cls in MESSAGE_TYPES.items()}
+CONVERTERS: dict[str, DecodedConverter] = {tag: record_converter(cls) for tag, cls in MESSAGE_TYPES.items()}
 
 
-def decode_body(body: bytes | memoryview, converters: dict[str, Converter] = CONVERTERS) -> Message:
+def decode_body(body: bytes | memoryview, converters: dict[str, DecodedConverter] = CONVERTERS) -> Decoded:
     """Decode and validate one frame body; any fault raises a RemoteProtocolError."""
     try:
         raw = msgpack.unpackb(body)
@@ -91,7 +112,7 @@ class FrameDecoder:
     message type); a daemon may pass its own for tags it handles differently.
     """
 
-    def __init__(self, max_frame: int = MAX_FRAME, converters: dict[str, Converter] | None = None) -> None:
+    def __init__(self, max_frame: int = MAX_FRAME, converters: dict[str, DecodedConverter] | None = None) -> None:
         self.max_frame = max_frame
         self._converters = CONVERTERS if converters is None else converters
         self._partial = bytearray()  # the start of a frame whose end has not arrived
@@ -102,11 +123,11 @@ class FrameDecoder:
         """Bytes held while waiting for the rest of a frame."""
         return len(self._partial)
 
-    def decode(self, body: bytes) -> Message | None:
+    def decode(self, body: bytes) -> Decoded | None:
         """One frame body to one message; a subclass may fold it into the message before (None)."""
         return decode_body(body, self._converters)
 
-    def feed(self, data: bytes) -> list[Message]:
+    def feed(self, data: bytes) -> list[Decoded]:
         """Add bytes; return every message they complete, in order."""
         if not self._partial and len(data) > HEADER:
             (length,) = _HEADER.unpack_from(data)
@@ -120,7 +141,7 @@ class FrameDecoder:
                 return []  # a large frame arriving in pieces is copied once, not once per piece
             data = bytes(self._partial)
             self._partial.clear()
-        messages: list[Message] = []
+        messages: list[Decoded] = []
         offset = 0
         end = len(data)
         max_frame = self.max_frame

@@ -33,7 +33,7 @@ import functools
 from dataclasses import dataclass
 
 from . import messages as m
-from .codec import FrameDecoder, encode
+from .codec import Decoded, FrameDecoder, encode
 from .errors import (
     HandshakeTimeout,
     HelloRefused,
@@ -64,8 +64,8 @@ class Role(enum.Enum):
 class Rules:
     """What one side of a link may send: its opening message, then the rest."""
 
-    opening: frozenset[type]
-    then: frozenset[type]
+    opening: frozenset[type[m.Message]]
+    then: frozenset[type[m.Message]]
 
 
 # Who may send what to whom: the one table. Keepalive (after the opening) and Error (at any
@@ -111,7 +111,7 @@ class State(enum.Enum):
 
 # The tag sets are made once per rule and shared: a hub holds a connection per node, thousands.
 @functools.cache
-def _allowed(types: frozenset[type]) -> frozenset[str]:
+def _allowed(types: frozenset[type[m.Message]]) -> frozenset[str]:
     return frozenset(t.TAG for t in types)
 
 
@@ -207,7 +207,7 @@ class Connection:
 
     # --- receiving -----------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[m.Message]:
+    def receive_data(self, data: bytes) -> list[Decoded]:
         """The messages ``data`` completes, in order; raises RemoteProtocolError if the peer broke a rule."""
         self._heard = True
         if data == KEEPALIVE_FRAME and self.their_state is State.OPEN and not self._decoder.buffered:
@@ -219,7 +219,7 @@ class Connection:
                 return self._received_rarely(messages)
         return messages
 
-    def _received_rarely(self, messages: list[m.Message]) -> list[m.Message]:
+    def _received_rarely(self, messages: list[Decoded]) -> list[Decoded]:
         """The slow path of receive_data: openings, keepalives, errors and faults, one by one."""
         kept = []
         for message in messages:
@@ -228,7 +228,7 @@ class Connection:
                 raise UnexpectedMessage(self._unexpected(tag))
             if tag == m.Keepalive.TAG:
                 continue
-            if tag == m.Error.TAG and (message.request_id is None or self.their_state is State.START):
+            if type(message) is m.Error and (message.request_id is None or self.their_state is State.START):
                 self.peer_error = message  # in place of an opening too: from the hub, a refusal
                 self._their_closed()
                 self.close()  # the link is over both ways
@@ -246,8 +246,9 @@ class Connection:
             return f"expected {opening}, got {tag!r}"
         return f"a {them} may not send {tag!r}"
 
-    def _their_opening(self, message: m.Message) -> None:
+    def _their_opening(self, message: Decoded) -> None:
         if self._initiator:  # the hub's welcome: both sides may speak, at the hub's keepalive
+            assert type(message) is m.Welcome  # the table lets the hub open with nothing else
             if not MIN_KEEPALIVE <= message.keepalive <= MAX_KEEPALIVE:  # (NaN fails too)
                 raise InvalidMessage(
                     f"welcome.keepalive: {message.keepalive} is not between {MIN_KEEPALIVE} and {MAX_KEEPALIVE}"
@@ -256,6 +257,7 @@ class Connection:
             self.their_state = State.OPEN
             self._their_open()
             return
+        assert type(message) is m.Hello  # the table lets an initiator open with nothing else
         self._check_hello(message)
         self.their_state = State.OPEN
         self._their_open()
@@ -290,7 +292,7 @@ class Connection:
             raise LocalProtocolError(self._not_ours(tag))
         if self.our_state is not State.OPEN:
             self._sent_rarely(message)
-        elif tag == m.Error.TAG and message.request_id is None:
+        elif type(message) is m.Error and message.request_id is None:
             self.close()
         self._spoke = True
         return encode(message)
@@ -310,7 +312,7 @@ class Connection:
         return f"a {self.our_role.value} may not send {tag!r} to a {self.their_role.value}"
 
     def _sent_rarely(self, message: m.Message) -> None:
-        if message.TAG == m.Error.TAG:
+        if type(message) is m.Error:
             if message.request_id is None:
                 self.close()
             return

@@ -103,7 +103,7 @@ def converter_for(hint: Any) -> Converter:
         return _list(converter_for(args[0]))
     if origin is dict:
         return _dict(converter_for(args[1]))
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return record_converter(hint)
     raise TypeError(f"no converter for {hint!r}")
 
@@ -223,7 +223,8 @@ def _generate(cls: type, construct: bool) -> Converter:
     body.append("        raise InvalidMessage(f\"{path}: unknown field {', '.join(extra)}\")")
     body.append(f"    return cls({', '.join(names)})" if construct else "    return value")
     exec("\n".join(body), namespace)
-    return namespace["convert"]
+    convert: Converter = namespace["convert"]
+    return convert
 
 
 def _base(hint: Any) -> Any:
