@@ -119,7 +119,7 @@ def test_an_error_in_place_of_a_hello_ends_the_link_on_both_sockets(cluster, hub
             raw.settimeout(WAIT)
             while raw.recv(4096):  # whatever the hub says, it then closes
                 pass
-    hub.wait_for(r"node 127\.0\.0\.1: closed by the peer before its hello: no hello from me")
+    hub.wait_for(r"node 127\.0\.0\.1: closed by the peer before its hello: 'no hello from me'")
 
 
 def test_a_node_that_ends_its_link_with_an_error_is_disconnected(cluster, hub):
@@ -134,7 +134,7 @@ def test_a_node_that_ends_its_link_with_an_error_is_disconnected(cluster, hub):
         while m.Welcome not in {type(x) for x in decoder.feed(raw.recv(4096))}:
             pass
         raw.sendall(encode(m.Error("bye", "going away")))
-        hub.wait_for(r"node 1 \(muted\) disconnected: closed by the peer: going away")
+        hub.wait_for(r"node 1 \(muted\) disconnected: closed by the peer: 'going away'")
         while raw.recv(4096):  # the hub hangs up
             pass
 

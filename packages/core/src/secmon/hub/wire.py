@@ -163,7 +163,7 @@ class HubLink(asyncio.Protocol):
             self._stop("internal error")
         if self.connection.closed and not self._closing:  # the peer ended the link
             error = self.connection.peer_error
-            self.close(f"closed by the peer: {error.message}" if error else "closed")
+            self.close(f"closed by the peer: {error.message[:200]!r}" if error else "closed")
 
     def _dispatch(self, on_messages: MessageHandler, batch: list[Decoded]) -> None:
         try:
@@ -390,8 +390,8 @@ class HubLink(asyncio.Protocol):
         if type(first) is m.Hello:
             return first
         # The table lets a peer open with nothing else but an Error: it ended the link instead of saying hello.
-        detail = first.message if type(first) is m.Error else type(first).__name__
-        self.close(f"closed by the peer before its hello: {detail}"[:300])
+        detail = repr(first.message[:200]) if type(first) is m.Error else type(first).__name__
+        self.close(f"closed by the peer before its hello: {detail}")
         raise HandshakeFailed(self.close_reason or "closed by the peer before its hello")
 
     async def finish(self) -> None:
