@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from secmon.errors import ConfigError, SecmonError, single_error
 from secmon.folding import Notice
 from secmon.notify import relay_auth_events
 from secmon.protocol import messages as m
+from secmon.signals import cancel_on_signal
 
 from .format import embed, payload
 from .webhook import Webhook, WebhookRejected, WebhookUnreachable
@@ -86,16 +86,7 @@ async def run(url: str, content: str, window: float) -> None:
         log.info("pushing auth events to Discord")
         async with anyio.create_task_group() as tg:
             tg.start_soon(partial(relay_auth_events, deliver, window=window))
-            await _stop_on_signal(tg.cancel_scope)
-
-
-async def _stop_on_signal(scope: anyio.CancelScope) -> None:
-    """On SIGTERM or SIGINT, stop the relay, which first delivers the bursts it is still folding."""
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for signum in signals:
-            log.info("received %s, stopping", signal.Signals(signum).name)
-            scope.cancel()
-            return
+            await cancel_on_signal(tg.cancel_scope, log)
 
 
 def main(argv: list[str] | None = None) -> None:

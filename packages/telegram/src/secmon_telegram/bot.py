@@ -9,7 +9,6 @@ nothing is dropped while Telegram slows us down.
 from __future__ import annotations
 
 import logging
-import signal
 from typing import Any
 
 import anyio
@@ -24,6 +23,7 @@ from secmon.errors import HubError
 from secmon.folding import Notice
 from secmon.notify import relay_auth_events
 from secmon.protocol import messages as m
+from secmon.signals import cancel_on_signal
 
 from . import format as fmt
 from .config import BotSettings, read_labels
@@ -160,10 +160,7 @@ class SecmonBot:
                 async with anyio.create_task_group() as tg:
                     if self.updates:
                         tg.start_soon(lambda: relay_auth_events(self.push, window=self.settings.fold_window))
-                    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                        async for _ in signals:
-                            tg.cancel_scope.cancel()
-                            break
+                    await cancel_on_signal(tg.cancel_scope, log)
             finally:
                 await updater.stop()
                 await self.app.stop()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 from pathlib import Path
 
 import anyio
 
 from ..collectors.sources import follow_auth, poll_sessions, poll_wireguard
 from ..config import NodeSettings, read_secret
+from ..signals import cancel_on_signal
 from ..tls import TlsFiles, node_context
 from .agent import HubGone, NodeAgent
 from .commands import AllowlistError, check_allowlist
@@ -37,7 +37,7 @@ async def run_node(settings: NodeSettings, agent: NodeAgent, reconnect: bool) ->
             poll = settings.follow_interval
             tg.start_soon(follow_auth, settings.auth_log, agent.add_events, agent.set_attribute, poll, resume)
         tg.start_soon(agent.watch_allowlist, ALLOWLIST_INTERVAL)
-        tg.start_soon(_stop_on_signal, tg.cancel_scope)
+        tg.start_soon(cancel_on_signal, tg.cancel_scope, log)
         try:
             await agent.run(reconnect)
         except HubGone as exc:
@@ -45,14 +45,6 @@ async def run_node(settings: NodeSettings, agent: NodeAgent, reconnect: bool) ->
         tg.cancel_scope.cancel()
     if error is not None:
         raise error
-
-
-async def _stop_on_signal(scope: anyio.CancelScope) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for signum in signals:
-            log.info("received %s, stopping", signal.Signals(signum).name)
-            scope.cancel()
-            return
 
 
 def warn_about_allowlist(path: Path | None) -> None:
