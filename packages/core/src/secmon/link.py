@@ -176,8 +176,7 @@ class Link:
             if batch:
                 on_messages(batch)
             if self.connection.closed:  # the peer ended the link: what we queued still goes out
-                error = self.connection.peer_error
-                self.close(f"closed by the peer: {error.message[:200]!r}" if error else "closed")
+                self.close(self.connection.peer_reason)
                 return
 
     async def _write_loop(self) -> None:

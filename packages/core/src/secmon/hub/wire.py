@@ -162,8 +162,7 @@ class HubLink(asyncio.Protocol):
             log.error("%s: internal error: %r", self.peer, exc, exc_info=log.isEnabledFor(logging.DEBUG))
             self._stop("internal error")
         if self.connection.closed and not self._closing:  # the peer ended the link
-            error = self.connection.peer_error
-            self.close(f"closed by the peer: {error.message[:200]!r}" if error else "closed")
+            self.close(self.connection.peer_reason)
 
     def _dispatch(self, on_messages: MessageHandler, batch: list[Decoded]) -> None:
         try:

@@ -196,6 +196,12 @@ class Connection:
         return self.our_state is State.CLOSED
 
     @property
+    def peer_reason(self) -> str:
+        """Why the link ended from the peer's side, as a log says it: its words quoted and cut, so they fake no line."""
+        error = self.peer_error
+        return f"closed by the peer: {error.message[:200]!r}" if error is not None else "closed"
+
+    @property
     def is_open(self) -> bool:
         """Both openings are done and neither side has ended the link."""
         return self.our_state is State.OPEN and self.their_state is State.OPEN
