@@ -18,7 +18,7 @@ from secmon.hub.registry import NodeEntry
 from secmon.hub.wire import HubLink
 from secmon.protocol import Connection, FrameDecoder, Role, encode
 from secmon.protocol import messages as m
-from secmon.protocol.batches import EventRun, UpdateFrame
+from secmon.protocol.batches import EventOrigin, EventRun, UpdateFrame
 
 pytestmark = pytest.mark.anyio
 
@@ -120,7 +120,7 @@ def publish_batches(hub: Hub, sizes: list[int]) -> None:
         seqs = range(first, first + size)
         events = [{"seq": s, "time": 1.0, "kind": "ssh_accepted", "process": "sshd"} for s in seqs]
         entry.last_event_seq += size
-        hub.publish_events(entry, EventRun(events))
+        hub.publish_events(entry, EventRun(events), EventOrigin(entry.serial, entry.hostname, entry.address))
 
 
 def one_per_event(messages: list[m.Message]) -> list[m.Message]:

@@ -158,15 +158,13 @@ class Hub:
         """Broadcast a node's state after a change; ``changed`` names what changed."""
         self.publish([node_update_frame(self.ring.next_seq(), entry.info(), changed)])
 
-    def publish_events(self, entry: NodeEntry, run: EventRun, origin: EventOrigin | None = None) -> None:
+    def publish_events(self, entry: NodeEntry, run: EventRun, origin: EventOrigin) -> None:
         """Broadcast a node's new auth events, numbered on from the ring's sequence.
 
-        ``origin`` is the entry's as subscribers see it (made here when not given). The
+        ``origin`` is the entry as subscribers see it (its connection packs it once). The
         node's dedup mark is stored with the events.
         """
         first = self.ring.reserve(len(run.events)).start
-        if origin is None:
-            origin = EventOrigin(entry.serial, entry.hostname, entry.address)
         self.publish(auth_update_frames(origin, first, run, self.batch_limit), entry)
 
     # --- node lifecycle ----------------------------------------------------
