@@ -129,16 +129,16 @@ def test_a_node_moves_to_the_next_hub_and_resends_what_its_hub_did_not_acknowled
 
 
 def test_an_unreachable_first_hub_is_skipped_at_once(cluster, workdir):
-    b = cluster.start_hub()
+    b = cluster.start_hub(BIND_IP="::1")  # the second, on IPv6: written in brackets
     nobody = free_port()  # nothing listens there
     started = time.monotonic()
-    node = cluster.start_node(hostname="skipper", wait=False, HUB_ADDRS=f"127.0.0.1:{nobody},127.0.0.1:{b.port}")
-    node.wait_for(rf"connected to hub 127\.0\.0\.1:{b.port} as node \d+")
+    node = cluster.start_node(hostname="skipper", wait=False, HUB_ADDRS=f"127.0.0.1:{nobody},[::1]:{b.port}")
+    node.wait_for(rf"connected to hub \[::1\]:{b.port} as node \d+")
     took = time.monotonic() - started  # mostly the interpreter starting
     print(f"connected to the second hub {took:.2f} s after start")
     assert took < 5
     refusal = node.wait_for(rf"cannot reach the hub at 127\.0\.0\.1:{nobody}: connection refused \((.*)\); (.*)")
-    assert "HUB_ADDRS" in refusal[1] and refusal[2] == f"trying the hub at 127.0.0.1:{b.port} now"
+    assert "HUB_ADDRS" in refusal[1] and refusal[2] == f"trying the hub at [::1]:{b.port} now"
     assert node.count("retrying with backoff") == 0  # no wait between two different hubs
     assert connected_on(cluster, b) == ["skipper"]
 
