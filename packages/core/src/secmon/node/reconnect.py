@@ -34,7 +34,8 @@ MIN_DELAY = 0.5  # seconds before the first retry: a hub restart takes about thi
 REPORT_BURST = 10
 REPORT_WINDOW = 600.0  # seconds
 
-# Hints for the connect errors an operator meets, by errno; {address} names the variable(s) the address came from.
+# Hints for the connect errors an operator meets, by errno; {address} and {host} name the variable the address
+# came from (_ADDRESS_WORDS).
 _CONNECT_HINTS = {
     errno.ECONNREFUSED: "nothing listens there: is the hub running, and {address} right?",
     errno.EHOSTUNREACH: "check {host} and the network between this server and the hub",
@@ -96,7 +97,7 @@ class HubRotation:
       its minimum, the lost hub's turn counts as taken, and the next hub is tried at
       once. Nodes that left a failed hub therefore stay where they landed when it
       returns, instead of all piling back on it; the lost hub is tried again only
-      after the others (at once with one hub: the backoff's minimum).
+      after the others (with one hub: after the backoff's shortest wait).
 
     With one hub this is the single hub's old rule: each failure waits the backoff.
     """
