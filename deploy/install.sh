@@ -108,6 +108,7 @@ EOF
 		new_file node.env 600 <<'EOF'
 # secmon-node settings (KEY=value): where the hub is, and how to reach it safely.
 # HUB_IP=10.0.0.1
+# or several hubs, used in turn: HUB_ADDRS=10.0.0.1:9992,10.0.0.2:9992
 # SECMON_TLS_CA=/etc/secmon/ca.pem
 # SECMON_TOKEN_FILE=/etc/secmon/token
 EOF

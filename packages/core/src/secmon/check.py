@@ -26,6 +26,7 @@ from .config import (
     HubSettings,
     NodeSettings,
     env_log_level,
+    ignored_hub_variables,
     read_secret,
     runtime_dir_problem,
     state_error,
@@ -147,6 +148,8 @@ def node_problems(env: Mapping[str, str]) -> list[str]:
     from .node.journal import DATABASE
 
     settings, problems = parse_settings(NodeSettings.from_env, env)
+    if ignored := ignored_hub_variables(env):
+        problems.append(f"{' and '.join(ignored)} ignored: HUB_ADDRS is set and lists the hubs to use")
     problems += _problem(lambda: node_context(TlsFiles.from_env(env)))
     problems += _problem(lambda: read_secret(env, "SECMON_TOKEN_FILE"))
     if settings is None:

@@ -17,6 +17,7 @@ import grp
 import ipaddress
 import logging
 import os
+import re
 import stat
 import sys
 from collections.abc import Mapping
@@ -274,8 +275,8 @@ SESSIONS_SOURCES = ("auto", "logind", "utmp")  # auto: logind where systemd runs
 
 @dataclass(frozen=True, slots=True)
 class NodeSettings:
-    hub_ip: str
-    hub_port: int
+    hubs: tuple[HubAddress, ...]  # the hubs to use in turn, first first (HUB_ADDRS, else HUB_IP:HUB_PORT)
+    hubs_variable: str  # the variable they came from, for the words of a failure: HUB_ADDRS or HUB_IP
     hostname: str | None  # the name the node reports; None: the machine's host name
     allowlist: Path | None
     execute_timeout: float
@@ -293,8 +294,8 @@ class NodeSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> NodeSettings:
         env = os.environ if env is None else env
         return cls(
-            hub_ip=env_str(env, "HUB_IP", "127.0.0.1"),
-            hub_port=env_port(env, "HUB_PORT", 9992),
+            hubs=hub_addresses(env),
+            hubs_variable="HUB_ADDRS" if _get(env, "HUB_ADDRS") else "HUB_IP",
             hostname=env_optional(env, "SECMON_HOSTNAME"),
             allowlist=env_path(env, "COMMAND_ALLOWLIST_FILE"),
             execute_timeout=env_float(env, "COMMAND_EXECUTE_TIMEOUT", 0.0),
@@ -315,3 +316,102 @@ def _auth_log(env: Mapping[str, str]) -> str:
     if value == "journal:":
         raise ConfigError("AUTH_LOG=journal: names no directory: write journal:DIR, or journal for this machine's")
     return value
+
+
+# --- where the node finds its hubs ----------------------------------------------------------
+
+# Hubs a node may list: a fleet runs a handful; a longer list is a mistake, and each entry costs
+# an attempt per round.
+MAX_HUB_ADDRS = 64
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?")
+
+
+@dataclass(frozen=True, slots=True)
+class HubAddress:
+    """One hub a node may connect to: a host name or IP address (IPv6 without brackets) and a port.
+
+    ``str()`` is how logs and errors name it: ``host:port``, ``[v6]:port`` for IPv6.
+    """
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_hub_address(item: str, variable: str = "HUB_ADDRS") -> HubAddress:
+    """``host:port`` or ``[v6]:port`` → HubAddress; a ConfigError naming ``variable`` and the item otherwise."""
+
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"{variable}: {item!r} {why}", variable)
+
+    if item.startswith("["):
+        inside, bracket, rest = item[1:].partition("]")
+        if not bracket:
+            raise bad("has no closing bracket (write [IPv6]:port, e.g. [::1]:9992)")
+        try:
+            host = str(ipaddress.IPv6Address(inside))
+        except ValueError:
+            raise bad("has no IPv6 address between its brackets") from None
+        if not rest.startswith(":"):
+            raise bad("has no port (write [IPv6]:port, e.g. [::1]:9992)")
+        port_text = rest[1:]
+    else:
+        host, colon, port_text = item.rpartition(":")
+        if not colon:
+            raise bad("has no port (write host:port, e.g. hub1:9992)")
+        if ":" in host:
+            raise bad("looks like an IPv6 address: put it in brackets, e.g. [::1]:9992")
+        if not host:
+            raise bad("has no host before its port")
+        if not _valid_host(host):
+            raise bad("has no valid host name or IP address before its port")
+        host = host.lower()
+    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
+        raise bad("has no valid port (1 to 65535) after its colon")
+    return HubAddress(host, int(port_text))
+
+
+def _valid_host(host: str) -> bool:
+    if len(host) > 253:
+        return False
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    return all(_HOST_LABEL.fullmatch(label) and len(label) <= 63 for label in labels)
+
+
+def parse_hub_addrs(raw: str, variable: str = "HUB_ADDRS") -> tuple[HubAddress, ...]:
+    """A comma-separated list of hub addresses, in order; empty items, bad ones and repeats are ConfigErrors.
+
+    A repeat is the same host (any case; an IPv6 address in any of its spellings) and port twice.
+    """
+    items = [item.strip() for item in raw.split(",")]
+    if len(items) > MAX_HUB_ADDRS:
+        raise ConfigError(f"{variable} lists {len(items)} hubs; at most {MAX_HUB_ADDRS} are allowed", variable)
+    hubs: list[HubAddress] = []
+    for number, item in enumerate(items, 1):
+        if not item:
+            raise ConfigError(f"{variable}: item {number} of {len(items)} is empty (a stray comma?)", variable)
+        address = parse_hub_address(item, variable)
+        if address in hubs:
+            raise ConfigError(f"{variable}: {item!r} is listed twice (as {address})", variable)
+        hubs.append(address)
+    return tuple(hubs)
+
+
+def hub_addresses(env: Mapping[str, str]) -> tuple[HubAddress, ...]:
+    """The hubs a node uses: HUB_ADDRS when set, else the one at HUB_IP:HUB_PORT (defaults 127.0.0.1:9992)."""
+    raw = _get(env, "HUB_ADDRS")
+    if raw is not None:
+        return parse_hub_addrs(raw)
+    host = env_str(env, "HUB_IP", "127.0.0.1")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return (HubAddress(host, env_port(env, "HUB_PORT", 9992)),)
+
+
+def ignored_hub_variables(env: Mapping[str, str]) -> list[str]:
+    """HUB_IP and HUB_PORT, those of them set, when HUB_ADDRS is set too and so wins over them."""
+    if _get(env, "HUB_ADDRS") is None:
+        return []
+    return [name for name in ("HUB_IP", "HUB_PORT") if _get(env, name) is not None]

@@ -3,7 +3,7 @@
 Hub: a certificate and key turn TLS on; a CA as well requires every node to
 present a client certificate signed by it (mutual TLS). Node: a CA turns TLS
 on and verifies the hub's certificate against it, including that it names
-the address in HUB_IP; a certificate and key are presented to the hub.
+the host dialled (HUB_IP, or each HUB_ADDRS item's host); a certificate and key are presented to the hub.
 TLS 1.2 is the floor.
 """
 
@@ -111,7 +111,8 @@ def node_side_tls_failure(exc: ssl.SSLError, where: str) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return (
             f"TLS with the hub at {where}: the hub's certificate is not trusted ({exc.verify_message}): "
-            "SECMON_TLS_CA must be the CA that signed it, and the certificate must name HUB_IP"
+            "SECMON_TLS_CA must be the CA that signed it, and the certificate must name the host dialled "
+            "(HUB_IP, or the host of the HUB_ADDRS item)"
         )
     known = _SEEN_BY_NODE.get(exc.reason or "")
     if known is not None:

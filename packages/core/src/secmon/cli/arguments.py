@@ -43,7 +43,8 @@ options:
 
 environment (see the README for all):
   hub     BIND_IP, BIND_PORT, DISCONNECT_GRACE_PERIOD, ASSUME_HOSTNAME_UNIQUE
-  node    HUB_IP, HUB_PORT, COMMAND_ALLOWLIST_FILE, COMMAND_EXECUTE_TIMEOUT, AUTH_LOG
+  node    HUB_IP, HUB_PORT or HUB_ADDRS, COMMAND_ALLOWLIST_FILE, COMMAND_EXECUTE_TIMEOUT,
+          AUTH_LOG
   client  NODE_WAIT_TIMEOUT, SECMON_SOCKET
 """
 
@@ -119,7 +120,9 @@ def _node() -> _Parser:
     parser = _Parser(
         "node",
         description="Launch the node daemon: collect the chosen monitors and report changes to the hub "
-        "at HUB_IP:HUB_PORT. Without monitors it still runs allowed commands.",
+        "at HUB_IP:HUB_PORT, or to one of the hubs HUB_ADDRS lists (host:port,host:port; [v6]:port): "
+        "the first, then the next in turn whenever the link ends or an attempt fails. "
+        "Without monitors it still runs allowed commands.",
     )
     parser.add_argument(
         "monitors",
@@ -128,7 +131,12 @@ def _node() -> _Parser:
         metavar="MONITOR",
         help="who (logged-in sessions), wg (WireGuard peers), auth (auth-log events)",
     )
-    parser.add_argument("--reconnect", action="store_true", help="reconnect when the hub goes away instead of exiting")
+    parser.add_argument(
+        "--reconnect",
+        action="store_true",
+        help="reconnect when the hub goes away instead of exiting (without it, a node given several hubs "
+        "still tries each once before it exits)",
+    )
     return parser
 
 

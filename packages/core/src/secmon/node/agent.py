@@ -18,7 +18,7 @@ import anyio
 from anyio.abc import ByteStream, TaskGroup
 
 from ..collectors.positions import Position
-from ..config import NodeSettings
+from ..config import HubAddress, NodeSettings
 from ..errors import SecmonError
 from ..link import HandshakeFailed, Link
 from ..protocol import Connection, Role
@@ -26,7 +26,7 @@ from ..protocol import messages as m
 from ..protocol.codec import Decoded
 from .commands import AllowlistError, Outcome, label_problem, load_allowlist, run_allowed_command
 from .journal import open_journal
-from .reconnect import Backoff, ReportLimit, describe_failure, held_back_note
+from .reconnect import Backoff, HubRotation, NextAttempt, ReportLimit, describe_failure, held_back_note
 
 log = logging.getLogger("secmon.node")
 
@@ -42,6 +42,13 @@ class HubGone(SecmonError):
 
 class HubRefused(SecmonError):
     """Raised when the hub answers our hello with an error instead of a welcome."""
+
+
+def _gave_up(step: NextAttempt, several: bool) -> str:
+    """The line of a node without --reconnect that found no hub in a round."""
+    if not several:
+        return step.reasons[-1]
+    return f"no hub kept us, each tried once: {'; '.join(step.reasons)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +101,7 @@ class NodeAgent:
         self.state["labels"] = self.allowed_labels()
         self.dropped = 0
         self.link: Link | None = None
+        self.hub: HubAddress | None = None  # the hub that welcomed us last
         self._heard = False  # whether the hub spoke on the current link after its welcome
         self._running: dict[int, anyio.CancelScope] = {}
         self._slots = anyio.Semaphore(settings.max_commands)
@@ -137,55 +145,65 @@ class NodeAgent:
     # --- the link -----------------------------------------------------------
 
     async def run(self, reconnect: bool) -> None:
-        """Connect and serve; with ``reconnect``, come back after every failure.
+        """Connect and serve, moving through the hubs as HubRotation says; without ``reconnect``,
+        give up (HubGone) once every hub had its turn without a healthy link.
 
-        Every loss of a link the hub welcomed is logged (within the report limit); failed
-        attempts are logged when their reason changes. After a healthy link (LinkEnded.healthy)
-        the backoff starts again from its minimum.
+        Every loss of a link the hub welcomed is logged (within the report limit), with the hub
+        tried next; failed attempts are logged when a hub's reason changes. After a healthy link
+        (LinkEnded.healthy) the backoff starts again from its minimum.
         """
         s = self.settings
-        where = f"{s.hub_ip}:{s.hub_port}"
-        backoff = Backoff(s.reconnect_max)
+        several = len(s.hubs) > 1
+        rotation = HubRotation(s.hubs, Backoff(s.reconnect_max))
         losses, failures = ReportLimit(), ReportLimit()
-        last_failure: str | None = None  # what the previous failed attempt said, while the hub stays away
+        told: dict[HubAddress, str] = {}  # the failure last logged for each hub, while the hubs stay away
         while True:
+            hub = rotation.current
+            where = str(hub)
             try:
-                ended = await self._connect_once(where)
+                ended = await self._connect_once(hub)
             except (OSError, HandshakeFailed, TimeoutError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
-                ended, failure = None, describe_failure(exc, where, tls=self.tls is not None)
+                ended, failure = None, describe_failure(exc, where, tls=self.tls is not None, variable=s.hubs_variable)
             except HubRefused as exc:
-                ended, failure = None, str(exc)
+                ended, failure = None, f"{exc} (the hub at {where})"
             if ended is not None:
                 lost = ended.describe(where)
-                if not reconnect:
-                    raise HubGone(lost)
-                if ended.healthy:
-                    backoff.reset()
-                delay = backoff.delay()
+                step = rotation.lost(lost, ended.healthy)
+                told.clear()
+                if step.round_over and not reconnect:
+                    raise HubGone(_gave_up(step, several))
+                if step.round_over:
+                    then = f"reconnecting in {step.wait:.1f} s" + (f" (to the hub at {step.hub})" if several else "")
+                else:
+                    then = f"trying the hub at {step.hub} now"
                 if (held := losses.allow(anyio.current_time())) is not None:
-                    log.warning("hub link down: %s; reconnecting in %.1f s%s", lost, delay, held_back_note(held))
-                last_failure = None
+                    log.warning("hub link down: %s; %s%s", lost, then, held_back_note(held))
             else:
-                if not reconnect:
-                    raise HubGone(failure)
-                delay = backoff.delay()
-                if failure != last_failure and (held := failures.allow(anyio.current_time())) is not None:
-                    note = held_back_note(held)
-                    log.warning("%s; retrying with backoff up to %g s%s", failure, s.reconnect_max, note)
-                last_failure = failure
-            await anyio.sleep(delay)
+                step = rotation.failed(failure)
+                if step.round_over and not reconnect:
+                    raise HubGone(_gave_up(step, several))
+                if step.round_over:
+                    then = f"retrying with backoff up to {s.reconnect_max:g} s"
+                else:
+                    then = f"trying the hub at {step.hub} now"
+                if told.get(hub) != failure and (held := failures.allow(anyio.current_time())) is not None:
+                    log.warning("%s; %s%s", failure, then, held_back_note(held))
+                told[hub] = failure
+            if step.wait:
+                await anyio.sleep(step.wait)
 
-    async def _open(self) -> ByteStream:
+    async def _open(self, hub: HubAddress) -> ByteStream:
+        """A TCP stream to ``hub``, over TLS when configured (the server name checked is ``hub.host``)."""
         s = self.settings
         with anyio.fail_after(s.link.handshake_timeout):
             if self.tls is None:
-                return await anyio.connect_tcp(s.hub_ip, s.hub_port)
-            return await anyio.connect_tcp(s.hub_ip, s.hub_port, ssl_context=self.tls, tls_standard_compatible=False)
+                return await anyio.connect_tcp(hub.host, hub.port)
+            return await anyio.connect_tcp(hub.host, hub.port, ssl_context=self.tls, tls_standard_compatible=False)
 
-    async def _connect_once(self, where: str) -> LinkEnded:
+    async def _connect_once(self, hub: HubAddress) -> LinkEnded:
         """One link: connect, hello, serve until it ends. Raises if the hub never welcomed us."""
         s = self.settings
-        stream = await self._open()
+        stream = await self._open(hub)
         connection = Connection(
             Role.NODE,
             Role.HUB,
@@ -207,7 +225,9 @@ class NodeAgent:
             await link.finish()
             raise HubRefused(f"hub refused us: {welcome.message}")
         assert type(welcome) is m.Welcome  # as the connection's table allows nothing else
-        log.info("connected to hub %s as node %d", where, welcome.serial)
+        moved = f" (moved from the hub at {self.hub})" if self.hub not in (None, hub) else ""
+        log.info("connected to hub %s as node %d%s", hub, welcome.serial, moved)
+        self.hub = hub
         since = anyio.current_time()
         self.journal.acknowledge(welcome.last_event_seq)
         link.send(m.StateUpdate(**self.state))

@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 
 from ..collectors.sources import follow_auth, poll_sessions, poll_wireguard
-from ..config import NodeSettings, read_secret
+from ..config import NodeSettings, ignored_hub_variables, read_secret
 from ..signals import cancel_on_signal
 from ..tls import TlsFiles, node_context
 from .agent import HubGone, NodeAgent
@@ -61,6 +61,8 @@ def warn_about_allowlist(path: Path | None) -> None:
 def main(monitors: list[str], reconnect: bool) -> None:
     """Entry point of ``secmon node``; raises SecmonError with one line for the user."""
     settings = NodeSettings.from_env()
+    if ignored := ignored_hub_variables(os.environ):
+        log.warning("%s ignored: HUB_ADDRS is set and lists the hubs to use", " and ".join(ignored))
     token = read_secret(os.environ, "SECMON_TOKEN_FILE")
     tls = node_context(TlsFiles.from_env(os.environ))
     warn_about_allowlist(settings.allowlist)

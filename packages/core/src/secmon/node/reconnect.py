@@ -3,6 +3,8 @@
 Pure: the clock and the randomness are passed in, so the rules are tested with
 plain calls. The agent (agent.py) owns the sockets and calls these.
 
+- ``HubRotation``: which of the hubs in HUB_ADDRS is tried next, and whether the
+  node waits first (the rule is in its docstring).
 - ``Backoff``: exponential with jitter, back to its minimum after a healthy link,
   so a hub restarted many times is found again as fast the tenth time as the first.
 - ``ReportLimit``: a few lines per window and then a count, so a hub that flaps
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from ..config import HubAddress
 from ..link import HandshakeFailed
 from ..tls import node_side_tls_failure
 
@@ -31,11 +34,16 @@ MIN_DELAY = 0.5  # seconds before the first retry: a hub restart takes about thi
 REPORT_BURST = 10
 REPORT_WINDOW = 600.0  # seconds
 
-# Hints for the connect errors an operator meets, by errno.
+# Hints for the connect errors an operator meets, by errno; {address} and {host} name the variable the address
+# came from (_ADDRESS_WORDS).
 _CONNECT_HINTS = {
-    errno.ECONNREFUSED: "nothing listens there: is the hub running, and are HUB_IP and HUB_PORT right?",
-    errno.EHOSTUNREACH: "check HUB_IP and the network between this server and the hub",
-    errno.ENETUNREACH: "check HUB_IP and the network between this server and the hub",
+    errno.ECONNREFUSED: "nothing listens there: is the hub running, and {address} right?",
+    errno.EHOSTUNREACH: "check {host} and the network between this server and the hub",
+    errno.ENETUNREACH: "check {host} and the network between this server and the hub",
+}
+_ADDRESS_WORDS = {  # by the variable the hubs came from (NodeSettings.hubs_variable)
+    "HUB_IP": {"address": "are HUB_IP and HUB_PORT", "host": "HUB_IP"},
+    "HUB_ADDRS": {"address": "is this address in HUB_ADDRS", "host": "this address in HUB_ADDRS"},
 }
 
 
@@ -60,6 +68,74 @@ class Backoff:
     def reset(self) -> None:
         """After a healthy link: the next wait is the shortest again."""
         self._next = min(self.minimum, self.maximum)
+
+
+@dataclass(frozen=True, slots=True)
+class NextAttempt:
+    """What the node does after an attempt failed or a link ended: which hub, and after how long."""
+
+    hub: HubAddress
+    wait: float  # seconds; 0 within a round
+    round_over: bool  # every hub had its turn without a healthy link: a node without --reconnect gives up
+    reasons: tuple[str, ...]  # why each turn of the round ended, in order (for the line of one that gives up)
+
+
+@dataclass(slots=True)
+class HubRotation:
+    """The order in which a node tries its hubs, with the backoff between rounds.
+
+    The rule:
+
+    - The node starts with the first hub, and moves through the list in order,
+      wrapping around; it never goes back to an earlier hub on its own, so it stays
+      with a hub that welcomed it until that link ends.
+    - After a failed attempt, or a link that ended without being healthy
+      (``LinkEnded.healthy``), the next hub is tried at once, until every hub had
+      its turn in this round; then the node waits ``backoff.delay()`` and starts a
+      new round with the hub after the last one tried.
+    - A healthy link that ended starts a fresh round: the backoff starts again from
+      its minimum, the lost hub's turn counts as taken, and the next hub is tried at
+      once. Nodes that left a failed hub therefore stay where they landed when it
+      returns, instead of all piling back on it; the lost hub is tried again only
+      after the others (with one hub: after the backoff's shortest wait).
+
+    With one hub this is the single hub's old rule: each failure waits the backoff.
+    """
+
+    hubs: tuple[HubAddress, ...]
+    backoff: Backoff
+    _index: int = 0
+    _reasons: list[str] = field(default_factory=list)  # turns taken in this round, each ended for this reason
+
+    def __post_init__(self) -> None:
+        if not self.hubs:
+            raise ValueError("a node needs at least one hub")
+
+    @property
+    def current(self) -> HubAddress:
+        """The hub to try now."""
+        return self.hubs[self._index]
+
+    def failed(self, reason: str) -> NextAttempt:
+        """The attempt at ``current`` failed, or its link ended unhealthy, for ``reason``."""
+        self._reasons.append(reason)
+        return self._advance()
+
+    def lost(self, reason: str, healthy: bool) -> NextAttempt:
+        """The link ``current`` welcomed us on ended, for ``reason``; ``healthy`` as LinkEnded.healthy says."""
+        if not healthy:
+            return self.failed(reason)
+        self.backoff.reset()
+        self._reasons = [reason]
+        return self._advance()
+
+    def _advance(self) -> NextAttempt:
+        self._index = (self._index + 1) % len(self.hubs)
+        reasons = tuple(self._reasons)
+        if len(self._reasons) < len(self.hubs):
+            return NextAttempt(self.current, 0.0, False, reasons)
+        self._reasons = []
+        return NextAttempt(self.current, self.backoff.delay(), True, reasons)
 
 
 @dataclass(slots=True)
@@ -104,8 +180,11 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def describe_failure(exc: BaseException, where: str, *, tls: bool) -> str:
-    """Why connecting to the hub at ``where`` (with ``tls`` or without) failed, with the remedy where there is one."""
+def describe_failure(exc: BaseException, where: str, *, tls: bool, variable: str = "HUB_IP") -> str:
+    """Why connecting to the hub at ``where`` (with ``tls`` or without) failed, with the remedy where there is one.
+
+    ``variable`` is where the address came from (HUB_IP or HUB_ADDRS), for the remedy to name it.
+    """
     chain = _chain(exc)
     for item in chain:
         if isinstance(item, ssl.SSLError):
@@ -129,5 +208,7 @@ def describe_failure(exc: BaseException, where: str, *, tls: bool) -> str:
         if isinstance(item, OSError) and item.errno:
             reason = os.strerror(item.errno).lower()
             hint = _CONNECT_HINTS.get(item.errno)
+            if hint is not None:
+                hint = hint.format_map(_ADDRESS_WORDS.get(variable, _ADDRESS_WORDS["HUB_IP"]))
             return f"cannot reach the hub at {where}: {reason}" + (f" ({hint})" if hint else "")
     return f"cannot reach the hub at {where}: {str(exc) or exc.__class__.__name__}"
