@@ -30,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "packages" / "core" / "src"))
 
-from secmon.hub.history import EventHistory, Retention  # noqa: E402
-from secmon.protocol import messages as m  # noqa: E402
-from secmon.protocol.batches import EventOrigin  # noqa: E402
+from secmon.hub.history import EventHistory, Retention
+from secmon.protocol import messages as m
+from secmon.protocol.batches import EventOrigin
 
 KINDS = [("ssh_failed_password", 60), ("ssh_invalid_user", 20), ("ssh_closed_preauth", 8), ("ssh_accepted", 5),
          ("ssh_disconnected", 4), ("sudo_command", 2), ("su_opened", 1)]  # fmt: skip
@@ -50,7 +50,9 @@ def fleet_events(count: int, days: float, nodes: int, seed: int = 7, uniform: bo
     kinds = [k for k, weight in KINDS for _ in range(weight)]
     sources = [f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
                for _ in range(5000)] + [f"2001:db8:{i:x}::{i % 97 + 1:x}" for i in range(500)]  # fmt: skip
-    users = ["root", "admin", "ubuntu", "test", "oracle", "postgres", "git", "deploy"] + [f"user{i}" for i in range(200)]
+    users = ["root", "admin", "ubuntu", "test", "oracle", "postgres", "git", "deploy"] + [
+        f"user{i}" for i in range(200)
+    ]
     source_weights = None if uniform else [1 / (i + 1) for i in range(len(sources))]
     user_weights = None if uniform else [1 / (i + 1) for i in range(len(users))]
     picked_sources = rng.choices(sources, source_weights, k=count)
@@ -60,7 +62,8 @@ def fleet_events(count: int, days: float, nodes: int, seed: int = 7, uniform: bo
     out = []
     for i in range(count):
         kind = rng.choice(kinds)
-        event = {"seq": i + 1, "time": start + i * step, "kind": kind, "process": "sshd", "pid": rng.randrange(1000, 99999),
+        pid = rng.randrange(1000, 99999)
+        event = {"seq": i + 1, "time": start + i * step, "kind": kind, "process": "sshd", "pid": pid,
                  "user": picked_users[i], "host": picked_sources[i], "port": rng.randrange(1024, 65535)}  # fmt: skip
         if kind == "ssh_accepted":
             event["method"] = "publickey"
@@ -100,7 +103,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--nodes", type=int, default=50)
-    parser.add_argument("--batch", type=int, default=2000, help="events per write (2,000 events/s, flushed once a second)")
+    parser.add_argument(
+        "--batch", type=int, default=2000, help="events per write (2,000 events/s, flushed once a second)"
+    )
     parser.add_argument("--uniform", action="store_true", help="sources and users all equally likely (the worst case)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", type=Path, help="fill the history in this (new) directory and leave it there")
@@ -118,7 +123,9 @@ def main() -> None:
 
         now = time.time()
         user = events[-1][1]["user"]
-        network = ".".join(events[-1][1]["host"].split(".")[:2]) + ".0.0/16" if "." in events[-1][1]["host"] else "10.0.0.0/8"
+        network = (
+            ".".join(events[-1][1]["host"].split(".")[:2]) + ".0.0/16" if "." in events[-1][1]["host"] else "10.0.0.0/8"
+        )
         queries = {
             "events_latest": m.EventFilter(),
             "events_user_failures": m.EventFilter(user=user, failures=True),
@@ -136,7 +143,9 @@ def main() -> None:
         stats = {
             "stats_time_hourly": m.QueryStats(1, m.EventFilter(since_time=since), bucket=3600),
             "stats_time_daily_by_node": m.QueryStats(1, m.EventFilter(since_time=since), bucket=86_400, group="node"),
-            "stats_time_hourly_failures_24h": m.QueryStats(1, m.EventFilter(since_time=now - 86_400, failures=True), bucket=3600),
+            "stats_time_hourly_failures_24h": m.QueryStats(
+                1, m.EventFilter(since_time=now - 86_400, failures=True), bucket=3600
+            ),
             "stats_source": m.QueryStats(1, m.EventFilter(since_time=since), by="source"),
             "stats_source_24h": m.QueryStats(1, m.EventFilter(since_time=now - 86_400), by="source"),
             "stats_user": m.QueryStats(1, m.EventFilter(since_time=since), by="user"),

@@ -19,10 +19,25 @@ OPENAPI = json.loads((resources.files("secmon_http") / "openapi.json").read_text
 LINES = [
     ("sshd[70]: Failed password for root from 192.0.2.9 port 2201 ssh2", "root", "192.0.2.9", "ssh_failed_password"),
     ("sshd[71]: Invalid user admin from 192.0.2.77 port 2202", "admin", "192.0.2.77", "ssh_invalid_user"),
-    ("sshd[72]: Failed password for root from 2001:db8::5 port 2203 ssh2", "root", "2001:db8::5", "ssh_failed_password"),
-    ("sshd[73]: Accepted publickey for deploy from 198.51.100.4 port 2204 ssh2", "deploy", "198.51.100.4", "ssh_accepted"),
+    (
+        "sshd[72]: Failed password for root from 2001:db8::5 port 2203 ssh2",
+        "root",
+        "2001:db8::5",
+        "ssh_failed_password",
+    ),
+    (
+        "sshd[73]: Accepted publickey for deploy from 198.51.100.4 port 2204 ssh2",
+        "deploy",
+        "198.51.100.4",
+        "ssh_accepted",
+    ),
     ("sshd[74]: Invalid user oracle from 2001:db8:1::9 port 2205", "oracle", "2001:db8:1::9", "ssh_invalid_user"),
-    ("sshd[75]: Failed password for deploy from 192.0.2.9 port 2206 ssh2", "deploy", "192.0.2.9", "ssh_failed_password"),
+    (
+        "sshd[75]: Failed password for deploy from 192.0.2.9 port 2206 ssh2",
+        "deploy",
+        "192.0.2.9",
+        "ssh_failed_password",
+    ),
 ]
 
 
@@ -169,6 +184,7 @@ def test_the_human_form_is_one_line_per_event(cluster, history_fleet):
 
 def test_a_subscription_from_last_seq_misses_nothing_and_repeats_nothing(cluster, history_fleet, workdir):
     status, first = http_get(history_fleet, "/events")
+    assert status == 200
     seen = {e["seq"]: e for e in first["events"]}
     assert len(seen) == len(LINES)
     subscriber = Daemon(secmon_argv("subscribe", "--since", str(first["last_seq"]), "--json"), cluster.env, "sub")
@@ -179,7 +195,7 @@ def test_a_subscription_from_last_seq_misses_nothing_and_repeats_nothing(cluster
     auth = [json.loads(line) for line in subscriber.lines if line.startswith("{") and '"type": "auth"' in line]
     assert [e["event"]["user"] for e in auth] == [f"late{i}" for i in range(5)]  # nothing from before, once each
     assert all(e["seq"] > first["last_seq"] for e in arrived)
-    status, after = http_get(history_fleet, "/events")
+    _status, after = http_get(history_fleet, "/events")
     assert [e["seq"] for e in after["events"]] == sorted([*seen, *(e["seq"] for e in arrived)])
     assert after["events"][-5:] == arrived  # what the history answers is what was broadcast
 

@@ -349,9 +349,7 @@ async def event_stats(request: web.Request) -> web.Response:
     if group not in ("", "node", "kind"):
         raise _bad(f"group: must be node or kind, got {group!r}")
     bucket = _query_number(request, "bucket", "1h", eventquery.parse_bucket)
-    limit = _query_number(
-        request, "limit", "10", lambda text: eventquery.parse_limit(text, eventquery.MAX_STATS_LIMIT)
-    )
+    limit = _query_number(request, "limit", "10", lambda text: eventquery.parse_limit(text, eventquery.MAX_STATS_LIMIT))
     async with HubClient.connect() as hub:
         stats = await hub.event_stats(query, by=by, bucket=bucket, group=group, limit=limit)
     return web.json_response(jsonform.stats_json(stats))

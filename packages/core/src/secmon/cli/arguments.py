@@ -170,7 +170,9 @@ def _events() -> _Parser:
     parser.add_argument("--user", metavar="U", help="the user the event names")
     parser.add_argument("--source", metavar="CIDR", help="the source address, or a network like 203.0.113.0/24")
     parser.add_argument("--failures", action="store_true", help="only failures (failed logins, refusals, ...)")
-    parser.add_argument("--limit", default="100", metavar="N", help="at most N events, the latest (default 100, max 10000)")
+    parser.add_argument(
+        "--limit", default="100", metavar="N", help="at most N events, the latest (default 100, max 10000)"
+    )
     parser.add_argument("--json", action="store_true", help=JSON_HELP)
     return parser
 

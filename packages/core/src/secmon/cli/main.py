@@ -82,7 +82,11 @@ async def cmd_events(query: m.EventFilter, limit: int, as_json: bool, paint: ren
     async with HubClient.connect() as hub:
         answer = await hub.events(query, limit)
     for update in answer.updates():
-        _print(json.dumps(jsonform.update_json(update), ensure_ascii=False) if as_json else render.update_line(update, paint))
+        _print(
+            json.dumps(jsonform.update_json(update), ensure_ascii=False)
+            if as_json
+            else render.update_line(update, paint)
+        )
     if answer.more and not as_json:
         print(f"secmon: older events match too: showing the latest {limit} (--limit, --since)", file=sys.stderr)
     return 0

@@ -20,9 +20,9 @@ duplicate. A crash loses at most the last interval's events from the history
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
-import dataclasses
 import math
 import socket
 import sqlite3
@@ -53,7 +53,9 @@ TRIM_STEP = 10_000  # rows one write removes at most for age or count, so no wri
 AGE_CHECK_EVERY = 60.0  # seconds between looks for rows past their age
 HOUR = 3_600
 DAY = 86_400
-MAX_PENDING = 200_000  # events waiting for a write at most; past it (a flood the disk cannot follow) new ones are not kept
+MAX_PENDING = (
+    200_000  # events waiting for a write at most; past it (a flood the disk cannot follow) new ones are not kept
+)
 
 FAILURE, SUCCESS, OTHER = 1, 2, 0  # the ``outcome`` column
 _OUTCOME = {**dict.fromkeys(FAILURE_KINDS, FAILURE), **dict.fromkeys(SUCCESS_KINDS, SUCCESS)}
@@ -79,10 +81,10 @@ _SCHEMA = (
     # Per day and key (a node's hostname, a kind, a source, a user): rankings, and charts by the day.
     "CREATE TABLE IF NOT EXISTS daily (by TEXT, day INTEGER, key TEXT, n INTEGER NOT NULL,"
     " failures INTEGER NOT NULL, successes INTEGER NOT NULL, first REAL NOT NULL, last REAL NOT NULL,"
-    " PRIMARY KEY (by, day, key)) WITHOUT ROWID",
+    " PRIMARY KEY (by, key, day)) WITHOUT ROWID",
     # Which nodes ('n') and users ('u') each key of a day saw: the distinct counts of a ranking.
     "CREATE TABLE IF NOT EXISTS daily_seen (by TEXT, day INTEGER, key TEXT, what TEXT, value TEXT,"
-    " PRIMARY KEY (by, day, key, what, value)) WITHOUT ROWID",
+    " PRIMARY KEY (by, key, day, what, value)) WITHOUT ROWID",
 )
 _INSERT = f"INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, {', '.join('?' * 12)})"
 _ADD_HOURLY_KIND = "INSERT INTO hourly_kind VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
@@ -187,9 +189,7 @@ def _time_only(query: m.EventFilter) -> bool:
 def _rollup_filter(query: m.EventFilter) -> bool:
     """Whether the hourly rollups can answer a filter: by time, hostname, kind, failures."""
     hostnames = all(not node.isdigit() and address_key(node) is None for node in query.nodes)
-    return hostnames and query == dataclasses.replace(
-        query, since_seq=None, until_seq=None, user=None, source=None
-    )
+    return hostnames and query == dataclasses.replace(query, since_seq=None, until_seq=None, user=None, source=None)
 
 
 def _stored(row: tuple[Any, ...]) -> m.StoredEvent:
@@ -233,6 +233,7 @@ class EventHistory:
         self._skipped = 0  # events not kept since the last write: the writes fell MAX_PENDING behind
         self._lock = anyio.Lock()  # one writer or reader at a time, in the order they asked
         self._next_age_check = 0.0
+        self._pruned_hour = self._pruned_day = -1  # the rollups hold nothing before these
         with self._read_errors():
             # One connection, used by one thread at a time (the lock), whichever thread that is.
             self.db = sqlite3.connect(self.path or ":memory:", isolation_level=None, check_same_thread=False)
@@ -305,7 +306,9 @@ class EventHistory:
     def _take(self) -> list[Run]:
         batch, self._pending, self._pending_events = self._pending, [], 0
         if self._skipped:
-            log.warning("history: %d events were not kept: its writes fell %d events behind", self._skipped, MAX_PENDING)
+            log.warning(
+                "history: %d events were not kept: its writes fell %d events behind", self._skipped, MAX_PENDING
+            )
             self._skipped = 0
         return batch
 
@@ -393,12 +396,18 @@ class EventHistory:
         if removed:
             self.count -= removed
             oldest = db.execute("SELECT min(time) FROM events").fetchone()[0]
-            if oldest is not None:  # rollups are read only for units after the oldest event's own
-                db.execute("DELETE FROM hourly_kind WHERE hour < ?", (math.floor(oldest / HOUR),))
-                db.execute("DELETE FROM hourly_node WHERE hour < ?", (math.floor(oldest / HOUR),))
-                for by in m.STATS_KEYS:
-                    db.execute("DELETE FROM daily WHERE by = ? AND day < ?", (by, math.floor(oldest / DAY)))
-                    db.execute("DELETE FROM daily_seen WHERE by = ? AND day < ?", (by, math.floor(oldest / DAY)))
+            if oldest is None:
+                return
+            # Rollups are read only for units after the oldest event's own: those before go, once a unit.
+            hour, day = math.floor(oldest / HOUR), math.floor(oldest / DAY)
+            if hour > self._pruned_hour:
+                self._pruned_hour = hour
+                db.execute("DELETE FROM hourly_kind WHERE hour < ?", (hour,))
+                db.execute("DELETE FROM hourly_node WHERE hour < ?", (hour,))
+            if day > self._pruned_day:  # by key first: a look at every row, once a day
+                self._pruned_day = day
+                db.execute("DELETE FROM daily WHERE day < ?", (day,))
+                db.execute("DELETE FROM daily_seen WHERE day < ?", (day,))
 
     # --- queries -----------------------------------------------------------------
 
@@ -463,7 +472,8 @@ class EventHistory:
 
     def _oldest(self, last_seq: int) -> float | None:
         """The time of the oldest event held: rollups are exact only for whole units after its own."""
-        return self.db.execute("SELECT min(time) FROM events WHERE seq <= ?", (last_seq,)).fetchone()[0]
+        oldest: float | None = self.db.execute("SELECT min(time) FROM events WHERE seq <= ?", (last_seq,)).fetchone()[0]
+        return oldest
 
     def _ranking(
         self, by: str, column: str, query: m.EventFilter, where: str, params: list[Any], limit: int

@@ -31,6 +31,7 @@ from ..protocol import Connection, Role
 from ..protocol.batches import EventRunDecoder
 from ..tls import TlsFiles, hub_context
 from .clients import serve_client
+from .history import EventHistory, Retention
 from .hub import Hub
 from .nodes import NODE_QUEUE, serve_node
 from .sockets import (
@@ -41,7 +42,6 @@ from .sockets import (
     share_with_group,
     socket_group_id,
 )
-from .history import EventHistory, Retention
 from .store import HubStore
 from .wire import HubLink
 
@@ -140,7 +140,11 @@ async def serve(
                     p for p, on in (("TLS", security.tls is not None), ("token", security.token is not None)) if on
                 )
                 log.info(
-                    "listening for nodes on %s:%d (%s) and for clients on %s", host, port, protection or "plain TCP", path
+                    "listening for nodes on %s:%d (%s) and for clients on %s",
+                    host,
+                    port,
+                    protection or "plain TCP",
+                    path,
                 )
                 log.info("event loop: %s", "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio")
                 tg.start_soon(hub.housekeeping)
