@@ -214,3 +214,12 @@ def test_the_history_outlives_a_hub_restart_with_a_state_dir(cluster, workdir):
     assert cli_events(cluster) == before
     assert cli_events(cluster, "--since", str(before[2]["seq"])) == before[3:]
     assert cli_events(cluster, "--until", str(before[2]["seq"])) == before[:3]
+
+
+def test_the_history_routes_need_the_token(history_fleet):
+    for path in ("/events", "/events/stats"):
+        request = urllib.request.Request(f"{history_fleet.url}{path}")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 401
+        assert json.loads(refused.value.read()) == {"error": "missing or wrong token: send Authorization: Bearer TOKEN"}

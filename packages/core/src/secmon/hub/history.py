@@ -53,6 +53,9 @@ TRIM_STEP = 10_000  # rows one write removes at most for age or count, so no wri
 AGE_CHECK_EVERY = 60.0  # seconds between looks for rows past their age
 HOUR = 3_600
 DAY = 86_400
+SEEN_CACHE = 200_000  # daily_seen rows remembered as written, so a busy day's pairs are not written again
+MAX_WRITE = 20_000  # events one background write takes at most: a bounded hold on the interpreter
+MAX_DUTY = 0.25  # of the time the background writes may take, so a flood of events does not slow their relay
 MAX_PENDING = (
     200_000  # events waiting for a write at most; past it (a flood the disk cannot follow) new ones are not kept
 )
@@ -234,6 +237,7 @@ class EventHistory:
         self._lock = anyio.Lock()  # one writer or reader at a time, in the order they asked
         self._next_age_check = 0.0
         self._pruned_hour = self._pruned_day = -1  # the rollups hold nothing before these
+        self._seen: set[tuple[str, int, str, str, str]] = set()  # daily_seen rows known to be there
         with self._read_errors():
             # One connection, used by one thread at a time (the lock), whichever thread that is.
             self.db = sqlite3.connect(self.path or ":memory:", isolation_level=None, check_same_thread=False)
@@ -285,25 +289,45 @@ class EventHistory:
     # --- writing -----------------------------------------------------------------
 
     async def run_flusher(self) -> None:
-        """Write what was added every FLUSH_INTERVAL, until cancelled; then the rest, at once."""
+        """Write what was added every FLUSH_INTERVAL, until cancelled; then the rest, at once.
+
+        A write holds the interpreter's lock for its Python part, and the relay waits for it
+        each time it comes back from a system call: so the writes take at most MAX_DUTY of
+        the time, MAX_WRITE events at a time. A flood they cannot follow fills MAX_PENDING,
+        and what comes past it is not kept (the log says how much), rather than the relay slowed.
+        """
+        pause = FLUSH_INTERVAL
         try:
             while True:
-                await anyio.sleep(FLUSH_INTERVAL)
+                await anyio.sleep(pause)
                 if self._pending:
-                    await self.flush()
+                    started = time.monotonic()
+                    await self.flush(MAX_WRITE)
+                    pause = max(FLUSH_INTERVAL, (time.monotonic() - started) * (1 / MAX_DUTY - 1))
         finally:
             with anyio.CancelScope(shield=True):
                 async with self._lock:
                     self._write(self._take())
 
-    async def flush(self) -> None:
-        """Write what was added, in a worker thread."""
+    async def flush(self, most: int | None = None) -> None:
+        """Write what was added (the oldest ``most`` events or so, if given), in a worker thread."""
         async with self._lock:
-            batch = self._take()
+            batch = self._take(most)
             if batch:
                 await anyio.to_thread.run_sync(self._write, batch)
 
-    def _take(self) -> list[Run]:
+    def _take(self, most: int | None = None) -> list[Run]:
+        """What was added, or its first runs up to ``most`` events (at least one run)."""
+        if most is not None and self._pending_events > most:
+            taken = count = 0
+            for _first, _origin, _node_id, events in self._pending:
+                taken += 1
+                count += len(events)
+                if count >= most:
+                    break
+            batch, self._pending = self._pending[:taken], self._pending[taken:]
+            self._pending_events -= count
+            return batch
         batch, self._pending, self._pending_events = self._pending, [], 0
         if self._skipped:
             log.warning(
@@ -331,6 +355,7 @@ class EventHistory:
                     self.last_seq = max(self.last_seq, batch[-1][0] + len(batch[-1][3]) - 1)
                 self._trim(now)
         except sqlite3.Error as exc:
+            self._seen = set()  # what it remembers may have been rolled back
             log.error("history: could not write %d runs of events: %s", len(batch), exc)
 
     def _roll_up(self, rows: list[tuple[Any, ...]]) -> None:
@@ -370,7 +395,11 @@ class EventHistory:
         db.executemany(_ADD_HOURLY_KIND, [(*slot, n) for slot, n in by_kind.items()])
         db.executemany(_ADD_HOURLY_NODE, [(*slot, n) for slot, n in by_node.items()])
         db.executemany(_ADD_DAILY, [(*slot, *entry) for slot, entry in daily.items()])
-        db.executemany(_ADD_SEEN, seen)
+        new = seen - self._seen
+        if len(self._seen) + len(new) > SEEN_CACHE:
+            self._seen = set()
+        self._seen |= new
+        db.executemany(_ADD_SEEN, new)
 
     def _trim(self, now: float) -> None:
         """Remove events past their age (every AGE_CHECK_EVERY) and over the count, TRIM_STEP at most,
