@@ -61,7 +61,7 @@ SAMPLES: list[m.Message] = [
             failures=True,
         ),
         limit=10,
-    ),  # fmt: skip
+    ),
     m.EventList(5, 42, True, [m.StoredEvent(40, 1, "web-1", "10.0.0.1", m.AuthEvent(7, 1.5, "su_failed", "su"))]),
     m.QueryStats(6, m.EventFilter(), by="time", bucket=300.0, group="node"),
     m.EventStats(6, "time", 300.0, series=[m.StatsSeries("web-1", 1500.0, [1, 0], [0, 2], [0, 0])]),
