@@ -4,9 +4,11 @@ Each event is kept with its sequence, its node as subscribers saw it (serial,
 hostname, address) and the node's id, and every field of the event, so a
 query answers with exactly the AuthUpdate that was broadcast. SQLite holds it:
 ``history.sqlite3`` in SECMON_STATE_DIR (WAL), or an in-memory database
-without one. Either is bounded: by age (SECMON_HISTORY_DAYS) and by count
+without one, which keeps only the events (no index, no rollups: bounded small,
+it is read whole in a blink, and keeping an event costs one row). Either is bounded: by age (SECMON_HISTORY_DAYS) and by count
 (SECMON_HISTORY_MAX_EVENTS), the oldest leaving first, a bounded number of
-rows per write, so no write pays for a full scan.
+rows per write, so no write pays for a full scan. On disk, hourly and daily
+rollups answer charts and rankings over weeks without reading every event.
 
 The relay never waits for it. ``add`` appends a node's run of events to a
 list, one append per read from a node; ``flush`` (every FLUSH_INTERVAL, and
@@ -244,7 +246,10 @@ class EventHistory:
             if self.path is not None:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")
-            for statement in _SCHEMA:
+            # In memory the history is small (its bound is): a query reads all of it in a blink,
+            # so it keeps no index and no rollups, and keeping an event costs a row.
+            self.rolled_up = self.path is not None
+            for statement in _SCHEMA if self.rolled_up else _SCHEMA[:1]:
                 self.db.execute(statement)
             self.count = self.db.execute("SELECT count(*) FROM events").fetchone()[0]
             self.last_seq = self.db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
@@ -351,7 +356,8 @@ class EventHistory:
                     before = db.total_changes
                     db.executemany(_INSERT, rows)
                     self.count += db.total_changes - before
-                    self._roll_up(rows)
+                    if self.rolled_up:
+                        self._roll_up(rows)
                     self.last_seq = max(self.last_seq, batch[-1][0] + len(batch[-1][3]) - 1)
                 self._trim(now)
         except sqlite3.Error as exc:
@@ -406,10 +412,11 @@ class EventHistory:
         oldest first by time; rollups of hours and days before the oldest event left go with them."""
         db = self.db
         removed = 0
+        order = "time" if self.rolled_up else "seq"  # (the rollups need the oldest by time gone first)
         if now >= self._next_age_check:
             self._next_age_check = now + AGE_CHECK_EVERY
             cursor = db.execute(
-                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE time < ? ORDER BY time LIMIT ?)",
+                f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE time < ? ORDER BY {order} LIMIT ?)",
                 (now - self.retention.days * DAY, TRIM_STEP),
             )
             removed += cursor.rowcount
@@ -418,12 +425,14 @@ class EventHistory:
         excess = self.count - removed - self.retention.max_events
         if excess > 0:
             cursor = db.execute(
-                "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY time LIMIT ?)",
+                f"DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY {order} LIMIT ?)",
                 (min(excess, TRIM_STEP),),
             )
             removed += cursor.rowcount
         if removed:
             self.count -= removed
+            if not self.rolled_up:
+                return
             oldest = db.execute("SELECT min(time) FROM events").fetchone()[0]
             if oldest is None:
                 return
@@ -478,7 +487,8 @@ class EventHistory:
 
     def select_stats(self, request: m.QueryStats, last_seq: int, now: float, rollups: bool = True) -> m.EventStats:
         """``stats`` without the flush. ``rollups=False`` counts from the events alone (the plain way,
-        which tests hold the rollups against)."""
+        which tests hold the rollups against; in memory there are none)."""
+        rollups = rollups and self.rolled_up
         if request.by == m.BY_TIME:
             return self._series(request, last_seq, now, rollups)
         column = _KEY_COLUMNS.get(request.by)
