@@ -5,7 +5,8 @@ hostname, address) and the node's id, and every field of the event, so a
 query answers with exactly the AuthUpdate that was broadcast. SQLite holds it:
 ``history.sqlite3`` in SECMON_STATE_DIR (WAL), or an in-memory database
 without one, which keeps only the events (no index, no rollups: bounded small,
-it is read whole in a blink, and keeping an event costs one row). Either is bounded: by age (SECMON_HISTORY_DAYS) and by count
+it is read whole in a blink, and keeping an event costs one row). Either is
+bounded: by age (SECMON_HISTORY_DAYS) and by count
 (SECMON_HISTORY_MAX_EVENTS), the oldest leaving first, a bounded number of
 rows per write, so no write pays for a full scan. On disk, hourly and daily
 rollups answer charts and rankings over weeks without reading every event.
