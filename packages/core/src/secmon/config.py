@@ -261,8 +261,9 @@ class HubSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> HubSettings:
         env = os.environ if env is None else env
         state_dir = env_path(env, "SECMON_STATE_DIR")
-        # On disk, 30 days of a busy fleet (a million events, about 300 MB); in memory, what a
-        # hub can hold without a thought (about 30 MB).
+        # On disk, 30 days of a fleet twice as busy as the million events a month the history is
+        # measured with (about 200 bytes an event with its rollups: 400 MB); in memory, what a hub
+        # holds without a thought (about 20 MB).
         most = HISTORY_MAX_EVENTS if state_dir else HISTORY_MAX_EVENTS_IN_MEMORY
         return cls(
             bind_ip=env_ip(env, "BIND_IP", "127.0.0.1"),
