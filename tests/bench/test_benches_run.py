@@ -26,6 +26,11 @@ CASES = [
     ("node_footprint.py", ["--seconds", "2"], {"cpu_pct", "rss_kb", "who_spawn_cpu_pct"}),
     ("hub_path.py", ["--events", "1000", "--runs", "1"], {"us_per_event"}),
     ("hub_path.py", ["--steady", "--events", "1000", "--runs", "1"], {"us_per_event"}),
+    (
+        "history.py",
+        ["--events", "3000", "--days", "3", "--runs", "1"],
+        {"insert_cpu_us_per_event", "events_latest_ms", "events_network_ms", "stats_time_hourly_ms", "stats_source_ms"},
+    ),
 ]
 
 

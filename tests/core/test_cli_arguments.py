@@ -33,7 +33,15 @@ from secmon.protocol import messages as m
         (["authlog", "/var/log/auth.log", "--stats"], {"source": "/var/log/auth.log", "stats": True}),
         (["check"], {"command": "check", "extra": []}),
         (["check", "hub", "--allow-insecure", "--json"], {"extra": ["hub", "--allow-insecure"], "json": True}),
-        (["events", "--since", "5"], {"command": "events"}),
+        (["events", "--since", "5"], {"command": "events", "since": "5", "limit": "100"}),
+        (
+            ["events", "--node", "a", "--node", "2", "--kind", "su_failed", "--failures", "--json"],
+            {"node": ["a", "2"], "kind": ["su_failed"], "failures": True, "json": True},
+        ),
+        (
+            ["events", "--user", "root", "--source", "10.0.0.0/8", "--until", "2h", "--limit", "5"],
+            {"user": "root", "source": "10.0.0.0/8", "until": "2h", "limit": "5"},
+        ),
     ],
 )
 def test_command_lines_and_what_they_mean(argv, expected):
@@ -138,3 +146,32 @@ def test_the_table_has_a_failing_column_only_when_a_collector_fails():
     assert header.split()[-1] == "FAILING"
     assert "auth:" not in first
     assert second.endswith("auth: waiting for /var/log/auth.log to appear")
+
+
+# --- secmon events ------------------------------------------------------------------------
+
+
+def test_events_options_become_the_hubs_filter():
+    ns = parse(["events", "--since", "42", "--until", "2026-11-29T10:00:00Z", "--node", "alpha", "--failures"])
+    query, limit = arguments.event_query(ns, now=1_800_000_000.0)
+    assert query == m.EventFilter(since_seq=42, until_time=1_795_946_400.0, nodes=["alpha"], failures=True)
+    assert limit == 100
+    query, _ = arguments.event_query(parse(["events", "--since", "15m", "--source", "2001:db8::/32"]), 1_000.0)
+    assert (query.since_time, query.source) == (100.0, "2001:db8::/32")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["events", "--since", "tomorrowish"], "--since: 'tomorrowish' is neither an ISO 8601 time"),
+        (["events", "--until=-5m"], "--until: '-5m' is neither"),
+        (["events", "--source", "300.1.1.1/8"], "--source: '300.1.1.1/8' is not an IP address or CIDR network"),
+        (["events", "--limit", "10001"], "--limit: must be a whole number from 1 to 10000, got '10001'"),
+        (["events", "--limit", "x"], "--limit: must be a whole number"),
+    ],
+)
+def test_bad_events_options_are_one_line_usage_errors(argv, message):
+    with pytest.raises(ConfigError) as error:
+        arguments.event_query(parse(argv), now=1_000.0)
+    assert message in str(error.value) and "(see `secmon events --help`)" in str(error.value)
+    assert "\n" not in str(error.value) and error.value.exit_code == 2

@@ -54,6 +54,10 @@ SAMPLES: dict[type, m.Message] = {
     m.Execute: m.Execute(1, "alpha", "uptime"),
     m.Started: m.Started(1, [1]),
     m.Cancel: m.Cancel(1),
+    m.QueryEvents: m.QueryEvents(1, m.EventFilter(user="root")),
+    m.EventList: m.EventList(1, 9, False, [m.StoredEvent(3, 1, "alpha", "127.0.0.1", EVENT)]),
+    m.QueryStats: m.QueryStats(1, m.EventFilter(), by="source"),
+    m.EventStats: m.EventStats(1, "source", 3600.0, rows=[m.StatsRow("192.0.2.9", 2, 2, 1, 1, 1.0, 2.0)]),
 }
 EVERYONES = {m.Keepalive, m.Error}
 

@@ -50,6 +50,21 @@ SAMPLES: list[m.Message] = [
     m.Execute(4, "-", "uptime", False, 2.5),
     m.Started(4, [1, 2, 3]),
     m.Cancel(4),
+    m.QueryEvents(
+        5,
+        m.EventFilter(
+            since_time=1.5,
+            until_seq=9,
+            nodes=["web-1", "3"],
+            kinds=["su_failed"],
+            source="2001:db8::/32",
+            failures=True,
+        ),
+        limit=10,
+    ),
+    m.EventList(5, 42, True, [m.StoredEvent(40, 1, "web-1", "10.0.0.1", m.AuthEvent(7, 1.5, "su_failed", "su"))]),
+    m.QueryStats(6, m.EventFilter(), by="time", bucket=300.0, group="node"),
+    m.EventStats(6, "time", 300.0, series=[m.StatsSeries("web-1", 1500.0, [1, 0], [0, 2], [0, 0])]),
 ]
 
 

@@ -223,7 +223,9 @@ async def test_openapi_document_is_served(fleet):
     async with aiohttp.ClientSession(headers=fleet.auth) as s:
         status, doc = await get(s, f"{fleet.url}/openapi.json")
     assert status == 200 and doc == OPENAPI
-    assert set(doc["paths"]) == {"/list", "/{node}", "/{node}/execute", "/subscribe", "/openapi.json", "/", "/login"}
+    assert set(doc["paths"]) == {
+        "/list", "/events", "/events/stats", "/{node}", "/{node}/execute", "/subscribe", "/openapi.json", "/", "/login"
+    }  # fmt: skip
     schemes = doc["components"]["securitySchemes"]
     assert schemes["bearer"]["scheme"] == "bearer" and schemes["cookie"]["in"] == "cookie"
     assert doc["security"] == [{"bearer": []}, {"cookie": []}]  # no anonymous access by default

@@ -30,6 +30,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .config import socket_path
 from .errors import (
+    BadQuery,
     HubError,
     HubRefused,
     HubUnavailable,
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 Update = m.NodeUpdate | m.AuthUpdate
 ExecuteItem = m.Started | m.CommandOutput | m.CommandResult
 # What the hub sends about one request: its answer, or an Error naming its id.
-Answer = m.NodeList | m.Subscribed | m.Started | m.CommandOutput | m.CommandResult
+Answer = m.NodeList | m.Subscribed | m.Started | m.CommandOutput | m.CommandResult | m.EventList | m.EventStats
 Reply = Answer | m.Error
 Expected = TypeVar("Expected", bound=Answer)
 
@@ -60,7 +61,12 @@ SUBSCRIPTION_BUFFER = 10_000
 
 DEFAULT_KEEPALIVE = 10.0
 
-_ERRORS = {"unknown_node": UnknownNode, "not_connected": UnknownNode, "not_allowed": NotAllowed}
+_ERRORS = {
+    "unknown_node": UnknownNode,
+    "not_connected": UnknownNode,
+    "not_allowed": NotAllowed,
+    m.BAD_QUERY: BadQuery,
+}
 
 
 def _unexpected(reply: m.Message) -> HubError:
@@ -213,6 +219,8 @@ class HubClient:
                     self._failure = f"the hub ended the connection: {message.message}"
                 case m.NodeList() | m.Subscribed() | m.Started() | m.CommandOutput() | m.CommandResult() | m.Error():
                     self._reply(message)
+                case m.EventList() | m.EventStats():
+                    self._reply(message)
 
     def _reply(self, message: Reply) -> None:
         """Pass a reply to the request it answers; a request whose caller has left is cancelled."""
@@ -296,6 +304,33 @@ class HubClient:
         request_id, receive = self._open()
         reply = await self._ask(m.FindNode(request_id, query), request_id, receive, m.NodeList)
         return reply.nodes[0]
+
+    async def events(self, query: m.EventFilter | None = None, limit: int = 100) -> m.EventList:
+        """The latest ``limit`` auth events of the hub's history that pass ``query``, oldest first.
+
+        ``last_seq`` of the answer is the hub's sequence when it ran: ``subscribe(last_seq)``
+        goes on from there without a gap or a duplicate. ``updates()`` gives them as AuthUpdates.
+        Raises BadQuery when the hub cannot answer as asked.
+        """
+        request_id, receive = self._open()
+        request = m.QueryEvents(request_id, query or m.EventFilter(), limit)
+        return await self._ask(request, request_id, receive, m.EventList)
+
+    async def event_stats(
+        self,
+        query: m.EventFilter | None = None,
+        *,
+        by: str = m.BY_TIME,
+        bucket: float = 3600.0,
+        group: str = "",
+        limit: int = 10,
+    ) -> m.EventStats:
+        """Counts of the history's events that pass ``query``: per ``bucket`` seconds (``by="time"``,
+        optionally per ``group`` node or kind), or the ``limit`` nodes, kinds, sources or users with most.
+        """
+        request_id, receive = self._open()
+        request = m.QueryStats(request_id, query or m.EventFilter(), by, bucket, group, limit)
+        return await self._ask(request, request_id, receive, m.EventStats)
 
     async def subscribe(self, since: int | None = None) -> Subscription:
         """Start receiving updates, first those after ``since`` that the hub still holds."""

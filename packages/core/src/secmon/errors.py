@@ -83,6 +83,10 @@ class NotAllowed(RequestFailed):
     """Raised when a command label is refused."""
 
 
+class BadQuery(RequestFailed):
+    """Raised when the hub cannot answer a history query as asked; the text names the parameter."""
+
+
 class SubscriptionLost(HubError):
     """Raised when the hub ends a subscription; ``last_seq`` is where to resume."""
 

@@ -91,6 +91,37 @@ def update_json(update: m.NodeUpdate | m.AuthUpdate) -> dict[str, Any]:
     }
 
 
+def event_list_json(answer: m.EventList) -> dict[str, Any]:
+    """A history query's answer: the events in the form of their updates, ``last_seq`` and ``more``."""
+    return {
+        "events": [update_json(update) for update in answer.updates()],
+        "last_seq": answer.last_seq,
+        "more": answer.more,
+    }
+
+
+def stats_json(stats: m.EventStats) -> dict[str, Any]:
+    """Counts per time bucket (``series``, each bucket's start in ISO 8601) or a ranking (``rows``)."""
+    if stats.by == m.BY_TIME:
+        bucket = stats.bucket
+        series = []
+        for line in stats.series:
+            points = [
+                {"t": iso(line.start + index * bucket), "failures": failed, "successes": succeeded, "other": other}
+                for index, (failed, succeeded, other) in enumerate(
+                    zip(line.failures, line.successes, line.other, strict=True)
+                )
+            ]
+            series.append({"key": line.key, "points": points})
+        return {"by": stats.by, "bucket": int(bucket) if bucket == int(bucket) else bucket, "series": series}
+    rows = [
+        {"key": row.key, "count": row.count, "failures": row.failures, "nodes": row.nodes, "users": row.users,
+         "first": iso(row.first), "last": iso(row.last)}
+        for row in stats.rows
+    ]  # fmt: skip
+    return {"by": stats.by, "rows": rows}
+
+
 def output_json(output: m.CommandOutput) -> dict[str, Any]:
     return {"serial": output.serial, "line": output.data}
 

@@ -12,16 +12,17 @@ import hmac
 import json
 import logging
 import math
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Any
 
 from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
-from secmon import jsonform
+from secmon import eventquery, jsonform
 from secmon.client import ExecuteItem, HubClient, follow_updates
-from secmon.errors import HubUnavailable, RequestFailed, UnknownNode
+from secmon.errors import BadQuery, HubUnavailable, RequestFailed, UnknownNode
 from secmon.protocol import messages as m
 
 from . import guard
@@ -52,6 +53,8 @@ def _hub_errors(handler: Handler) -> Handler:
             if exc.code == "not_connected":
                 return error(504, str(exc))
             return error(404, str(exc))
+        except BadQuery as exc:
+            return error(400, str(exc))
         except RequestFailed as exc:
             return error(502, str(exc))
 
@@ -300,6 +303,58 @@ async def execute(request: web.Request) -> web.StreamResponse:
         return response
 
 
+def _query_filter(request: web.Request) -> m.EventFilter:
+    """The history filter of a request's query parameters (see eventquery); 400 naming a bad one."""
+    query = request.query
+    try:
+        return eventquery.event_filter(
+            now=time.time(),
+            since=query.get("since"),
+            until=query.get("until"),
+            nodes=query.getall("node", []),
+            kinds=query.getall("kind", []),
+            user=query.get("user"),
+            source=query.get("source"),
+            failures=eventquery.parse_flag(query.get("failures", "0"), "failures"),
+        )
+    except eventquery.QueryError as exc:
+        raise _bad(str(exc)) from None
+
+
+def _query_number(request: web.Request, name: str, default: str, parse: Callable[[str], Any]) -> Any:
+    try:
+        return parse(request.query.get(name, default))
+    except eventquery.QueryError as exc:
+        raise _bad(str(exc)) from None
+
+
+@_hub_errors
+async def events(request: web.Request) -> web.Response:
+    """``GET /events``: the latest matching events of the hub's history, oldest first."""
+    query = _query_filter(request)
+    limit = _query_number(request, "limit", "100", eventquery.parse_limit)
+    async with HubClient.connect() as hub:
+        answer = await hub.events(query, limit)
+    return web.json_response(jsonform.event_list_json(answer))
+
+
+@_hub_errors
+async def event_stats(request: web.Request) -> web.Response:
+    """``GET /events/stats``: counts per time bucket, or the top nodes, kinds, sources or users."""
+    query = _query_filter(request)
+    by = request.query.get("by", m.BY_TIME)
+    if by != m.BY_TIME and by not in m.STATS_KEYS:
+        raise _bad(f"by: must be {m.BY_TIME} or one of {', '.join(m.STATS_KEYS)}, got {by!r}")
+    group = request.query.get("group", "")
+    if group not in ("", "node", "kind"):
+        raise _bad(f"group: must be node or kind, got {group!r}")
+    bucket = _query_number(request, "bucket", "1h", eventquery.parse_bucket)
+    limit = _query_number(request, "limit", "10", lambda text: eventquery.parse_limit(text, eventquery.MAX_STATS_LIMIT))
+    async with HubClient.connect() as hub:
+        stats = await hub.event_stats(query, by=by, bucket=bucket, group=group, limit=limit)
+    return web.json_response(jsonform.stats_json(stats))
+
+
 async def subscribe(request: web.Request) -> web.StreamResponse:
     since_text = request.query.get("since")
     if since_text is not None and not since_text.isdigit():
@@ -339,6 +394,8 @@ def make_app(settings: HttpSettings) -> web.Application:
     app.router.add_get("/static/{name}", static_file)
     app.router.add_get("/list", list_nodes)
     app.router.add_get("/subscribe", subscribe)
+    app.router.add_get("/events", events)
+    app.router.add_get("/events/stats", event_stats)
     app.router.add_get("/{node}", show_node)
     app.router.add_post("/{node}/execute", execute)
     return app

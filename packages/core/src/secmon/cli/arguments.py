@@ -1,6 +1,6 @@
 """The words of the `secmon` command line and what each one takes; parsing only, no I/O.
 
-    secmon WORD ...          a reserved word: hub, node, list, subscribe, authlog, check, help, ...
+    secmon WORD ...          a reserved word: hub, node, list, subscribe, events, authlog, check, help, ...
     secmon NODE [LABEL]      anything else names a node: show it, or run an allowed command on it
 
 Each reserved word has its own argparse parser, so ``secmon WORD --help`` is that
@@ -19,7 +19,9 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from .. import eventquery
 from ..errors import ConfigError
+from ..protocol import messages as m
 
 OVERVIEW = """\
 usage:
@@ -28,6 +30,8 @@ usage:
   secmon node [who] [wg] [auth]       launch node daemon
     [--reconnect]
   secmon subscribe [--since SEQ]      print live updates from all nodes (resume after SEQ)
+  secmon events [--since TIME|SEQ]    print auth events from the hub's history
+    [--until TIME] [--node N] [--kind K] [--user U] [--source CIDR] [--failures] [--limit N]
   secmon <list|->                     list all recently connected nodes
   secmon <node>                       show one node (serial, address or hostname)
   secmon <node> <command-label>       run an allowed command, stream its output
@@ -39,10 +43,11 @@ usage:
   secmon WORD --help                  the same
 
 options:
-  --json                              machine-readable output (list, node, subscribe)
+  --json                              machine-readable output (list, node, subscribe, events)
 
 environment (see the README for all):
-  hub     BIND_IP, BIND_PORT, DISCONNECT_GRACE_PERIOD, ASSUME_HOSTNAME_UNIQUE
+  hub     BIND_IP, BIND_PORT, DISCONNECT_GRACE_PERIOD, ASSUME_HOSTNAME_UNIQUE,
+          SECMON_STATE_DIR, SECMON_HISTORY_DAYS, SECMON_HISTORY_MAX_EVENTS
   node    HUB_IP, HUB_PORT or HUB_ADDRS, COMMAND_ALLOWLIST_FILE, COMMAND_EXECUTE_TIMEOUT,
           AUTH_LOG
   client  NODE_WAIT_TIMEOUT, SECMON_SOCKET
@@ -53,8 +58,6 @@ ALL_NODES = "-"
 # Words that are never node names. Those in NOT_YET are kept for commands still to come.
 RESERVED = ("check", "events", "mute", "audit", "authlog", "help", "hub", "node", "list", "subscribe")
 NOT_YET = {
-    "events": "[--since TIME|SEQ] [--until TIME] [--node N] [--kind K] [--user U] [--source CIDR] "
-    "[--failures] [--limit N] [--json]",
     "mute": "add CIDR|user:U|node:N|kind:K [--for DURATION] [--reason TEXT] | list | rm ID",
     "audit": "[--since TIME] [--json]",
 }
@@ -147,6 +150,45 @@ def _subscribe() -> _Parser:
     return parser
 
 
+EVENTS_DESCRIPTION = """\
+Print auth events from the hub's history, oldest first: the latest LIMIT that match
+every option given. TIME is ISO 8601 (2026-11-29T10:00:00Z; without a zone, local
+time) or how long ago: 30s, 15m, 2h, 7d. A SEQ (digits) is an update's sequence:
+`secmon subscribe --since` the last one printed goes on without a gap. The hub keeps
+SECMON_HISTORY_DAYS (30) days, at most SECMON_HISTORY_MAX_EVENTS events."""
+
+
+def _events() -> _Parser:
+    parser = _Parser("events", description=EVENTS_DESCRIPTION)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--since", metavar="TIME|SEQ", help="events from TIME on, or after sequence SEQ")
+    parser.add_argument("--until", metavar="TIME|SEQ", help="events up to TIME, or up to sequence SEQ")
+    parser.add_argument("--node", action="append", default=[], metavar="N",
+                        help="a node's serial, hostname or address (repeat for several)")  # fmt: skip
+    parser.add_argument("--kind", action="append", default=[], metavar="K",
+                        help="an event kind, e.g. ssh_failed_password (repeat for several)")  # fmt: skip
+    parser.add_argument("--user", metavar="U", help="the user the event names")
+    parser.add_argument("--source", metavar="CIDR", help="the source address, or a network like 203.0.113.0/24")
+    parser.add_argument("--failures", action="store_true", help="only failures (failed logins, refusals, ...)")
+    parser.add_argument(
+        "--limit", default="100", metavar="N", help="at most N events, the latest (default 100, max 10000)"
+    )
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
+    return parser
+
+
+def event_query(ns: argparse.Namespace, now: float) -> tuple[m.EventFilter, int]:
+    """The filter and limit ``secmon events`` asks for; ConfigError (exit 2) names a bad option."""
+    try:
+        query = eventquery.event_filter(
+            now=now, since=ns.since, until=ns.until, nodes=ns.node, kinds=ns.kind, user=ns.user,
+            source=ns.source, failures=ns.failures,
+        )  # fmt: skip
+        return query, eventquery.parse_limit(ns.limit)
+    except eventquery.QueryError as exc:
+        raise ConfigError(f"--{exc} (see `secmon events --help`)") from None
+
+
 def _list() -> _Parser:
     parser = _Parser("list", description="List all recently connected nodes (also: `secmon -`).")
     parser.add_argument("--json", action="store_true", help=JSON_HELP)
@@ -210,6 +252,7 @@ PARSERS: dict[str, Callable[[], _Parser]] = {
     "hub": _hub,
     "node": _node,
     "subscribe": _subscribe,
+    "events": _events,
     "list": _list,
     "authlog": _authlog,
     "help": _help,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
@@ -74,6 +75,20 @@ async def cmd_subscribe(since: int | None, as_json: bool, paint: render.Painter)
                 _print_json(jsonform.update_json(update))
             else:
                 _print(render.update_line(update, paint))
+    return 0
+
+
+async def cmd_events(query: m.EventFilter, limit: int, as_json: bool, paint: render.Painter) -> int:
+    async with HubClient.connect() as hub:
+        answer = await hub.events(query, limit)
+    for update in answer.updates():
+        _print(
+            json.dumps(jsonform.update_json(update), ensure_ascii=False)
+            if as_json
+            else render.update_line(update, paint)
+        )
+    if answer.more and not as_json:
+        print(f"secmon: older events match too: showing the latest {limit} (--limit, --since)", file=sys.stderr)
     return 0
 
 
@@ -156,6 +171,9 @@ def dispatch(argv: list[str]) -> int:
         return run_authlog(args.source, args.stats, args.unmatched)
     if command == "subscribe":
         return _run_async(cmd_subscribe, args.since, args.json, paint)
+    if command == "events":
+        query, limit = arguments.event_query(args, time.time())
+        return _run_async(cmd_events, query, limit, args.json, paint)
     if command == "list":
         return _run_async(cmd_list, args.json, paint)
     if command == "show":

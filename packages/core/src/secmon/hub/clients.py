@@ -1,7 +1,7 @@
 """The hub's Unix-socket side: one connection per client.
 
 Only the hub's own user and root are served (SO_PEERCRED). A client may list
-and find nodes, hold one subscription, and run commands; each request carries
+and find nodes, hold one subscription, run commands and query the history; each request carries
 its own id, so several run at once on one connection, up to a bound.
 """
 
@@ -13,7 +13,9 @@ import logging
 import os
 import pwd
 import socket
+import sqlite3
 import struct
+import time
 from dataclasses import dataclass, field
 
 import anyio
@@ -23,6 +25,7 @@ from ..link import HandshakeFailed
 from ..protocol import messages as m
 from ..protocol.batches import UpdateFrame
 from ..protocol.codec import Decoded
+from .history import BadQuery
 from .hub import ConnectedNode, Hub, Relay
 from .wire import HubLink
 
@@ -120,11 +123,32 @@ class ClientConnection:
                     else:
                         self.executing += 1
                         self.tg.start_soon(self._execute, message)
+                case m.QueryEvents() | m.QueryStats():
+                    self.tg.start_soon(self._query, message)
                 case m.Cancel():
                     for relay in [r for r in self.relays if r.request_id == message.request_id]:
                         self.hub.cancel_relay(relay, m.CANCELLED, "cancelled by the client")
                 case m.Error():
                     pass  # the client ends its link; the connection has noted why
+
+    async def _query(self, request: m.QueryEvents | m.QueryStats) -> None:
+        """Answer a history query; nothing after the sequence it was asked at is in the answer."""
+        history = self.hub.history
+        ring = self.hub.ring
+        if history is None:
+            self._error(request.request_id, m.BAD_QUERY, "this hub keeps no history")
+            return
+        try:
+            if isinstance(request, m.QueryEvents):
+                last_seq, events, more = await history.events(request.filter, request.limit, lambda: ring.seq)
+                self.link.send(m.EventList(request.request_id, last_seq, more, events))
+            else:
+                self.link.send(await history.stats(request, lambda: ring.seq, time.time()))
+        except BadQuery as exc:
+            self._error(request.request_id, m.BAD_QUERY, str(exc))
+        except sqlite3.Error as exc:
+            log.error("client %s: history query failed: %s", self.name, exc)
+            self._error(request.request_id, "history_failed", f"the history could not answer: {exc}")
 
     def _error(self, request_id: int, code: str, text: str) -> None:
         self.link.send(m.Error(code, text, request_id))

@@ -23,6 +23,7 @@ import anyio
 from ..config import HubSettings
 from ..protocol import messages as m
 from ..protocol.batches import MAX_BATCH, EventOrigin, EventRun, UpdateFrame, auth_update_frames, node_update_frame
+from .history import EventHistory
 from .registry import NodeEntry, NodeRegistry, UpdateRing
 from .store import HubStore
 
@@ -124,6 +125,7 @@ class Hub:
     socket_gid: int | None = None  # SECMON_SOCKET_GROUP: its members may connect as clients
 
     store: HubStore | None = None
+    history: EventHistory | None = None  # every auth event broadcast, for queries
 
     def __post_init__(self) -> None:
         self.registry = NodeRegistry(self.settings.hostname_unique, self.settings.disconnect_grace)
@@ -162,10 +164,12 @@ class Hub:
         """Broadcast a node's new auth events, numbered on from the ring's sequence.
 
         ``origin`` is the entry as subscribers see it (its connection packs it once). The
-        node's dedup mark is stored with the events.
+        node's dedup mark is stored with the events; the history keeps them (an append).
         """
         first = self.ring.reserve(len(run.events)).start
         self.publish(auth_update_frames(origin, first, run, self.batch_limit), entry)
+        if self.history is not None:
+            self.history.add(first, origin, entry.node_id, run.events)
 
     # --- node lifecycle ----------------------------------------------------
 

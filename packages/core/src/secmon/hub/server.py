@@ -31,6 +31,7 @@ from ..protocol import Connection, Role
 from ..protocol.batches import EventRunDecoder
 from ..tls import TlsFiles, hub_context
 from .clients import serve_client
+from .history import EventHistory, Retention
 from .hub import Hub
 from .nodes import NODE_QUEUE, serve_node
 from .sockets import (
@@ -80,9 +81,12 @@ async def serve(
     """Run the hub until cancelled. ``task_status`` gets the bound TCP address."""
     security = security or HubSecurity()
     store = HubStore(settings.state_dir, settings.ring_size) if settings.state_dir else None
+    history = EventHistory(settings.state_dir, Retention(settings.history_days, settings.history_max_events))
     links: set[HubLink] = set()  # every open connection: the hub's sweep ticks them, shutdown aborts them
     gid = socket_group_id(settings.socket_group)
-    hub = Hub(settings, token=security.token, links=links, socket_gid=gid, store=store)
+    hub = Hub(settings, token=security.token, links=links, socket_gid=gid, store=store, history=history)
+    if store is not None and (recovered := history.recover(hub.ring.after(history.last_seq, settings.ring_size))):
+        log.info("history: %d events the last run broadcast but had not written were added from the ring", recovered)
     path = settings.socket
     make_socket_directory(path.parent, hub.socket_gid)
     check_socket_directory(path)
@@ -109,49 +113,57 @@ async def serve(
 
         return lambda: HubLink(opened, links, connection(), max_queue=max_queue, tls=tls)
 
-    async with anyio.create_task_group() as tg:
-        old_umask = os.umask(0o177)  # the socket is born 0600: no window where others can connect
-        try:
-            clients = accept(tg, serve_client, Role.CLIENT, settings.subscriber_queue)
-            unix_server = await loop.create_unix_server(clients, str(path))
-        except OSError as exc:
-            raise SecmonError(f"cannot listen on {path}: {os_reason(exc)}") from None
-        finally:
-            os.umask(old_umask)
-        try:
-            share_with_group(path, hub.socket_gid)
+    try:
+        async with anyio.create_task_group() as tg:
+            old_umask = os.umask(0o177)  # the socket is born 0600: no window where others can connect
             try:
-                tcp_server = await loop.create_server(
-                    accept(tg, serve_node, Role.NODE, NODE_QUEUE, security.tls),
-                    settings.bind_ip,
-                    settings.bind_port,
-                    backlog=LISTEN_BACKLOG,
-                )
+                clients = accept(tg, serve_client, Role.CLIENT, settings.subscriber_queue)
+                unix_server = await loop.create_unix_server(clients, str(path))
             except OSError as exc:
-                where = f"{settings.bind_ip}:{settings.bind_port}"
-                raise SecmonError(f"cannot listen on {where}: {os_reason(exc)}") from None
-            host, port = tcp_server.sockets[0].getsockname()[:2]
-            protection = ", ".join(
-                p for p, on in (("TLS", security.tls is not None), ("token", security.token is not None)) if on
-            )
-            log.info(
-                "listening for nodes on %s:%d (%s) and for clients on %s", host, port, protection or "plain TCP", path
-            )
-            log.info("event loop: %s", "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio")
-            tg.start_soon(hub.housekeeping)
-            # What start-up made (modules, settings, the stored ring) lives as long as the hub:
-            # the cyclic collector need not walk it again on every full pass during a flood.
-            gc.freeze()
-            task_status.started((host, port))
-            try:
-                await anyio.sleep_forever()
+                raise SecmonError(f"cannot listen on {path}: {os_reason(exc)}") from None
             finally:
-                tcp_server.close()
-        finally:
-            unix_server.close()
-            for link in list(links):
-                link.abort("hub shutting down")
-            path.unlink(missing_ok=True)
+                os.umask(old_umask)
+            try:
+                share_with_group(path, hub.socket_gid)
+                try:
+                    tcp_server = await loop.create_server(
+                        accept(tg, serve_node, Role.NODE, NODE_QUEUE, security.tls),
+                        settings.bind_ip,
+                        settings.bind_port,
+                        backlog=LISTEN_BACKLOG,
+                    )
+                except OSError as exc:
+                    where = f"{settings.bind_ip}:{settings.bind_port}"
+                    raise SecmonError(f"cannot listen on {where}: {os_reason(exc)}") from None
+                host, port = tcp_server.sockets[0].getsockname()[:2]
+                protection = ", ".join(
+                    p for p, on in (("TLS", security.tls is not None), ("token", security.token is not None)) if on
+                )
+                log.info(
+                    "listening for nodes on %s:%d (%s) and for clients on %s",
+                    host,
+                    port,
+                    protection or "plain TCP",
+                    path,
+                )
+                log.info("event loop: %s", "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio")
+                tg.start_soon(hub.housekeeping)
+                tg.start_soon(history.run_flusher)
+                # What start-up made (modules, settings, the stored ring) lives as long as the hub:
+                # the cyclic collector need not walk it again on every full pass during a flood.
+                gc.freeze()
+                task_status.started((host, port))
+                try:
+                    await anyio.sleep_forever()
+                finally:
+                    tcp_server.close()
+            finally:
+                unix_server.close()
+                for link in list(links):
+                    link.abort("hub shutting down")
+                path.unlink(missing_ok=True)
+    finally:
+        history.close()
 
 
 async def run_until_signalled(settings: HubSettings, security: HubSecurity) -> None:

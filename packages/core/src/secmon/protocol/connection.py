@@ -81,7 +81,7 @@ RULES: dict[tuple[Role, Role], Rules] = {
     ),
     (Role.CLIENT, Role.HUB): Rules(
         opening=frozenset({m.Hello}),
-        then=frozenset({m.ListNodes, m.FindNode, m.Subscribe, m.Execute, m.Cancel}),
+        then=frozenset({m.ListNodes, m.FindNode, m.Subscribe, m.Execute, m.Cancel, m.QueryEvents, m.QueryStats}),
     ),
     (Role.HUB, Role.CLIENT): Rules(
         opening=frozenset({m.Welcome}),
@@ -95,6 +95,8 @@ RULES: dict[tuple[Role, Role], Rules] = {
                 m.Started,
                 m.CommandOutput,
                 m.CommandResult,
+                m.EventList,
+                m.EventStats,
             }
         ),
     ),

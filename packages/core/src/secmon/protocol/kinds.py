@@ -1,4 +1,4 @@
-"""The vocabulary of auth events: their kinds, which are failures, and one label each.
+"""The vocabulary of auth events: their kinds, which are failures or successes, and one label each.
 
 A kind travels on the wire as a short string that the node's parser decides;
 everything that shows events (the CLI, the JSON form, the dashboard, the chat
@@ -53,6 +53,9 @@ FAILURE_KINDS = frozenset(
         FORGED_AUTH_LINE,
     }
 )
+
+# Successes are what an operator charts against failures; every other kind is "other".
+SUCCESS_KINDS = frozenset({SSH_ACCEPTED, SU_OPENED, SUDO_COMMAND})
 
 LABELS: Mapping[str, str] = MappingProxyType(
     {

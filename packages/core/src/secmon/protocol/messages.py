@@ -8,9 +8,11 @@ Who sends what:
 
     node → hub     Hello, StateUpdate, AuthEvents, CommandOutput, CommandResult
     hub → node     Welcome, Ack, RunCommand, CancelCommand
-    client → hub   Hello, ListNodes, FindNode, Subscribe, Execute, Cancel
+    client → hub   Hello, ListNodes, FindNode, Subscribe, Execute, Cancel,
+                   QueryEvents, QueryStats
     hub → client   Welcome, NodeList, Subscribed, NodeUpdate, AuthUpdate,
-                   AuthUpdates, Started, CommandOutput, CommandResult
+                   AuthUpdates, Started, CommandOutput, CommandResult,
+                   EventList, EventStats
     any            Keepalive, Error
 """
 
@@ -42,6 +44,14 @@ ROLE_NODE = "node"
 ROLE_CLIENT = "client"
 
 ALL_NODES = "-"
+
+# The error a hub answers a history query with when the query itself is wrong (a bucket too small
+# for its range, a source that is no address); its text names what.
+BAD_QUERY = "bad_query"
+
+# What a stats query groups by; BY_TIME counts per time bucket, the others rank keys.
+BY_TIME = "time"
+STATS_KEYS = ("node", "kind", "source", "user")
 
 
 # --- records ---------------------------------------------------------------
@@ -99,6 +109,61 @@ class NodeInfo:
     auth: str
     monitors: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)  # the command labels the node's allowlist offers
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which stored auth events a history query is about; each field set narrows it.
+
+    ``since_seq`` is exclusive, the other bounds inclusive; times are Unix seconds (the
+    event's own). ``nodes`` match a serial, hostname or address, any of them; ``source``
+    is an IP address or a CIDR network (or a host name, matched exactly).
+    """
+
+    since_seq: int | None = None
+    since_time: float | None = None
+    until_seq: int | None = None
+    until_time: float | None = None
+    nodes: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    user: str | None = None
+    source: str | None = None
+    failures: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An auth event from the hub's history: what its AuthUpdate carried when it was broadcast."""
+
+    seq: int
+    serial: int
+    hostname: str
+    address: str
+    event: AuthEvent
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSeries:
+    """Counts per time bucket for one key, from the bucket starting at ``start``, gaps as zeros."""
+
+    key: str
+    start: float
+    failures: list[int]
+    successes: list[int]
+    other: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRow:
+    """One key's events in a ranking: how many, how many failed, on how many nodes, for how many users."""
+
+    key: str
+    count: int
+    failures: int
+    nodes: int
+    users: int
+    first: float
+    last: float
 
 
 # --- messages --------------------------------------------------------------
@@ -332,6 +397,65 @@ class Cancel:
     request_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class QueryEvents:
+    """Ask the hub's history for the latest ``limit`` events that pass ``filter``."""
+
+    TAG: ClassVar[str] = "query_events"
+    request_id: int
+    filter: EventFilter
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class EventList:
+    """The answer to QueryEvents, in ascending sequence.
+
+    ``last_seq`` is the hub's latest sequence when the query ran: no event after it is
+    included, so a subscription from it misses and repeats nothing. ``more``: older
+    events pass the filter too.
+    """
+
+    TAG: ClassVar[str] = "event_list"
+    request_id: int
+    last_seq: int
+    more: bool
+    events: list[StoredEvent]
+
+    def updates(self) -> list[AuthUpdate]:
+        """Each event as the AuthUpdate that broadcast it."""
+        return [AuthUpdate(e.seq, e.serial, e.hostname, e.address, e.event) for e in self.events]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryStats:
+    """Ask for counts of the events that pass ``filter``.
+
+    ``by`` is BY_TIME (counts per ``bucket`` seconds, per ``group`` key when one of
+    STATS_KEYS is given) or one of STATS_KEYS (the ``limit`` keys with most events).
+    """
+
+    TAG: ClassVar[str] = "query_stats"
+    request_id: int
+    filter: EventFilter
+    by: str = BY_TIME
+    bucket: float = 3600.0
+    group: str = ""
+    limit: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class EventStats:
+    """The answer to QueryStats: ``series`` for BY_TIME, ``rows`` otherwise."""
+
+    TAG: ClassVar[str] = "event_stats"
+    request_id: int
+    by: str
+    bucket: float
+    series: list[StatsSeries] = field(default_factory=list)
+    rows: list[StatsRow] = field(default_factory=list)
+
+
 Message = (
     Hello
     | Welcome
@@ -355,6 +479,10 @@ Message = (
     | Execute
     | Started
     | Cancel
+    | QueryEvents
+    | EventList
+    | QueryStats
+    | EventStats
 )
 
 MESSAGE_TYPES: dict[str, type] = {cls.TAG: cls for cls in Message.__args__}

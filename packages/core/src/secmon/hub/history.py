@@ -1,0 +1,681 @@
+"""The hub's event history: every auth event it broadcast, kept for queries and charts.
+
+Each event is kept with its sequence, its node as subscribers saw it (serial,
+hostname, address) and the node's id, and every field of the event, so a
+query answers with exactly the AuthUpdate that was broadcast. SQLite holds it:
+``history.sqlite3`` in SECMON_STATE_DIR (WAL), or an in-memory database
+without one, which keeps only the events (no index, no rollups: bounded small,
+it is read whole in a blink, and keeping an event costs one row). Either is
+bounded: by age (SECMON_HISTORY_DAYS) and by count
+(SECMON_HISTORY_MAX_EVENTS), the oldest leaving first, a bounded number of
+rows per write, so no write pays for a full scan. On disk, hourly and daily
+rollups answer charts and rankings over weeks without reading every event.
+
+The relay never waits for it. ``add`` appends a node's run of events to a
+list, one append per read from a node; ``flush`` (every FLUSH_INTERVAL, and
+before every query) writes what was added in one transaction with
+``executemany``, in a worker thread. Queries run in that thread too, one at a
+time with the writes, and never return an event after the sequence they were
+asked at: a subscription from ``last_seq`` follows on without a gap or a
+duplicate. A crash loses at most the last interval's events from the history
+(the ring in ``hub.sqlite3`` still has them: ``recover`` adds them back at start).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import math
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from ..config import state_directory, state_error
+from ..protocol import messages as m
+from ..protocol.batches import EventOrigin, UpdateFrame
+from ..protocol.codec import decode_body
+from ..protocol.kinds import FAILURE_KINDS, SUCCESS_KINDS
+
+log = logging.getLogger("secmon.hub")
+
+DATABASE = "history.sqlite3"  # in SECMON_STATE_DIR: its own file, so its writer never holds up the hub's store
+FLUSH_INTERVAL = 1.0  # seconds between writes: one transaction a second, whatever the rate; rollups add up within it
+MAX_LIMIT = 10_000  # events one query returns at most; more is a download, not a look
+MAX_STATS_ROWS = 1_000  # keys one ranking returns at most
+MAX_BUCKETS = 10_000  # time buckets one series may have: a chart's width many times over
+TRIM_STEP = 10_000  # rows one write removes at most for age or count, so no write stalls
+AGE_CHECK_EVERY = 60.0  # seconds between looks for rows past their age
+HOUR = 3_600
+DAY = 86_400
+SEEN_CACHE = 200_000  # daily_seen rows remembered as written, so a busy day's pairs are not written again
+MAX_WRITE = 20_000  # events one background write takes at most: a bounded hold on the interpreter
+MAX_DUTY = 0.25  # of the time the background writes may take, so a flood of events does not slow their relay
+MAX_PENDING = (
+    200_000  # events waiting for a write at most; past it (a flood the disk cannot follow) new ones are not kept
+)
+
+FAILURE, SUCCESS, OTHER = 1, 2, 0  # the ``outcome`` column
+_OUTCOME = {**dict.fromkeys(FAILURE_KINDS, FAILURE), **dict.fromkeys(SUCCESS_KINDS, SUCCESS)}
+
+# The event's fields after the node's, in AuthEvent order from ``node_seq`` (its ``seq``) on.
+_EVENT_COLUMNS = "node_seq, time, kind, process, pid, user, host, port, method, target_user, command, tty"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS events ("
+    " seq INTEGER PRIMARY KEY, serial INTEGER NOT NULL, hostname TEXT NOT NULL, address TEXT NOT NULL,"
+    " node_id TEXT NOT NULL, outcome INTEGER NOT NULL, ip BLOB,"
+    " node_seq INTEGER NOT NULL, time REAL NOT NULL, kind TEXT NOT NULL, process TEXT NOT NULL, pid INTEGER,"
+    " user TEXT, host TEXT, port INTEGER, method TEXT, target_user TEXT, command TEXT, tty TEXT)",
+    # The one index on the events: time, which grows with the sequence, so keeping it costs
+    # little. An index on a random key (user, source) cost 15-30 µs per event here; the
+    # rollups below answer the heavy questions instead, and a query for the latest events of
+    # one user or network reads the events newest first until it has enough.
+    "CREATE INDEX IF NOT EXISTS events_time ON events (time)",
+    # Events per hour and kind, and per hour, node and outcome: charts over days and weeks.
+    "CREATE TABLE IF NOT EXISTS hourly_kind (hour INTEGER, kind TEXT, n INTEGER NOT NULL,"
+    " PRIMARY KEY (hour, kind)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS hourly_node (hour INTEGER, hostname TEXT, outcome INTEGER, n INTEGER NOT NULL,"
+    " PRIMARY KEY (hour, hostname, outcome)) WITHOUT ROWID",
+    # Per day and key (a node's hostname, a kind, a source, a user): rankings, and charts by the day.
+    "CREATE TABLE IF NOT EXISTS daily (by TEXT, day INTEGER, key TEXT, n INTEGER NOT NULL,"
+    " failures INTEGER NOT NULL, successes INTEGER NOT NULL, first REAL NOT NULL, last REAL NOT NULL,"
+    " PRIMARY KEY (by, key, day)) WITHOUT ROWID",
+    # Which nodes ('n') and users ('u') each key of a day saw: the distinct counts of a ranking.
+    "CREATE TABLE IF NOT EXISTS daily_seen (by TEXT, day INTEGER, key TEXT, what TEXT, value TEXT,"
+    " PRIMARY KEY (by, key, day, what, value)) WITHOUT ROWID",
+)
+_INSERT = f"INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, {', '.join('?' * 12)})"
+_ADD_HOURLY_KIND = "INSERT INTO hourly_kind VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
+_ADD_HOURLY_NODE = "INSERT INTO hourly_node VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
+_ADD_DAILY = (
+    "INSERT INTO daily VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n,"
+    " failures = failures + excluded.failures, successes = successes + excluded.successes,"
+    " first = min(first, excluded.first), last = max(last, excluded.last)"
+)
+_ADD_SEEN = "INSERT OR IGNORE INTO daily_seen VALUES (?, ?, ?, ?, ?)"
+_SELECT = f"SELECT seq, serial, hostname, address, {_EVENT_COLUMNS} FROM events"
+# What a ranking groups by, as a column.
+_KEY_COLUMNS = {"node": "hostname", "kind": "kind", "source": "host", "user": "user"}
+
+
+# A node's run of events as the hub added it: the first one's sequence, the node, its id, the event maps.
+Run = tuple[int, EventOrigin, str, list[dict[str, Any]]]
+
+
+class BadQuery(ValueError):
+    """A query the history cannot answer as asked; the text names the parameter."""
+
+
+def address_key(host: str | None) -> bytes | None:
+    """An IP address as a sortable key: a version byte, then its packed bytes; None for a name.
+
+    The version byte keeps the two families apart, so a range of one never holds the other.
+    """
+    if not host:
+        return None
+    try:
+        return b"\x04" + socket.inet_pton(socket.AF_INET, host)
+    except OSError:
+        pass
+    try:
+        return b"\x06" + socket.inet_pton(socket.AF_INET6, host)
+    except OSError:
+        return None
+
+
+def network_range(source: str) -> tuple[bytes, bytes] | None:
+    """The first and last ``address_key`` of an IP address or CIDR network; None for a host name.
+
+    Raises BadQuery for something with a ``/`` that is no network.
+    """
+    try:
+        network = ipaddress.ip_network(source.strip(), strict=False)
+    except ValueError:
+        if "/" in source or ":" in source:
+            raise BadQuery(f"source: {source!r} is not an IP address or CIDR network") from None
+        return None
+    tag = b"\x04" if network.version == 4 else b"\x06"
+    return tag + network.network_address.packed, tag + network.broadcast_address.packed
+
+
+def _where(query: m.EventFilter, last_seq: int) -> tuple[str, list[Any]]:
+    """The WHERE clause of a filter, and its parameters; never past ``last_seq``."""
+    clauses = ["seq <= ?"]
+    params: list[Any] = [min(last_seq, query.until_seq) if query.until_seq is not None else last_seq]
+    if query.since_seq is not None:
+        clauses.append("seq > ?")
+        params.append(query.since_seq)
+    if query.since_time is not None:
+        clauses.append("time >= ?")
+        params.append(query.since_time)
+    if query.until_time is not None:
+        clauses.append("time <= ?")
+        params.append(query.until_time)
+    if query.nodes:
+        marks = ", ".join("?" * len(query.nodes))
+        serials = [int(n) for n in query.nodes if n.isdigit()]
+        either = [f"hostname IN ({marks})", f"address IN ({marks})"]
+        params += [*query.nodes, *query.nodes]
+        if serials:
+            either.append(f"serial IN ({', '.join('?' * len(serials))})")
+            params += serials
+        clauses.append(f"({' OR '.join(either)})")
+    if query.kinds:
+        clauses.append(f"kind IN ({', '.join('?' * len(query.kinds))})")
+        params += query.kinds
+    if query.user is not None:
+        clauses.append("user = ?")
+        params.append(query.user)
+    if query.source is not None:
+        span = network_range(query.source)
+        if span is None:
+            clauses.append("host = ?")
+            params.append(query.source.strip())
+        else:
+            clauses.append("ip BETWEEN ? AND ?")
+            params += span
+    if query.failures:
+        clauses.append(f"outcome = {FAILURE}")
+    return " AND ".join(clauses), params
+
+
+def _time_only(query: m.EventFilter) -> bool:
+    """Whether a filter narrows by time alone (the daily rollups can answer it)."""
+    return query == m.EventFilter(since_time=query.since_time, until_time=query.until_time)
+
+
+def _rollup_filter(query: m.EventFilter) -> bool:
+    """Whether the hourly rollups can answer a filter: by time, hostname, kind, failures."""
+    hostnames = all(not node.isdigit() and address_key(node) is None for node in query.nodes)
+    return hostnames and query == dataclasses.replace(query, since_seq=None, until_seq=None, user=None, source=None)
+
+
+def _stored(row: tuple[Any, ...]) -> m.StoredEvent:
+    seq, serial, hostname, address, *event = row
+    return m.StoredEvent(seq, serial, hostname, address, m.AuthEvent(*event))
+
+
+def _rows(batch: list[Run]) -> Iterator[tuple[Any, ...]]:
+    """The table's rows for runs of events as the hub added them."""
+    outcome = _OUTCOME.get
+    for first, origin, node_id, events in batch:
+        serial, hostname, address = origin.serial, origin.hostname, origin.address
+        for seq, event in enumerate(events, first):
+            get = event.get
+            kind = event["kind"]
+            host = get("host")
+            yield (
+                seq, serial, hostname, address, node_id, outcome(kind, OTHER), address_key(host),
+                event["seq"], event["time"], kind, event["process"], get("pid"), get("user"), host, get("port"),
+                get("method"), get("target_user"), get("command"), get("tty"),
+            )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long and how much the history keeps."""
+
+    days: float = 30.0
+    max_events: int = 2_000_000
+
+
+class EventHistory:
+    """The hub's auth events, in SQLite: on disk in ``directory``, or in memory when it is None."""
+
+    def __init__(self, directory: Path | None, retention: Retention) -> None:
+        """Open (or create) the history; ConfigError with one line when its file cannot be used."""
+        self.retention = retention
+        self.path = state_directory(directory) / DATABASE if directory is not None else None
+        self._pending: list[Run] = []
+        self._pending_events = 0
+        self._skipped = 0  # events not kept since the last write: the writes fell MAX_PENDING behind
+        self._lock = anyio.Lock()  # one writer or reader at a time, in the order they asked
+        self._next_age_check = 0.0
+        self._pruned_hour = self._pruned_day = -1  # the rollups hold nothing before these
+        self._seen: set[tuple[str, int, str, str, str]] = set()  # daily_seen rows known to be there
+        with self._read_errors():
+            # One connection, used by one thread at a time (the lock), whichever thread that is.
+            self.db = sqlite3.connect(self.path or ":memory:", isolation_level=None, check_same_thread=False)
+            if self.path is not None:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            # In memory the history is small (its bound is): a query reads all of it in a blink,
+            # so it keeps no index and no rollups, and keeping an event costs a row.
+            self.rolled_up = self.path is not None
+            for statement in _SCHEMA if self.rolled_up else _SCHEMA[:1]:
+                self.db.execute(statement)
+            self.count = self.db.execute("SELECT count(*) FROM events").fetchone()[0]
+            self.last_seq = self.db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+
+    @contextmanager
+    def _read_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise state_error(self.path or Path(":memory:"), exc) from None
+
+    # --- the hot path ----------------------------------------------------------
+
+    def add(self, first: int, origin: EventOrigin, node_id: str, events: list[dict[str, Any]]) -> None:
+        """Keep a node's events, numbered from ``first`` (checked maps, as the hub relays them).
+
+        An append: they are written at the next flush. Past MAX_PENDING waiting (the disk
+        cannot follow a flood), events are not kept, and the log says how many once a write.
+        """
+        if self._pending_events < MAX_PENDING:
+            self._pending.append((first, origin, node_id, events))
+            self._pending_events += len(events)
+        else:
+            self._skipped += len(events)
+
+    def recover(self, frames: list[UpdateFrame]) -> int:
+        """Add the auth updates of held frames newer than the history (a crash lost them); how many."""
+        runs: list[Run] = []
+        for frame in frames:
+            if frame.last <= self.last_seq:
+                continue
+            update = decode_body(frame.frame[4:])
+            if isinstance(update, m.AuthUpdate | m.AuthUpdates):
+                events = [update.event] if isinstance(update, m.AuthUpdate) else update.events
+                maps = [{f: getattr(e, f) for f in e.__slots__} for e in events]
+                origin = EventOrigin(update.serial, update.hostname, update.address)
+                cut = max(0, self.last_seq + 1 - update.seq)
+                runs.append((update.seq + cut, origin, "", maps[cut:]))
+        self._write(runs)
+        return sum(len(run[3]) for run in runs)
+
+    # --- writing -----------------------------------------------------------------
+
+    async def run_flusher(self) -> None:
+        """Write what was added every FLUSH_INTERVAL, until cancelled; then the rest, at once.
+
+        A write holds the interpreter's lock for its Python part, and the relay waits for it
+        each time it comes back from a system call: so the writes take at most MAX_DUTY of
+        the time, MAX_WRITE events at a time. A flood they cannot follow fills MAX_PENDING,
+        and what comes past it is not kept (the log says how much), rather than the relay slowed.
+        """
+        pause = FLUSH_INTERVAL
+        try:
+            while True:
+                await anyio.sleep(pause)
+                if self._pending:
+                    started = time.monotonic()
+                    await self.flush(MAX_WRITE)
+                    pause = max(FLUSH_INTERVAL, (time.monotonic() - started) * (1 / MAX_DUTY - 1))
+        finally:
+            with anyio.CancelScope(shield=True):
+                async with self._lock:
+                    self._write(self._take())
+
+    async def flush(self, most: int | None = None) -> None:
+        """Write what was added (the oldest ``most`` events or so, if given), in a worker thread."""
+        async with self._lock:
+            batch = self._take(most)
+            if batch:
+                await anyio.to_thread.run_sync(self._write, batch)
+
+    def _take(self, most: int | None = None) -> list[Run]:
+        """What was added, or its first runs up to ``most`` events (at least one run)."""
+        if most is not None and self._pending_events > most:
+            taken = count = 0
+            for _first, _origin, _node_id, events in self._pending:
+                taken += 1
+                count += len(events)
+                if count >= most:
+                    break
+            batch, self._pending = self._pending[:taken], self._pending[taken:]
+            self._pending_events -= count
+            return batch
+        batch, self._pending, self._pending_events = self._pending, [], 0
+        if self._skipped:
+            log.warning(
+                "history: %d events were not kept: its writes fell %d events behind", self._skipped, MAX_PENDING
+            )
+            self._skipped = 0
+        return batch
+
+    def _write(self, batch: list[Run], now: float | None = None) -> None:
+        """One transaction: the batch's rows and rollups, and what retention removes.
+
+        Errors are logged, not raised: the history must never take the relay down with it.
+        """
+        now = time.time() if now is None else now
+        db = self.db
+        try:
+            with db:
+                db.execute("BEGIN")
+                if batch:
+                    rows = list(_rows(batch))
+                    before = db.total_changes
+                    db.executemany(_INSERT, rows)
+                    self.count += db.total_changes - before
+                    if self.rolled_up:
+                        self._roll_up(rows)
+                    self.last_seq = max(self.last_seq, batch[-1][0] + len(batch[-1][3]) - 1)
+                self._trim(now)
+        except sqlite3.Error as exc:
+            self._seen = set()  # what it remembers may have been rolled back
+            log.error("history: could not write %d runs of events: %s", len(batch), exc)
+
+    def _roll_up(self, rows: list[tuple[Any, ...]]) -> None:
+        """Add the rows to the hourly and daily rollups, counted here first: one upsert per key."""
+        by_kind: dict[tuple[int, str], int] = {}
+        by_node: dict[tuple[int, str, int], int] = {}
+        daily: dict[tuple[str, int, str], list[Any]] = {}
+        seen: set[tuple[str, int, str, str, str]] = set()
+        for row in rows:
+            hostname, outcome, when, kind, user, host = row[2], row[5], row[8], row[9], row[12], row[13]
+            hour = int(when // HOUR)
+            slot = (hour, kind)
+            by_kind[slot] = by_kind.get(slot, 0) + 1
+            node_slot = (hour, hostname, outcome)
+            by_node[node_slot] = by_node.get(node_slot, 0) + 1
+            day = int(when // DAY)
+            failed, succeeded = outcome == FAILURE, outcome == SUCCESS
+            for by, key in (("node", hostname), ("kind", kind), ("source", host), ("user", user)):
+                if key is None:
+                    continue
+                entry = daily.get((by, day, key))
+                if entry is None:
+                    daily[by, day, key] = [1, failed, succeeded, when, when]
+                else:
+                    entry[0] += 1
+                    entry[1] += failed
+                    entry[2] += succeeded
+                    if when < entry[3]:
+                        entry[3] = when
+                    elif when > entry[4]:
+                        entry[4] = when
+                if by != "node":
+                    seen.add((by, day, key, "n", hostname))
+                if user is not None and by != "user":
+                    seen.add((by, day, key, "u", user))
+        db = self.db
+        db.executemany(_ADD_HOURLY_KIND, [(*slot, n) for slot, n in by_kind.items()])
+        db.executemany(_ADD_HOURLY_NODE, [(*slot, n) for slot, n in by_node.items()])
+        db.executemany(_ADD_DAILY, [(*slot, *entry) for slot, entry in daily.items()])
+        new = seen - self._seen
+        if len(self._seen) + len(new) > SEEN_CACHE:
+            self._seen = set()
+        self._seen |= new
+        db.executemany(_ADD_SEEN, new)
+
+    def _trim(self, now: float) -> None:
+        """Remove events past their age (every AGE_CHECK_EVERY) and over the count, TRIM_STEP at most,
+        oldest first by time; rollups of hours and days before the oldest event left go with them."""
+        db = self.db
+        removed = 0
+        order = "time" if self.rolled_up else "seq"  # (the rollups need the oldest by time gone first)
+        if now >= self._next_age_check:
+            self._next_age_check = now + AGE_CHECK_EVERY
+            cursor = db.execute(
+                f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE time < ? ORDER BY {order} LIMIT ?)",
+                (now - self.retention.days * DAY, TRIM_STEP),
+            )
+            removed += cursor.rowcount
+            if cursor.rowcount == TRIM_STEP:
+                self._next_age_check = 0.0  # more to do: at the next write too
+        excess = self.count - removed - self.retention.max_events
+        if excess > 0:
+            cursor = db.execute(
+                f"DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY {order} LIMIT ?)",
+                (min(excess, TRIM_STEP),),
+            )
+            removed += cursor.rowcount
+        if removed:
+            self.count -= removed
+            if not self.rolled_up:
+                return
+            oldest = db.execute("SELECT min(time) FROM events").fetchone()[0]
+            if oldest is None:
+                return
+            # Rollups are read only for units after the oldest event's own: those before go, once a unit.
+            hour, day = math.floor(oldest / HOUR), math.floor(oldest / DAY)
+            if hour > self._pruned_hour:
+                self._pruned_hour = hour
+                db.execute("DELETE FROM hourly_kind WHERE hour < ?", (hour,))
+                db.execute("DELETE FROM hourly_node WHERE hour < ?", (hour,))
+            if day > self._pruned_day:  # by key first: a look at every row, once a day
+                self._pruned_day = day
+                db.execute("DELETE FROM daily WHERE day < ?", (day,))
+                db.execute("DELETE FROM daily_seen WHERE day < ?", (day,))
+
+    # --- queries -----------------------------------------------------------------
+
+    async def events(
+        self, query: m.EventFilter, limit: int, latest: Callable[[], int]
+    ) -> tuple[int, list[m.StoredEvent], bool]:
+        """The latest ``limit`` events that pass ``query``, in ascending order, and whether older ones
+        pass too; none after ``latest()``, the hub's sequence once the history is ours (returned first)."""
+        async with self._lock:
+            last_seq = latest()
+            events, more = await anyio.to_thread.run_sync(self._events_now, self._take(), query, limit, last_seq)
+            return last_seq, events, more
+
+    def _events_now(
+        self, batch: list[Run], query: m.EventFilter, limit: int, last_seq: int
+    ) -> tuple[list[m.StoredEvent], bool]:
+        self._write(batch)
+        return self.select_events(query, limit, last_seq)
+
+    def select_events(self, query: m.EventFilter, limit: int, last_seq: int) -> tuple[list[m.StoredEvent], bool]:
+        """``events`` without the flush, for a caller that holds the history (tests, benches)."""
+        if not 1 <= limit <= MAX_LIMIT:
+            raise BadQuery(f"limit: must be 1 to {MAX_LIMIT}, got {limit}")
+        where, params = _where(query, last_seq)
+        rows = self.db.execute(f"{_SELECT} WHERE {where} ORDER BY seq DESC LIMIT ?", (*params, limit + 1)).fetchall()
+        more = len(rows) > limit
+        return [_stored(row) for row in reversed(rows[:limit])], more
+
+    async def stats(self, request: m.QueryStats, latest: Callable[[], int], now: float) -> m.EventStats:
+        """The counts a QueryStats asks for, up to the sequence ``latest()`` gives once the history is ours;
+        ``now`` ends an open time range."""
+        async with self._lock:
+            last_seq = latest()
+            return await anyio.to_thread.run_sync(self._stats_now, self._take(), request, last_seq, now)
+
+    def _stats_now(self, batch: list[Run], request: m.QueryStats, last_seq: int, now: float) -> m.EventStats:
+        self._write(batch)
+        return self.select_stats(request, last_seq, now)
+
+    def select_stats(self, request: m.QueryStats, last_seq: int, now: float, rollups: bool = True) -> m.EventStats:
+        """``stats`` without the flush. ``rollups=False`` counts from the events alone (the plain way,
+        which tests hold the rollups against; in memory there are none)."""
+        rollups = rollups and self.rolled_up
+        if request.by == m.BY_TIME:
+            return self._series(request, last_seq, now, rollups)
+        column = _KEY_COLUMNS.get(request.by)
+        if column is None:
+            raise BadQuery(f"by: must be {m.BY_TIME} or one of {', '.join(m.STATS_KEYS)}, got {request.by!r}")
+        if not 1 <= request.limit <= MAX_STATS_ROWS:
+            raise BadQuery(f"limit: must be 1 to {MAX_STATS_ROWS}, got {request.limit}")
+        query = request.filter
+        where, params = _where(query, last_seq)
+        if rollups and _time_only(query):
+            rows = self._ranking(request.by, column, query, where, params, request.limit)
+        else:
+            rows = self.db.execute(
+                f"SELECT {column}, count(*), sum(outcome = {FAILURE}), count(DISTINCT hostname),"
+                f" count(DISTINCT user), min(time), max(time) FROM events WHERE {where} AND {column} IS NOT NULL"
+                f" GROUP BY {column} ORDER BY 2 DESC, 1 LIMIT ?",
+                (*params, request.limit),
+            ).fetchall()
+        return m.EventStats(request.request_id, request.by, request.bucket, rows=[m.StatsRow(*row) for row in rows])
+
+    def _oldest(self, last_seq: int) -> float | None:
+        """The time of the oldest event held: rollups are exact only for whole units after its own."""
+        oldest: float | None = self.db.execute("SELECT min(time) FROM events WHERE seq <= ?", (last_seq,)).fetchone()[0]
+        return oldest
+
+    def _ranking(
+        self, by: str, column: str, query: m.EventFilter, where: str, params: list[Any], limit: int
+    ) -> list[tuple[Any, ...]]:
+        """A ranking from the daily rollups for the whole days inside the range, the events for the rest."""
+        oldest = self._oldest(params[0])
+        if oldest is None:
+            return []
+        low = query.since_time if query.since_time is not None else -math.inf
+        high = query.until_time if query.until_time is not None else math.inf
+        first_day = max(math.ceil(low / DAY) if low > -math.inf else 0, math.floor(oldest / DAY) + 1)
+        last_day = math.floor(high / DAY) - 1 if high < math.inf else 2**40  # whole days end by ``high``
+        totals: dict[str, list[Any]] = {}
+        # The parts of the range the rollups do not cover, each a range of the time index.
+        edges: list[tuple[str, list[Any]]] = [("", [])]
+        if first_day <= last_day:
+            edges = [(" AND time < ?", [first_day * DAY])]
+            if high < math.inf:
+                edges.append((" AND time >= ?", [(last_day + 1) * DAY]))
+            for key, count, failures, earliest, latest in self.db.execute(
+                "SELECT key, sum(n), sum(failures), min(first), max(last) FROM daily"
+                " WHERE by = ? AND day BETWEEN ? AND ? GROUP BY key",
+                (by, first_day, last_day),
+            ):
+                totals[key] = [count, failures, earliest, latest]
+        for key, count, failures, earliest, latest in (
+            row
+            for edge, edge_params in edges
+            for row in self.db.execute(
+                f"SELECT {column}, count(*), sum(outcome = {FAILURE}), min(time), max(time) FROM events"
+                f" WHERE {where}{edge} AND {column} IS NOT NULL GROUP BY {column}",
+                (*params, *edge_params),
+            )
+        ):
+            total = totals.get(key)
+            if total is None:
+                totals[key] = [count, failures, earliest, latest]
+            else:
+                total[0] += count
+                total[1] += failures
+                total[2] = min(total[2], earliest)
+                total[3] = max(total[3], latest)
+        top = sorted(totals, key=lambda key: (-totals[key][0], key))[:limit]
+        if not top:
+            return []
+        nodes: dict[str, set[str]] = {key: set() for key in top}
+        users: dict[str, set[str]] = {key: set() for key in top}
+        marks = ", ".join("?" * len(top))
+        if first_day <= last_day:
+            for key, what, value in self.db.execute(
+                f"SELECT key, what, value FROM daily_seen WHERE by = ? AND day BETWEEN ? AND ? AND key IN ({marks})",
+                (by, first_day, last_day, *top),
+            ):
+                (nodes if what == "n" else users)[key].add(value)
+        for key, hostname, user in (
+            row
+            for edge, edge_params in edges
+            for row in self.db.execute(
+                f"SELECT {column}, hostname, user FROM events WHERE {where}{edge} AND {column} IN ({marks})",
+                (*params, *edge_params, *top),
+            )
+        ):
+            nodes[key].add(hostname)
+            if user is not None:
+                users[key].add(user)
+        rows = []
+        for key in top:
+            count, failures, earliest, latest = totals[key]
+            node_count = 1 if by == "node" else len(nodes[key])
+            user_count = 1 if by == "user" else len(users[key])
+            rows.append((key, count, failures, node_count, user_count, earliest, latest))
+        return rows
+
+    def _series(self, request: m.QueryStats, last_seq: int, now: float, rollups: bool) -> m.EventStats:
+        """Counts per bucket (whole buckets: the first holds ``since``, the last ``until`` or now)."""
+        bucket = request.bucket
+        if not (bucket >= 1 and math.isfinite(bucket)):
+            raise BadQuery(f"bucket: must be at least 1 second, got {bucket:g}")
+        group = request.group
+        if group and group not in ("node", "kind"):
+            raise BadQuery(f"group: must be node or kind, got {group!r}")
+        query = request.filter
+        # whole buckets: the time bounds become the buckets' own (below)
+        where, params = _where(dataclasses.replace(query, since_time=None, until_time=None), last_seq)
+        oldest = self._oldest(last_seq)
+        if oldest is None and query.since_time is None:
+            return m.EventStats(request.request_id, m.BY_TIME, bucket)
+        first = math.floor((query.since_time if query.since_time is not None else oldest) / bucket)  # type: ignore[operator]
+        last = math.floor((query.until_time if query.until_time is not None else now) / bucket)
+        size = last - first + 1
+        if size > MAX_BUCKETS:
+            raise BadQuery(
+                f"bucket: {bucket:g} s makes {size} buckets over this range, at most {MAX_BUCKETS}:"
+                " choose a larger bucket or a later since"
+            )
+        low, high = first * bucket, (last + 1) * bucket  # whole buckets
+        key = _KEY_COLUMNS[group] if group else "'all'"
+        counts: list[tuple[str, float, int, int]] = []  # key, a time in the bucket, outcome, count
+        raw_high = high
+        if rollups and oldest is not None and _rollup_filter(query):
+            rolled = self._rolled_up(query, group, bucket, oldest, low, high)
+            if rolled is not None:
+                raw_high, counts = rolled
+        counts += self.db.execute(
+            f"SELECT {key}, min(time), outcome, count(*) FROM events WHERE {where} AND time >= ? AND time < ?"
+            " GROUP BY 1, CAST(time / ? AS INTEGER), 3",
+            (*params, low, raw_high, bucket),
+        ).fetchall()
+        columns: dict[str, list[list[int]]] = {}
+        for name, when, outcome, count in counts:
+            lists = columns.get(name)
+            if lists is None:
+                lists = columns[name] = [[0] * size for _ in range(3)]
+            lists[outcome][math.floor(when / bucket) - first] += count
+        if not group and not columns:
+            columns["all"] = [[0] * size for _ in range(3)]
+        ranked = sorted(columns.items(), key=lambda item: (-sum(map(sum, item[1])), item[0]))
+        series = [
+            m.StatsSeries(name, first * bucket, lists[FAILURE], lists[SUCCESS], lists[OTHER]) for name, lists in ranked
+        ]
+        return m.EventStats(request.request_id, m.BY_TIME, bucket, series=series)
+
+    def _rolled_up(
+        self, query: m.EventFilter, group: str, bucket: float, oldest: float, low: float, high: float
+    ) -> tuple[float, list[tuple[str, float, int, int]]] | None:
+        """Counts of whole hours or days from the rollups, for the units after the oldest event's own:
+        where the events take over, and the counts (key, a time in the bucket, outcome, count).
+        None when no rollup answers this query."""
+        unit = DAY if bucket % DAY == 0 else HOUR if bucket % HOUR == 0 else None
+        by_node = group == "node" or bool(query.nodes)
+        by_kind = group == "kind" or bool(query.kinds)
+        if unit is None or (by_node and by_kind):
+            return None
+        start = max(math.floor(oldest / unit) + 1, math.ceil(low / unit))
+        end = math.floor(high / unit)  # exclusive; ``high`` ends a whole bucket
+        if start >= end:
+            return None
+        keys = query.nodes if by_node else query.kinds
+        narrow = f" AND {{}} IN ({', '.join('?' * len(keys))})" if keys else ""
+        name = "{}" if group else "'all'"
+        counted: list[tuple[str, float, int, int]] = []
+        if unit == HOUR and by_node:
+            sql = (f"SELECT {name.format('hostname')}, hour * {HOUR}, outcome, sum(n) FROM hourly_node"
+                   f" WHERE hour >= ? AND hour < ?{narrow.format('hostname')} GROUP BY 1, 2, 3")  # fmt: skip
+            counted = self.db.execute(sql, (start, end, *keys)).fetchall()
+        elif unit == HOUR:
+            sql = (f"SELECT {name.format('kind')}, hour * {HOUR}, kind, sum(n) FROM hourly_kind"
+                   f" WHERE hour >= ? AND hour < ?{narrow.format('kind')} GROUP BY 1, 2, 3")  # fmt: skip
+            for key, when, kind, count in self.db.execute(sql, (start, end, *keys)):
+                counted.append((key, when, _OUTCOME.get(kind, OTHER), count))
+        else:
+            by = "node" if by_node else "kind"
+            sql = (f"SELECT {name.format('key')}, day * {DAY}, sum(n), sum(failures), sum(successes) FROM daily"
+                   f" WHERE by = ? AND day >= ? AND day < ?{narrow.format('key')} GROUP BY 1, 2")  # fmt: skip
+            for key, when, count, failures, successes in self.db.execute(sql, (by, start, end, *keys)):
+                counted += [(key, when, FAILURE, failures), (key, when, SUCCESS, successes)]
+                counted.append((key, when, OTHER, count - failures - successes))
+        if query.failures:
+            counted = [row for row in counted if row[2] == FAILURE]
+        return start * unit, [row for row in counted if row[3]]
+
+    def close(self) -> None:
+        """Write what is left and close the database."""
+        self._write(self._take())
+        self.db.close()
