@@ -27,7 +27,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
-# 500 events, spread over the last 50 minutes: web-1 is attacked from three sources, db-1 from one
+# 500 events over the last 50 minutes, denser as the attack goes on: web-1 is attacked from three sources, db-1 from one
 # (its 40 failures are what the node filter must leave), and alice logs in on both now and then.
 WEB_SOURCES = ("203.0.113.7", "203.0.113.8", "198.51.100.23")
 DB_SOURCE = "192.0.2.99"
@@ -38,7 +38,7 @@ def history_lines(now: datetime) -> dict[str, list[str]]:
     """The auth log lines of each node, oldest first: 500 in all."""
     lines: dict[str, list[tuple[datetime, str]]] = {"web-1": [], "db-1": []}
     for i in range(500):
-        at = now - timedelta(seconds=3000 - 6 * i)
+        at = now - timedelta(seconds=3000 * (1 - i / 500) ** 1.8)
         stamp = at.isoformat(timespec="seconds")
         if i % 10 == 9:  # 50 accepted logins, alternating nodes
             host = "web-1" if i % 20 == 9 else "db-1"
@@ -178,11 +178,18 @@ def test_the_page_opens_on_the_history_and_its_charts_then_goes_on_live(fleet, c
     assert "range=1h" in page.url
     assert int(page.get_attribute("#timeline", "data-points")) >= 60  # minutes
     assert charts_total(page) == 503
-    assert page.refused == []  # the charting library lives within the page's Content-Security-Policy
-
     if os.environ.get("SECMON_SCREENSHOT") == "1":
         page.screenshot(path=str(DOCS / "dashboard.png"), full_page=True)
         assert (DOCS / "dashboard.png").stat().st_size > 20_000
+
+    # failures split by node: one series each
+    page.check("#by-node")
+    page.wait_for_function("() => document.querySelector('#timeline').dataset.series === '2'")
+    assert "by=node" in page.url and "range=1h" in page.url
+    assert charts_total(page) == 452
+    summary = page.inner_text("#timeline-summary")
+    assert "412 web-1" in summary and "40 db-1" in summary, summary
+    assert page.refused == []  # the charting library lives within the page's Content-Security-Policy
 
 
 def test_a_filter_in_the_address_restricts_feed_and_charts(fleet, chromium):
