@@ -329,7 +329,17 @@ def test_streaming_events_move_nothing_on_the_page(fleet, chromium):
         "() => ['#nodes-section', '#timeline', '#top-sources', '#events']"
         ".map(s => JSON.stringify(document.querySelector(s).getBoundingClientRect()))"
     )
+    page.evaluate("document.querySelector('#events').scrollIntoView()")
     before = page.evaluate(boxes)
+    # a reader scrolled down the feed: the row they look at stays where it is
+    reading = (
+        "() => { const list = document.querySelector('#events'); const box = list.getBoundingClientRect();"
+        " return document.elementFromPoint(box.left + 40, box.top + 20).closest('li').dataset.seq; }"
+    )
+    page.evaluate("document.querySelector('#events').scrollTop = 400")
+    looked_at = page.evaluate(reading)
     append(fleet, "web-1", *[f"Failed password for root from 203.0.113.7 port {i} ssh2" for i in range(20)])
     page.wait_for_function("() => Number(document.querySelector('#timeline').dataset.total) === 520")
+    page.wait_for_function("() => document.querySelectorAll('#events li')[0].innerText.includes(':19 ')")
     assert page.evaluate(boxes) == before
+    assert page.evaluate(reading) == looked_at

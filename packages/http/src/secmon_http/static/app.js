@@ -409,14 +409,33 @@ function eventRow(update) {
   return li;
 }
 
+// Live events wait for the next frame and go into the feed together: a burst of hundreds a second
+// costs one layout per frame, and a hidden tab (no frames) only keeps the newest FEED_LIMIT.
+let arriving = [];
+let frameAsked = false;
+
 function addEvent(update) {
   if (feedSeqs.has(update.seq)) return;
   feedSeqs.add(update.seq);
+  arriving.push(update);
+  if (arriving.length > FEED_LIMIT) feedSeqs.delete(arriving.shift().seq);
+  if (!frameAsked) {
+    frameAsked = true;
+    requestAnimationFrame(showArrived);
+  }
+}
+
+function showArrived() {
+  frameAsked = false;
+  const updates = arriving;
+  arriving = [];
+  if (updates.length === 0) return;
   const list = document.getElementById("events");
   const scrolled = list.scrollTop;
-  const li = eventRow(update);
-  list.prepend(li);
-  if (scrolled > 0) list.scrollTop = scrolled + li.offsetHeight;  // a reader scrolled down keeps their place
+  const rows = updates.reverse().map(eventRow);  // newest first
+  const before = list.scrollHeight;
+  list.prepend(...rows);
+  if (scrolled > 0) list.scrollTop = scrolled + list.scrollHeight - before;  // a reader scrolled down keeps their place
   while (list.children.length > FEED_LIMIT) {
     feedSeqs.delete(Number(list.lastChild.dataset.seq));
     list.lastChild.remove();
@@ -440,6 +459,7 @@ function renderFeedCount() {
 function renderFeed(answer) {
   const list = document.getElementById("events");
   feedSeqs.clear();
+  arriving = [];
   const rows = [];
   for (const update of answer.events.slice().reverse()) {  // the answer is oldest first; the feed newest first
     if (feedSeqs.has(update.seq)) continue;
