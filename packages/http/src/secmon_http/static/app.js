@@ -305,10 +305,14 @@ function renderAlerts(sorted) {
   document.title = down.length ? `(${down.length} down) SecMon` : "SecMon";
 }
 
+let nodeOptions = "";  // the names the node filter offers now: rebuilt only when they change
+
 function renderNodeOptions() {
   const select = document.getElementById("filters").elements.node;
   const current = select.value;
   const names = [...new Set([...nodes.values()].map((n) => n.hostname))].sort();
+  if (JSON.stringify([names, current]) === nodeOptions) return;
+  nodeOptions = JSON.stringify([names, current]);
   select.replaceChildren(new Option("all nodes", ""));
   for (const name of names) select.append(new Option(name, name));
   if (current) ensureOption(select, current, current);
@@ -515,9 +519,18 @@ function timelineData(answer, v) {
   };
 }
 
+let drawn = "";  // what the chart was made for: its series and colour scheme; the same again only takes new data
+
 function drawTimeline(data) {
   const figure = document.getElementById("timeline");
   const box = figure.querySelector(".chart-canvas");
+  const columns = [data.xs, ...data.series.map((s) => s.values)];
+  const shape = JSON.stringify([data.series.map((s) => s.label), matchMedia("(prefers-color-scheme: dark)").matches]);
+  if (timeline && shape === drawn) {
+    timeline.setData(columns);
+    return;
+  }
+  drawn = shape;
   if (timeline) timeline.destroy();
   timeline = null;
   box.replaceChildren();
@@ -542,7 +555,7 @@ function drawTimeline(data) {
       })),
     ],
   };
-  timeline = new uPlot(options, [data.xs, ...data.series.map((s) => s.values)], box);
+  timeline = new uPlot(options, columns, box);
 }
 
 function renderTimeline(answer, v) {
