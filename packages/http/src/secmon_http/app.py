@@ -160,12 +160,14 @@ def _set_token_cookie(request: web.Request, response: web.StreamResponse, token:
 
 
 async def static_file(request: web.Request) -> web.Response:
+    """The page's own files, and under ``/static/vendor/`` the libraries shipped with it."""
     name = request.match_info["name"]
     types = {"js": "application/javascript", "css": "text/css", "png": "image/png"}
     kind = types.get(name.rsplit(".", 1)[-1])
     if kind is None or "/" in name or name.startswith("."):
         return error(404, "no such file")
-    path = STATIC / name
+    folder = STATIC / "vendor" if request.match_info.get("folder") == "vendor" else STATIC
+    path = folder / name
     if not path.is_file():
         return error(404, "no such file")
     return web.Response(body=path.read_bytes(), content_type=kind)
@@ -392,6 +394,7 @@ def make_app(settings: HttpSettings) -> web.Application:
     app.router.add_post("/login", login)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/static/{name}", static_file)
+    app.router.add_get("/static/{folder:vendor}/{name}", static_file)
     app.router.add_get("/list", list_nodes)
     app.router.add_get("/subscribe", subscribe)
     app.router.add_get("/events", events)
