@@ -128,6 +128,7 @@ def _open_tags(rules: Rules) -> frozenset[str]:
 
 
 _ERROR_ONLY = frozenset({m.Error.TAG})
+_UPDATE_TAG = m.NodeUpdate.TAG
 _NOTHING: frozenset[str] = frozenset()
 
 
@@ -327,8 +328,8 @@ class Connection:
 
     def send_update(self, frame: bytes) -> bytes:
         """An update frame encoded once for every subscriber: passed through if we may send updates now."""
-        if self.our_state is not State.OPEN or m.NodeUpdate.TAG not in self._may_send:
-            raise LocalProtocolError(self._not_ours(m.NodeUpdate.TAG))
+        if _UPDATE_TAG not in self._may_send:  # (only the open state's tags hold it)
+            raise LocalProtocolError(self._not_ours(_UPDATE_TAG))
         self._spoke = True
         return frame
 
