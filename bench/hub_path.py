@@ -98,7 +98,8 @@ async def run(events: int, runs: int, frames_only: bool, batch: int = 1, steady:
             node = welcomed(Role.NODE, 1000)
             node.connection_made(CountingTransport())
             entry = hub.registry.connect(f"bench-node-{n}", "127.0.0.1", f"id{n}", ["auth"], 0)
-            serving.append(asyncio.create_task(node.run(NodeConnection(hub, node, entry).on_messages)))
+            conn = NodeConnection(hub, node, entry)
+            serving.append(asyncio.create_task(node.run(conn.on_messages, conn.on_event_run)))  # as serve_node runs it
             nodes.append(node)
         await asyncio.sleep(0)  # run() has taken the links: what they read now goes to the node connections
         if frames_only:  # the baseline of --callgrind: everything but the relaying
@@ -122,7 +123,7 @@ async def run(events: int, runs: int, frames_only: bool, batch: int = 1, steady:
     return timings
 
 
-def callgrind(events: int, batch: int, steady: bool = False) -> int:
+def callgrind(events: int, batch: int, steady: bool = False, uvloop: bool = False) -> int:
     """Instructions per event: a run with the hub's work minus a run that only builds the frames."""
     if shutil.which("valgrind") is None:
         raise SystemExit("--callgrind needs valgrind (apt install valgrind)")
@@ -131,6 +132,7 @@ def callgrind(events: int, batch: int, steady: bool = False) -> int:
         argv = [sys.executable, __file__, "--events", str(events), "--batch", str(batch), "--runs", "1", "--inner"]
         argv += ["--frames-only"] if frames_only else []
         argv += ["--steady"] if steady else []
+        argv += ["--uvloop"] if uvloop else []
         result = subprocess.run(
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv], capture_output=True, text=True
         )
@@ -148,17 +150,24 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1, help="events per node frame (a node sends those of one read)")
     parser.add_argument("--callgrind", action="store_true", help="also count instructions (slow: use --events 3000)")
     parser.add_argument("--steady", action="store_true", help="one event per read, from 20 nodes in turn")
+    parser.add_argument("--uvloop", action="store_true", help="on uvloop, as the hub runs (default: asyncio's)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--frames-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    timings = asyncio.run(run(args.events, args.runs, args.frames_only, args.batch, args.steady))
+    coroutine = run(args.events, args.runs, args.frames_only, args.batch, args.steady)
+    if args.uvloop:
+        import uvloop
+
+        timings = uvloop.run(coroutine)
+    else:
+        timings = asyncio.run(coroutine)
     if args.inner:
         return
-    figures = {"events": args.events, "batch": args.batch, "steady": args.steady}
+    figures = {"events": args.events, "batch": args.batch, "steady": args.steady, "uvloop": args.uvloop}
     figures["us_per_event"] = round(min(timings), 2)
     figures["runs_us"] = [round(t, 2) for t in timings]
     if args.callgrind:
-        figures["instructions_per_event"] = callgrind(min(args.events, 3000), args.batch, args.steady)
+        figures["instructions_per_event"] = callgrind(min(args.events, 3000), args.batch, args.steady, args.uvloop)
     print(
         f"hub {'steady' if args.steady else 'flood'} path in-process: "
         f"{figures['us_per_event']} µs CPU per event (best of {args.runs})"

@@ -46,18 +46,32 @@ class NodeConnection:
         entry = self.entry  # its serial, hostname and address stay as they are while this connection holds it
         self.origin = EventOrigin(entry.serial, entry.hostname, entry.address)
 
+    def on_event_run(self, run: EventRun) -> None:
+        """A read that brought only auth events (the steady state: one event): dedup, broadcast, ack.
+
+        Does exactly what ``on_messages([run])`` does; one new event skips its loop.
+        """
+        events = run.events
+        entry = self.entry
+        if len(events) == 1 and (seq := events[0]["seq"]) > entry.last_event_seq:
+            entry.last_event_seq = seq
+            self.hub.publish_events(entry, run, self.origin)
+            self.unacknowledged += 1
+            if self.unacknowledged >= ACK_EVERY:
+                self.acknowledge()
+        else:
+            self._on_batch([run])
+
     def on_messages(self, batch: list[Decoded]) -> None:
+        """What a node sent in one read, in order; the connection has let through only what a node may send."""
+        if len(batch) == 1 and type(batch[0]) is EventRun:
+            self.on_event_run(batch[0])
+        else:
+            self._on_batch(batch)
+
+    def _on_batch(self, batch: list[Decoded]) -> None:
         hub = self.hub
         entry = self.entry
-        if len(batch) == 1:  # one read, one message: the usual case at a steady rate
-            run = batch[0]
-            if type(run) is EventRun and len(run.events) == 1 and run.events[0]["seq"] > entry.last_event_seq:
-                entry.last_event_seq = run.events[0]["seq"]
-                hub.publish_events(entry, run, self.origin)
-                self.unacknowledged += 1
-                if self.unacknowledged >= ACK_EVERY:
-                    self.acknowledge()
-                return
         fresh: list[dict[str, Any]] = []  # this read's new events
         pieces: list[tuple[int, bytes]] | None = []  # their bytes (see EventRun), while all are known
         events_seen = False
@@ -180,7 +194,7 @@ async def serve_node(hub: Hub, link: HubLink) -> None:
         hub.node_connected(conn)
         log.info("node %d (%s) connected from %s", entry.serial, entry.hostname, address)
         try:
-            reason = await link.run(conn.on_messages)
+            reason = await link.run(conn.on_messages, conn.on_event_run)
         finally:
             hub.node_disconnected(conn)
         log.info("node %d (%s) disconnected: %s", entry.serial, entry.hostname, reason)

@@ -262,7 +262,7 @@ class UpdateRing:
             held += frame.count
         held_frames = self._frames
         held_frames.extend(frames)
-        while len(held_frames) > 1:  # drop the oldest frame while the rest still hold ``size`` updates
+        while held > self.size and len(held_frames) > 1:  # drop the oldest frame while the rest still hold ``size``
             oldest = held_frames[0].count
             if held - oldest < self.size:
                 break

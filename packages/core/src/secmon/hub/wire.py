@@ -29,7 +29,7 @@ from typing import cast
 from ..link import HandshakeFailed
 from ..protocol import Connection, RemoteProtocolError
 from ..protocol import messages as m
-from ..protocol.batches import UpdateFrame
+from ..protocol.batches import EventRun, UpdateFrame
 from ..protocol.codec import Decoded
 from ..tls import hub_side_tls_failure
 
@@ -47,6 +47,7 @@ PLAIN_HUB_GOT_TLS = (
 )
 
 MessageHandler = Callable[[list[Decoded]], None]
+EventRunHandler = Callable[[EventRun], None]
 
 
 class HubLink(asyncio.Protocol):
@@ -58,6 +59,7 @@ class HubLink(asyncio.Protocol):
         "_flush_scheduled",
         "_links",
         "_loop",
+        "_on_events",
         "_on_messages",
         "_on_open",
         "_out",
@@ -105,6 +107,7 @@ class HubLink(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._closed = self._loop.create_future()
         self._on_messages: MessageHandler | None = None
+        self._on_events: EventRunHandler | None = None  # a node's handler of one read's auth events alone
         self._pending: list[Decoded] = []
         self._waiter: asyncio.Future[None] | None = None  # handshake() or wait_for_room()
         self._tls_context = tls
@@ -139,6 +142,16 @@ class HubLink(asyncio.Protocol):
             data = self._decrypt(data)
         if self._closing or not data:
             return
+        on_events = self._on_events
+        if on_events is not None:  # a node at a steady rate: one read, one frame of auth events
+            run = self.connection.receive_events(data)
+            if run is not None:
+                try:
+                    on_events(run)
+                except Exception as exc:  # a bug in one connection must not take the hub down
+                    log.error("%s: internal error: %r", self.peer, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+                    self._stop("internal error")
+                return
         try:
             batch = self.connection.receive_data(data)
         except RemoteProtocolError as exc:
@@ -249,7 +262,8 @@ class HubLink(asyncio.Protocol):
         longer queue) still reaches a reader.
         """
         weight = update.count
-        if self._closing or self.connection.closed or (self.queued and self.queued + weight > self.max_queue):
+        queued = self.queued
+        if self._closing or self.connection.closed or (queued and queued + weight > self.max_queue):
             return False
         return self._send(self.connection.send_update(update.frame), weight)
 
@@ -259,7 +273,7 @@ class HubLink(asyncio.Protocol):
         if not self._paused:
             if self.queued >= self._write_now:
                 self._flush()  # a queue filling within one turn of the loop goes out now, not at its bound
-            else:
+            elif not self._flush_scheduled:
                 self._schedule_flush()
         return True
 
@@ -406,9 +420,16 @@ class HubLink(asyncio.Protocol):
         self.close(text, m.Error(code, text))
         await self.finish()
 
-    async def run(self, on_messages: MessageHandler) -> str:
-        """Serve the link until it ends; returns why it ended."""
+    async def run(self, on_messages: MessageHandler, on_events: EventRunHandler | None = None) -> str:
+        """Serve the link until it ends; returns why it ended.
+
+        ``on_events``, if given, takes the auth events of a read that brought nothing else
+        (``Connection.receive_events``): it must do with them exactly what ``on_messages``
+        does with a batch of that one EventRun. Auth events never end the link, so nothing
+        is checked after it.
+        """
         self._on_messages = on_messages
+        self._on_events = on_events
         if self._pending and not self._closing:
             pending, self._pending = self._pending, []
             self._dispatch(on_messages, pending)

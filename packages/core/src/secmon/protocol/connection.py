@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import enum
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import messages as m
+from .batches import EventRun, EventRunDecoder
 from .codec import Decoded, FrameDecoder, encode
 from .errors import (
     HandshakeTimeout,
@@ -128,6 +130,7 @@ def _open_tags(rules: Rules) -> frozenset[str]:
 
 
 _ERROR_ONLY = frozenset({m.Error.TAG})
+_UPDATE_TAG = m.NodeUpdate.TAG
 _NOTHING: frozenset[str] = frozenset()
 
 
@@ -150,9 +153,11 @@ class Connection:
         "_may_receive",
         "_may_send",
         "_ours",
+        "_read_events",
         "_spoke",
         "_theirs",
         "_usual",
+        "closed",
         "handshake_timeout",
         "keepalive",
         "our_role",
@@ -184,18 +189,15 @@ class Connection:
         self._initiator = our_role is not Role.HUB
         self._decoder = decoder or FrameDecoder()
         self.our_state = self.their_state = State.START
+        self.closed = False  # our side has ended, or the peer ended the link: nothing more may be sent
         self._may_send = _opening_tags(self._ours) if self._initiator else _ERROR_ONLY
         self._may_receive = _opening_tags(self._theirs)
         self._usual = _NOTHING  # what needs no look beyond the table: the open state's
+        self._read_events: Callable[[bytes], EventRun | None] | None = None  # see receive_events
         self._handshake_deadline = now + handshake_timeout
         self._last_heard = self._last_spoke = now
         self._heard = self._spoke = False  # since the last tick: tick stamps them, so no clock per read
         self._closed_at: float | None = None
-
-    @property
-    def closed(self) -> bool:
-        """Our side has ended, or the peer ended the link: nothing more may be sent."""
-        return self.our_state is State.CLOSED
 
     @property
     def peer_reason(self) -> str:
@@ -226,6 +228,24 @@ class Connection:
             if message.TAG not in usual:
                 return self._received_rarely(messages)
         return messages
+
+    def receive_events(self, data: bytes) -> EventRun | None:
+        """The steady state's fast path of ``receive_data``, for a hub reading a node: one read, one auth events frame.
+
+        Only while the peer may send AuthEvents (its side is open, and the table lets its
+        role send them) and only with a decoder that reads a node's auth events
+        (``EventRunDecoder``): when ``data`` is exactly one whole AuthEvents frame whose
+        events all pass the checks, the EventRun that ``receive_data(data)`` would return
+        alone, with the same effect on this connection. Otherwise None, and nothing has
+        changed: pass the same bytes to ``receive_data``, which judges them in full.
+        """
+        read = self._read_events
+        if read is None:
+            return None
+        run = read(data)
+        if run is not None:
+            self._heard = True
+        return run
 
     def _received_rarely(self, messages: list[Decoded]) -> list[Decoded]:
         """The slow path of receive_data: openings, keepalives, errors and faults, one by one."""
@@ -286,10 +306,13 @@ class Connection:
     def _their_open(self) -> None:
         self._may_receive = _open_tags(self._theirs)
         self._usual = _allowed(self._theirs.then)
+        if m.AuthEvents.TAG in self._usual and isinstance(self._decoder, EventRunDecoder):
+            self._read_events = self._decoder.read_events_frame
 
     def _their_closed(self) -> None:
         self.their_state = State.CLOSED
         self._may_receive = self._usual = _NOTHING
+        self._read_events = None
 
     # --- sending -------------------------------------------------------------
 
@@ -307,8 +330,8 @@ class Connection:
 
     def send_update(self, frame: bytes) -> bytes:
         """An update frame encoded once for every subscriber: passed through if we may send updates now."""
-        if self.our_state is not State.OPEN or m.NodeUpdate.TAG not in self._may_send:
-            raise LocalProtocolError(self._not_ours(m.NodeUpdate.TAG))
+        if _UPDATE_TAG not in self._may_send:  # (only the open state's tags hold it)
+            raise LocalProtocolError(self._not_ours(_UPDATE_TAG))
         self._spoke = True
         return frame
 
@@ -331,6 +354,7 @@ class Connection:
     def close(self) -> None:
         """We end the link: nothing more may be sent, and the peer has one interval to read what was."""
         self.our_state = State.CLOSED
+        self.closed = True
         self._may_send = _NOTHING
 
     # --- time ----------------------------------------------------------------
