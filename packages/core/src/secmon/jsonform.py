@@ -56,6 +56,7 @@ def node_json(node: m.NodeInfo) -> dict[str, Any]:
         "auth": node.auth if node.auth == m.AUTH_OK else {"error": node.auth},
         "monitors": list(node.monitors),
         "labels": list(node.labels),
+        "hub": node.hub,
     }
 
 

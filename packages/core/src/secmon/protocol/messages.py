@@ -109,6 +109,7 @@ class NodeInfo:
     auth: str
     monitors: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)  # the command labels the node's allowlist offers
+    hub: str = ""  # the name of the hub that holds the node, in a cluster of hubs ("" for a hub alone)
 
 
 @dataclass(frozen=True, slots=True)
