@@ -424,6 +424,7 @@ class ClusterLink:
                 hub.link_restored()
 
         async def error(exc: Exception) -> None:
+            self.last_error = exc
             log.debug("NATS: %s", nats_reason(exc))
 
         options: dict[str, Any] = dict(
@@ -431,7 +432,7 @@ class ClusterLink:
             name=f"secmon hub {hub.name}",
             connect_timeout=settings.timeout,
             allow_reconnect=True,
-            max_reconnect_attempts=-1,
+            max_reconnect_attempts=1,  # the first connect gives up after trying each server twice
             reconnect_time_wait=RECONNECT_WAIT,
             disconnected_cb=disconnected,
             reconnected_cb=reconnected,
@@ -445,10 +446,15 @@ class ClusterLink:
             raise ConfigError(f"SECMON_NATS_TLS_*: cannot use the TLS files: {exc}") from None
         if tls is not None:
             options["tls"] = tls
+        self.last_error: BaseException | None = None
         try:
             nc = await nats.connect(**options)
-        except nats.errors.AuthorizationError as exc:
-            raise ConfigError(nats_reason(exc)) from None
+        except Exception as exc:
+            cause = self.last_error or exc  # "no servers" says less than what happened on the way
+            if isinstance(cause, nats.errors.AuthorizationError):
+                raise ConfigError(nats_reason(cause)) from None
+            raise ConnectionError(nats_reason(cause)) from None
+        nc.options["max_reconnect_attempts"] = -1  # once connected, a lost NATS is waited for as long as it takes
         js = nc.jetstream(timeout=settings.timeout)
         config = api.StreamConfig(
             name=self.stream,
