@@ -371,6 +371,7 @@ class ClusterLink:
         self.js: Any = None
         self._wake = anyio.Event()
         self._connected = anyio.Event()
+        self.last_error: BaseException | None = None  # what NATS last said went wrong
 
     def wake(self) -> None:
         self._wake.set()
@@ -446,11 +447,11 @@ class ClusterLink:
             raise ConfigError(f"SECMON_NATS_TLS_*: cannot use the TLS files: {exc}") from None
         if tls is not None:
             options["tls"] = tls
-        self.last_error: BaseException | None = None
+        self.last_error = None
         try:
             nc = await nats.connect(**options)
         except Exception as exc:
-            cause = self.last_error or exc  # "no servers" says less than what happened on the way
+            cause = self._cause(exc)
             if isinstance(cause, nats.errors.AuthorizationError):
                 raise ConfigError(nats_reason(cause)) from None
             raise ConnectionError(nats_reason(cause)) from None
@@ -481,6 +482,10 @@ class ClusterLink:
             raise
         self.nc, self.js = nc, js
         self._connected.set()
+
+    def _cause(self, exc: BaseException) -> BaseException:
+        """What NATS said while connecting (it says more than "no servers"), else ``exc``."""
+        return exc if self.last_error is None else self.last_error
 
     async def _catch_up(self) -> None:
         """Apply the stream up to where it stood when we looked, before the hub serves anyone."""
