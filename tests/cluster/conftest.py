@@ -33,8 +33,10 @@ def nats_binary() -> str | None:
 class NatsServer:
     """One nats-server with JetStream on 127.0.0.1:``port``, its store in ``store``."""
 
-    def __init__(self, binary: str, directory: Path) -> None:
+    def __init__(self, binary: str, directory: Path, jetstream: bool = True, options: tuple[str, ...] = ()) -> None:
         self.binary = binary
+        self.jetstream = jetstream
+        self.options = options
         self.port = free_port()
         self.store = directory / "nats-store"
         self.log = directory / "nats.log"
@@ -42,7 +44,9 @@ class NatsServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        argv = [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store)]
+        argv = [self.binary, "-a", "127.0.0.1", "-p", str(self.port), *self.options]
+        if self.jetstream:
+            argv += ["-js", "-sd", str(self.store)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         wait_until(self._listening, what="nats-server to listen")

@@ -144,6 +144,22 @@ def node_details(node: m.NodeInfo, paint: Painter) -> str:
     return "\n".join(lines)
 
 
+def hub_status(status: m.HubStatus, paint: Painter) -> str:
+    """The hub's nodes and, in a cluster, its link: one line each."""
+    lines = [f"nodes connected to this hub: {status.nodes}"]
+    if not status.hub:
+        lines.append("cluster: none (a hub alone; SECMON_NATS_URL joins a cluster)")
+        return "\n".join(lines)
+    state = paint(GREEN, "connected") if status.connected else paint(RED, "disconnected")
+    lines += [
+        f"hub: {clean(status.hub)} in cluster {clean(status.cluster)}",
+        f"cluster link: {state} since {local_time(status.since)}",
+        f"outbox: {status.outbox} messages waiting to be published",
+        f"last applied sequence: {status.applied}",
+    ]
+    return "\n".join(lines)
+
+
 def describe_event(event: m.AuthEvent) -> str:
     """The event in a few words: kind, who, from where."""
     parts = [event.kind]

@@ -17,7 +17,6 @@ import ssl
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -65,18 +64,6 @@ def stream_name(cluster: str) -> str:
     return f"{cluster.replace('-', '_')}_UPDATES"
 
 
-@dataclass(frozen=True, slots=True)
-class LinkStatus:
-    """The cluster link as ``secmon status`` shows it."""
-
-    hub: str
-    cluster: str
-    connected: bool
-    since: float  # Unix time of the last change
-    outbox: int
-    applied: int  # the update number of the last stream position applied
-
-
 def _tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
     wanted = settings.tls_ca or settings.tls_cert or any(url.startswith("tls:") for url in settings.servers)
     if not wanted:
@@ -87,9 +74,19 @@ def _tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
     return context
 
 
+def refused(exc: BaseException) -> bool:
+    """NATS answered and said no (credentials, no JetStream, a JetStream error): waiting will not help."""
+    if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in str(exc).lower():
+        return True
+    no_jetstream = (nats.js.errors.NoStreamResponseError, nats.errors.NoRespondersError)
+    return isinstance(exc, no_jetstream) or (
+        isinstance(exc, nats.js.errors.APIError) and not isinstance(exc, nats.js.errors.NotFoundError)
+    )
+
+
 def nats_reason(exc: BaseException) -> str:
     """One line for what went wrong with NATS."""
-    if isinstance(exc, nats.errors.AuthorizationError):
+    if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in str(exc).lower():
         return "NATS refused our credentials (authorization violation)"
     if isinstance(exc, nats.js.errors.NoStreamResponseError | nats.errors.NoRespondersError):
         return "NATS answered, but without JetStream: start nats-server with -js (JetStream enabled)"
@@ -343,10 +340,13 @@ class ClusterHub(Hub):
         if item.event_seq and not self.outbox.durable:
             self._durable(item.node_id, item.event_seq)
 
-    def status(self) -> LinkStatus:
-        up = bool(self.link_up)
+    def status(self, request_id: int) -> m.HubStatus:
+        """The hub and its cluster link: up or down since when, the outbox, the last applied sequence."""
         cluster = self.nats_settings.cluster
-        return LinkStatus(self.name, cluster, up, self.link_since, len(self.outbox), self.view.position)
+        return m.HubStatus(
+            request_id, len(self.nodes), self.name, cluster, bool(self.link_up), self.link_since, len(self.outbox),
+            self.view.position,
+        )  # fmt: skip
 
     async def start(self, tg: TaskGroup) -> None:
         """Join the cluster: connect, catch up with the stream, say this hub (re)started; then run the link."""
@@ -415,6 +415,8 @@ class ClusterLink:
         hub = self.hub
 
         async def disconnected() -> None:
+            if self.nc is None:
+                return  # not accepted yet: _connect says what went wrong
             self._connected = anyio.Event()
             hub.link_lost("connection to NATS lost")
 
@@ -452,7 +454,7 @@ class ClusterLink:
             nc = await nats.connect(**options)
         except Exception as exc:
             cause = self._cause(exc)
-            if isinstance(cause, nats.errors.AuthorizationError):
+            if refused(cause):
                 raise ConfigError(nats_reason(cause)) from None
             raise ConnectionError(nats_reason(cause)) from None
         nc.options["max_reconnect_attempts"] = -1  # once connected, a lost NATS is waited for as long as it takes
@@ -474,11 +476,10 @@ class ClusterLink:
             except nats.js.errors.NotFoundError:
                 await js.add_stream(config)
                 log.info("cluster: created stream %s (subjects %s.>)", self.stream, self.prefix)
-        except (nats.js.errors.NoStreamResponseError, nats.errors.NoRespondersError) as exc:
+        except Exception as exc:
             await nc.close()
-            raise ConfigError(nats_reason(exc)) from None
-        except Exception:
-            await nc.close()
+            if refused(exc):
+                raise ConfigError(nats_reason(exc)) from None
             raise
         self.nc, self.js = nc, js
         self._connected.set()

@@ -174,6 +174,10 @@ class Hub:
         if self.history is not None:
             self.history.add(first, origin, entry.node_id, run.events)
 
+    def status(self, request_id: int) -> m.HubStatus:
+        """The answer to a client's GetStatus."""
+        return m.HubStatus(request_id, len(self.nodes))
+
     def node_state(self, entry: NodeEntry, update: m.StateUpdate) -> None:
         """A node's StateUpdate: the attributes that really changed are broadcast."""
         changed = self.registry.apply(entry.serial, update, time.time())
