@@ -70,7 +70,10 @@ def test_a_bad_url_stops_the_hub_with_one_line(base_env):
 
 
 def test_a_missing_nats_client_says_what_to_install(base_env):
-    blocked = "import sys; sys.modules['nats'] = None; sys.argv = ['secmon', 'hub']; import secmon.cli.main as c; c.main()"
+    # sys.modules[name] = None makes an import of that name fail, as if it were not installed
+    blocked = (
+        "import sys; sys.modules['nats'] = None; sys.argv = ['secmon', 'hub']; import secmon.cli.main as c; c.main()"
+    )
     env = {**base_env, "SECMON_NATS_URL": "nats://127.0.0.1:4222"}
     result = subprocess.run([sys.executable, "-c", blocked], env=env, capture_output=True, text=True, timeout=WAIT)
     assert "pip install 'secmon-core[cluster]'" in one_line(result)
