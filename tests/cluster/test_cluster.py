@@ -63,8 +63,11 @@ def auth_updates(daemon: Daemon) -> list[tuple[int, str, int]]:
     return seen
 
 
-def node_updates(daemon: Daemon) -> list[int]:
-    return [json.loads(t)["seq"] for t in list(daemon.lines) if t.startswith("{") and '"type": "node"' in t]
+def status(group: HubGroup, hub: str) -> dict:
+    """The cluster link of hub ``hub``, as ``secmon status --json`` gives it."""
+    result = group.cli(hub, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["cluster"]
 
 
 def spread(group: HubGroup) -> None:
@@ -141,10 +144,18 @@ def test_a_nats_restart_loses_nothing(three_hubs):
         hub.wait_for("cluster link down")
     write(three_hubs, "n-b", 5, 10)  # while NATS is away: hub b keeps them in its outbox
     write(three_hubs, "n-c1", 0, 10)
+    wait_until(lambda: status(three_hubs, "b")["outbox"] >= 10, what="hub b to hold its events in its outbox")
+    assert status(three_hubs, "b")["connected"] is False
+    text = three_hubs.cli("b", "status").stdout
+    assert "cluster link: disconnected since" in text and "hub: b in cluster secmon" in text
     three_hubs.nats.start()
     wait_until(lambda: len(auth_updates(on_a)) >= 25, what="hub a to get what came while NATS was away")
     on_c = subscriber(three_hubs, "c", since=0)
     wait_until(lambda: len(auth_updates(on_c)) >= 25, what="hub c to hold all 25 events")
+    wait_until(lambda: status(three_hubs, "b")["connected"], what="hub b's link to say connected")
+    assert status(three_hubs, "b")["outbox"] == 0
+    same = lambda: status(three_hubs, "b")["applied"] == status(three_hubs, "c")["applied"] > 0  # noqa: E731
+    wait_until(same, what="hubs b and c to have applied the same stream")
     seen = auth_updates(on_a)
     assert [s for _, h, s in seen if h == "n-b"] == list(range(1, 16))
     assert [s for _, h, s in seen if h == "n-c1"] == list(range(1, 11))
