@@ -58,3 +58,20 @@ def test_sigkill_of_a_hub_moves_its_nodes_and_loses_no_event(three_hubs):
     nodes = {n["hostname"]: n for n in group.nodes("c")}
     assert nodes["moving"]["hub"] == "a" and nodes["moving"]["connected"]
     assert nodes["steady"]["hub"] == "c"
+
+
+def test_a_hub_gone_for_good_has_its_nodes_shown_disconnected_then_forgotten(hub_group):
+    group = hub_group
+    for name in ("a", "b"):
+        group.start_hub(name, DISCONNECT_GRACE_PERIOD="3")
+    group.start_node("b", "stranded")  # it knows only hub b
+    group.wait_following("a", "stranded")
+    group.hubs["b"].signal(signal.SIGKILL)
+    group.hubs["b"].process.wait()
+
+    def shown_disconnected() -> bool:
+        return [(n["hostname"], n["hub"], n["connected"]) for n in group.nodes("a")] == [("stranded", "b", False)]
+
+    wait_until(shown_disconnected, what="hub a to show hub b's node disconnected")
+    group.hubs["a"].wait_for("hub b is silent")
+    wait_until(lambda: group.nodes("a") == [], what="hub a to forget it after the grace period")

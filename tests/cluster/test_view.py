@@ -7,6 +7,7 @@ from secmon.hub.view import SLOTS, ClusterView
 from secmon.protocol import decode_body
 from secmon.protocol import messages as m
 from secmon.protocol.cluster import (
+    HubLost,
     HubStarted,
     NodeAuthEvent,
     NodeChanged,
@@ -123,3 +124,16 @@ def test_a_node_is_forgotten_only_when_its_hub_says_so_and_it_is_still_gone():
     frames = v.apply(4, NodeForgotten("b", "id-1", 1), 4.0).frames
     assert decode_body(frames[0].frame[4:]).changed == ["forgotten"]
     assert v.registry.nodes == {}
+
+
+def test_a_lost_hub_s_nodes_are_disconnected_and_its_second_word_keeps_their_state():
+    v = view("a")
+    v.apply(1, join("b", "id-1", "web1", run="r"), 1.0)
+    sessions = [m.Session("root", "pts/0", None, 1.0)]
+    v.apply(2, NodeChanged("b", "id-1", 2.0, 1, sessions=sessions), 2.0)
+    lost = v.apply(3, HubLost("b", "a", 3.0), 3.0).frames
+    assert [decode_body(f.frame[4:]).node.connected for f in lost] == [False]
+    assert v.apply(4, HubLost("b", "c", 3.5), 3.5).frames == []  # said twice: nothing more
+    back = v.apply(5, join("b", "id-1", "web1", run="r"), 4.0).frames  # hub b was only cut off
+    node = decode_body(back[0].frame[4:]).node
+    assert node.connected and node.sessions == sessions

@@ -32,6 +32,7 @@ from ..protocol import messages as m
 from ..protocol.batches import EventOrigin, EventRun
 from ..protocol.cluster import (
     ClusterMessage,
+    HubLost,
     HubStarted,
     NodeAuthEvent,
     NodeChanged,
@@ -53,6 +54,8 @@ log = logging.getLogger("secmon.hub")
 MSG_ID = "Nats-Msg-Id"
 DUPLICATE_WINDOW = 120.0  # seconds JetStream remembers a message id (its default)
 RECONNECT_WAIT = 1.0  # seconds between attempts to reach NATS once it is gone
+# Heartbeats a hub may miss before another hub tells the cluster it is lost (its nodes disconnected).
+MISSED_HEARTBEATS = 3
 
 
 def subject_token(name: str) -> str:
@@ -138,6 +141,10 @@ class ClusterHub(Hub):
         self.by_node_id: dict[str, ClusterNodeConnection] = {}
         self._forgetting: set[str] = set()
         self._outbox_full_said = False
+        self.heartbeat = max(0.5, min(5.0, settings.nats.timeout))  # seconds between "alive" messages
+        self.heard: dict[str, float] = {}  # hub name → when (monotonic) its last heartbeat came
+        self.lost: set[str] = set()  # hubs this hub said were lost, until heard again
+        self.up_at = 0.0  # when (monotonic) the link last came up
         self.link = ClusterLink(self)
 
     # --- out: what this hub tells the cluster -----------------------------
@@ -239,10 +246,11 @@ class ClusterHub(Hub):
 
     def forget_expired(self, now: float) -> None:
         """Nodes this hub held, gone for the grace period: the hub tells the cluster to forget them."""
+        self._judge_hubs(time.monotonic())
         grace = self.settings.disconnect_grace
         for entry in list(self.registry.nodes.values()):
             if (
-                entry.hub == self.name
+                (entry.hub == self.name or entry.hub in self.lost)
                 and not entry.connected
                 and entry.disconnected_at is not None
                 and now - entry.disconnected_at >= grace
@@ -251,6 +259,38 @@ class ClusterHub(Hub):
                 self._forgetting.add(entry.node_id)
                 log.info("forgetting node %d (%s) after the grace period", entry.serial, entry.hostname)
                 self.send(NodeForgotten(self.name, entry.node_id, entry.serial))
+
+    def alive(self, hub: str) -> None:
+        """A heartbeat of ``hub`` came (core NATS, not the stream)."""
+        self.heard[hub] = time.monotonic()
+        self.lost.discard(hub)
+
+    def _judge_hubs(self, now: float) -> None:
+        """Tell the cluster about a hub that holds connected nodes but has gone silent.
+
+        Only while our own link has been up long enough to have heard it; every hub
+        may say so, and the second saying changes nothing.
+        """
+        if not self.link_up or now - self.up_at < MISSED_HEARTBEATS * self.heartbeat:
+            return
+        holders = {entry.hub for entry in self.registry.nodes.values() if entry.connected}
+        for hub in holders - {self.name} - self.lost:
+            if now - self.heard.get(hub, self.up_at) > MISSED_HEARTBEATS * self.heartbeat:
+                self.lost.add(hub)
+                log.warning("hub %s is silent: its nodes are shown disconnected until they connect again", hub)
+                self.send(HubLost(hub, self.name, time.time()))
+
+    def _announce_again(self) -> None:
+        """Another hub took us for lost: tell the cluster again about every node we hold."""
+        for conn in list(self.nodes.values()):
+            entry = conn.entry
+            serial, next_serial = self.view.hints(entry.hostname, entry.node_id)
+            monitors = list(entry.monitors)
+            message = NodeJoined(
+                self.name, self.run, entry.node_id, entry.hostname, entry.address, time.time(), monitors, serial,
+                next_serial,
+            )  # fmt: skip
+            self.send(message)
 
     def _durable(self, node_id: str, seq: int) -> None:
         conn = self.by_node_id.get(node_id)
@@ -278,6 +318,9 @@ class ClusterHub(Hub):
             self.unapplied.popleft()
         if isinstance(message, NodeForgotten):
             self._forgetting.discard(message.node_id)
+        elif isinstance(message, HubLost) and message.hub == self.name:
+            log.warning("hub %s took this hub for lost; telling the cluster about our nodes again", message.by)
+            self._announce_again()
         self._applied(msg_id)
 
     def _applied(self, msg_id: str) -> None:
@@ -330,6 +373,7 @@ class ClusterHub(Hub):
             return
         self.link_up = True
         self.link_since = time.time()
+        self.up_at = time.monotonic()
         log.info("cluster link up: publishing %d held messages and catching up", len(self.outbox))
 
     def published(self, stream_seq: int, item: Pending) -> None:
@@ -367,6 +411,7 @@ class ClusterLink:
         self.stream = stream_name(self.settings.cluster)
         self.prefix = f"{self.settings.cluster}.up"
         self.subject = f"{self.prefix}.{subject_token(hub.name)}"
+        self.alive_prefix = f"{self.settings.cluster}.alive"  # core NATS: heartbeats, not kept
         self.nc: Any = None
         self.js: Any = None
         self._wake = anyio.Event()
@@ -391,8 +436,13 @@ class ClusterLink:
             tg.start_soon(self._keep_connecting, tg)
             return
         self.hub.link_restored()
+        await self._run(tg)
+
+    async def _run(self, tg: TaskGroup) -> None:
+        """The link's tasks, once NATS is reached."""
         tg.start_soon(self._consume)
         tg.start_soon(self._publish)
+        tg.start_soon(self._heartbeats)
 
     async def _keep_connecting(self, tg: TaskGroup) -> None:
         while True:
@@ -406,8 +456,7 @@ class ClusterLink:
                 log.debug("cluster link: still no NATS: %s", nats_reason(exc))
                 continue
             log.info("cluster link: NATS reached")
-            tg.start_soon(self._consume)
-            tg.start_soon(self._publish)
+            await self._run(tg)
             return
 
     async def _connect(self) -> None:
@@ -526,6 +575,24 @@ class ClusterLink:
         sub = getattr(self, "_sub", None) or await self._subscribe()
         async for msg in sub.messages:
             self._apply(msg)
+
+    async def _heartbeats(self) -> None:
+        """Say this hub is alive, and hear the others, every heartbeat interval."""
+        hub = self.hub
+
+        async def heard(msg: Any) -> None:
+            hub.alive(msg.data.decode(errors="replace"))
+
+        await self.nc.subscribe(f"{self.alive_prefix}.>", cb=heard)
+        me = hub.name.encode()
+        subject = f"{self.alive_prefix}.{subject_token(hub.name)}"
+        while True:
+            if self.nc.is_connected:
+                try:
+                    await self.nc.publish(subject, me)
+                except Exception as exc:  # the link's state is the publisher's to judge
+                    log.debug("cluster heartbeat not sent: %s", nats_reason(exc))
+            await anyio.sleep(hub.heartbeat)
 
     async def _publish(self) -> None:
         """Send the outbox, oldest first, one message at a time, each acknowledged before the next."""

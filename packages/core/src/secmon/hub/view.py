@@ -22,6 +22,7 @@ from ..protocol import messages as m
 from ..protocol.batches import EventOrigin, EventRun, UpdateFrame, auth_update_frames, node_update_frame
 from ..protocol.cluster import (
     ClusterMessage,
+    HubLost,
     HubStarted,
     NodeAuthEvent,
     NodeChanged,
@@ -122,6 +123,11 @@ class ClusterView:
                     if entry.hub == message.hub and entry.connected and self._runs.get(entry.node_id) != message.run:
                         self.registry.disconnect(entry.serial, now, message.time)
                         self._node_update(entry, ["connected"], numbers, applied)
+            case HubLost():
+                for entry in list(self.registry.nodes.values()):
+                    if entry.hub == message.hub and entry.connected:
+                        self.registry.disconnect(entry.serial, now, message.time)
+                        self._node_update(entry, ["connected"], numbers, applied)
         if applied.frames:
             self.ring.seq = max(self.ring.seq, applied.frames[-1].last)
         return applied
@@ -138,6 +144,17 @@ class ClusterView:
             and previous.address == message.address
         ):
             return  # applied already (provisionally, before the stream had it)
+        if (
+            previous is not None
+            and previous.node_id == message.node_id
+            and previous.hub == message.hub
+            and self._runs.get(message.node_id) == message.run
+        ):  # the same link told again (its hub was taken as lost, and is back): it keeps its state
+            previous.connected = True
+            previous.disconnected_at = None
+            previous.address = message.address
+            self._node_update(previous, ["connected"], numbers, applied)
+            return
         if previous is not None and previous.connected:
             takeover = previous.node_id != message.node_id
             applied.displaced.append(Displaced(previous.serial, message.node_id, message.hub, takeover))

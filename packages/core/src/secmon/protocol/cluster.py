@@ -98,7 +98,17 @@ class HubStarted:
     time: float
 
 
-ClusterMessage: TypeAlias = NodeJoined | NodeChanged | NodeAuthEvent | NodeLeft | NodeForgotten | HubStarted
+@dataclass(frozen=True, slots=True)
+class HubLost:
+    """Hub ``by`` has not heard from ``hub`` for several heartbeats: its node links are taken as gone."""
+
+    TAG: ClassVar[str] = "c_lost"
+    hub: str
+    by: str
+    time: float
+
+
+ClusterMessage: TypeAlias = NodeJoined | NodeChanged | NodeAuthEvent | NodeLeft | NodeForgotten | HubStarted | HubLost
 CLUSTER_TYPES: dict[str, type] = {cls.TAG: cls for cls in ClusterMessage.__args__}
 
 
@@ -137,6 +147,7 @@ def decode_cluster(data: bytes) -> ClusterMessage:
 __all__ = [
     "CLUSTER_TYPES",
     "ClusterMessage",
+    "HubLost",
     "HubStarted",
     "NodeAuthEvent",
     "NodeChanged",
