@@ -258,7 +258,7 @@ class ClusterHub(Hub):
             ):
                 self._forgetting.add(entry.node_id)
                 log.info("forgetting node %d (%s) after the grace period", entry.serial, entry.hostname)
-                self.send(NodeForgotten(self.name, entry.node_id, entry.serial))
+                self.send(NodeForgotten(entry.hub, entry.node_id, entry.serial))  # named by its holder, as the rule reads
 
     def alive(self, hub: str) -> None:
         """A heartbeat of ``hub`` came (core NATS, not the stream)."""
