@@ -258,7 +258,8 @@ class ClusterHub(Hub):
             ):
                 self._forgetting.add(entry.node_id)
                 log.info("forgetting node %d (%s) after the grace period", entry.serial, entry.hostname)
-                self.send(NodeForgotten(entry.hub, entry.node_id, entry.serial))  # named by its holder, as the rule reads
+                # named by its holder, as the rule reads (a lost hub cannot say it itself)
+                self.send(NodeForgotten(entry.hub, entry.node_id, entry.serial))
 
     def alive(self, hub: str) -> None:
         """A heartbeat of ``hub`` came (core NATS, not the stream)."""
