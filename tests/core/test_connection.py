@@ -58,6 +58,8 @@ SAMPLES: dict[type, m.Message] = {
     m.EventList: m.EventList(1, 9, False, [m.StoredEvent(3, 1, "alpha", "127.0.0.1", EVENT)]),
     m.QueryStats: m.QueryStats(1, m.EventFilter(), by="source"),
     m.EventStats: m.EventStats(1, "source", 3600.0, rows=[m.StatsRow("192.0.2.9", 2, 2, 1, 1, 1.0, 2.0)]),
+    m.GetStatus: m.GetStatus(2),
+    m.HubStatus: m.HubStatus(2, 3, "web1:9992", "secmon", True, 1.5, 4, 5 * 65536),
 }
 EVERYONES = {m.Keepalive, m.Error}
 

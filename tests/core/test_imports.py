@@ -8,6 +8,8 @@ two modules together.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -160,3 +162,29 @@ def test_the_hub_state_knows_no_connection():
             queue.append(imported)
     connections = {"secmon.hub.nodes", "secmon.hub.clients", "secmon.hub.wire", "secmon.hub.server", "secmon.link"}
     assert reached & connections == set()
+
+
+# What a hub alone, a node and the CLI load: nothing of them may pull in the NATS client.
+WITHOUT_NATS = """
+import os, sys
+for name in [n for n in os.environ if n.startswith("SECMON_NATS")]:
+    del os.environ[name]
+import secmon.cli.main, secmon.hub.server, secmon.node.daemon, secmon.client, secmon.config
+from secmon.config import HubSettings
+assert HubSettings.from_env().nats is None
+loaded = sorted(name for name in sys.modules if name == "nats" or name.startswith(("nats.", "secmon.hub.cluster")))
+print(" ".join(loaded))
+"""
+
+
+def test_nothing_of_nats_is_imported_without_a_nats_url():
+    result = subprocess.run([sys.executable, "-c", WITHOUT_NATS], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_the_cluster_module_is_what_brings_nats_in():
+    """The check above can fail: importing the cluster module does load nats."""
+    code = "import sys, secmon.hub.cluster; print('nats' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "True", result.stderr

@@ -65,6 +65,9 @@ SAMPLES: list[m.Message] = [
     m.EventList(5, 42, True, [m.StoredEvent(40, 1, "web-1", "10.0.0.1", m.AuthEvent(7, 1.5, "su_failed", "su"))]),
     m.QueryStats(6, m.EventFilter(), by="time", bucket=300.0, group="node"),
     m.EventStats(6, "time", 300.0, series=[m.StatsSeries("web-1", 1500.0, [1, 0], [0, 2], [0, 0])]),
+    m.GetStatus(5),
+    m.HubStatus(5, 0),
+    m.HubStatus(6, 2, "web1:9992", "secmon", False, 1.5, 10, 65536),
 ]
 
 

@@ -50,7 +50,9 @@ log = logging.getLogger(__name__)
 Update = m.NodeUpdate | m.AuthUpdate
 ExecuteItem = m.Started | m.CommandOutput | m.CommandResult
 # What the hub sends about one request: its answer, or an Error naming its id.
-Answer = m.NodeList | m.Subscribed | m.Started | m.CommandOutput | m.CommandResult | m.EventList | m.EventStats
+Answer = (
+    m.NodeList | m.Subscribed | m.Started | m.CommandOutput | m.CommandResult | m.EventList | m.EventStats | m.HubStatus
+)
 Reply = Answer | m.Error
 Expected = TypeVar("Expected", bound=Answer)
 
@@ -219,7 +221,7 @@ class HubClient:
                     self._failure = f"the hub ended the connection: {message.message}"
                 case m.NodeList() | m.Subscribed() | m.Started() | m.CommandOutput() | m.CommandResult() | m.Error():
                     self._reply(message)
-                case m.EventList() | m.EventStats():
+                case m.EventList() | m.EventStats() | m.HubStatus():
                     self._reply(message)
 
     def _reply(self, message: Reply) -> None:
@@ -298,6 +300,11 @@ class HubClient:
         request_id, receive = self._open()
         reply = await self._ask(m.ListNodes(request_id), request_id, receive, m.NodeList)
         return reply.nodes
+
+    async def status(self) -> m.HubStatus:
+        """How the hub stands: the nodes it holds, and in a cluster its link to the others."""
+        request_id, receive = self._open()
+        return await self._ask(m.GetStatus(request_id), request_id, receive, m.HubStatus)
 
     async def find_node(self, query: str) -> m.NodeInfo:
         """The node whose serial, hostname or address is ``query``; raises UnknownNode."""

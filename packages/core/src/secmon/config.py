@@ -18,11 +18,13 @@ import ipaddress
 import logging
 import os
 import re
+import socket
 import stat
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import ConfigError, StateCorrupt
 
@@ -238,6 +240,84 @@ class LinkSettings:
 
 HISTORY_MAX_EVENTS = 2_000_000
 HISTORY_MAX_EVENTS_IN_MEMORY = 100_000
+NATS_SCHEMES = ("nats", "tls")
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class NatsSettings:
+    """How a hub joins a cluster of hubs through NATS JetStream (docs/cluster.md)."""
+
+    servers: tuple[str, ...]  # nats:// or tls:// URLs
+    creds: Path | None  # a credentials file (JWT and NKey seed)
+    tls_ca: Path | None
+    tls_cert: Path | None
+    tls_key: Path | None
+    cluster: str  # prefixes the stream and subjects
+    hub_name: str  # this hub's name in the cluster, unique in it
+    max_age: float  # seconds the stream keeps a message
+    max_bytes: int  # bytes the stream keeps at most
+    replicas: int  # stream replicas when this hub creates the stream
+    outbox: int  # messages kept while NATS cannot be reached
+    timeout: float  # seconds for a connect, a publish acknowledgement, a stream request
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], bind_port: int) -> NatsSettings | None:
+        """None without SECMON_NATS_URL: a hub alone."""
+        raw = _get(env, "SECMON_NATS_URL")
+        if raw is None:
+            return None
+        servers = tuple(_nats_url(url.strip()) for url in raw.split(",") if url.strip())
+        if not servers:
+            raise ConfigError(f"SECMON_NATS_URL names no server: {raw!r}", "SECMON_NATS_URL")
+        files = {}
+        for name in ("SECMON_NATS_CREDS", "SECMON_NATS_TLS_CA", "SECMON_NATS_TLS_CERT", "SECMON_NATS_TLS_KEY"):
+            path = env_path(env, name)
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{name}: {path} is not a readable file", name)
+            files[name] = path
+        if (files["SECMON_NATS_TLS_CERT"] is None) != (files["SECMON_NATS_TLS_KEY"] is None):
+            raise ConfigError("SECMON_NATS_TLS_CERT and SECMON_NATS_TLS_KEY go together: set both or neither")
+        cluster = env_str(env, "SECMON_NATS_CLUSTER", "secmon")
+        if not _CLUSTER_NAME.fullmatch(cluster):
+            raise ConfigError(
+                f"SECMON_NATS_CLUSTER must be 1-64 letters, digits, _ or -; got {cluster!r}", "SECMON_NATS_CLUSTER"
+            )
+        hub_name = env_str(env, "SECMON_HUB_NAME", f"{socket.gethostname()}:{bind_port}")
+        if len(hub_name) > 128 or not hub_name.isprintable():
+            text = f"SECMON_HUB_NAME must be 1-128 printable characters; got {hub_name!r}"
+            raise ConfigError(text, "SECMON_HUB_NAME")
+        return cls(
+            servers=servers,
+            creds=files["SECMON_NATS_CREDS"],
+            tls_ca=files["SECMON_NATS_TLS_CA"],
+            tls_cert=files["SECMON_NATS_TLS_CERT"],
+            tls_key=files["SECMON_NATS_TLS_KEY"],
+            cluster=cluster,
+            hub_name=hub_name,
+            max_age=env_float(env, "SECMON_NATS_MAX_AGE", 7 * 86400.0, 1.0),
+            max_bytes=env_int(env, "SECMON_NATS_MAX_BYTES", 1 << 30, 1 << 20, 1 << 50),
+            replicas=env_int(env, "SECMON_NATS_REPLICAS", 1, 1, 5),
+            # at most the spare sequence numbers between two stream positions (docs/cluster.md)
+            outbox=env_int(env, "SECMON_NATS_OUTBOX", 50_000, 1, 65_000),
+            timeout=env_float(env, "SECMON_NATS_TIMEOUT", 5.0, 0.05),
+        )
+
+
+def _nats_url(url: str) -> str:
+    """One server URL of SECMON_NATS_URL, checked: nats:// or tls://, a host, a port if any."""
+    try:
+        parts = urlsplit(url)
+        good = parts.scheme in NATS_SCHEMES and bool(parts.hostname) and parts.path in ("", "/")
+        parts.port  # noqa: B018  # a port that is not a number from 0 to 65535 raises here
+    except ValueError:
+        good = False
+    if not good:
+        raise ConfigError(
+            f"SECMON_NATS_URL: {url!r} is not a NATS server URL (nats://HOST:PORT or tls://HOST:PORT)",
+            "SECMON_NATS_URL",
+        )
+    return url
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +336,7 @@ class HubSettings:
     uvloop: bool  # run on uvloop when it is installed
     history_days: float  # auth events older than this leave the history
     history_max_events: int  # the history keeps at most this many, the oldest leaving first
+    nats: NatsSettings | None = None  # set: this hub is one of a cluster (SECMON_NATS_URL)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HubSettings:
@@ -265,9 +346,10 @@ class HubSettings:
         # measured with (about 200 bytes an event with its rollups: 400 MB); in memory, what a hub
         # holds without a thought (about 20 MB).
         most = HISTORY_MAX_EVENTS if state_dir else HISTORY_MAX_EVENTS_IN_MEMORY
+        bind_port = env_port(env, "BIND_PORT", 9992)
         return cls(
             bind_ip=env_ip(env, "BIND_IP", "127.0.0.1"),
-            bind_port=env_port(env, "BIND_PORT", 9992),
+            bind_port=bind_port,
             disconnect_grace=env_float(env, "DISCONNECT_GRACE_PERIOD", 300.0),
             hostname_unique=env_bool(env, "ASSUME_HOSTNAME_UNIQUE", True),
             socket=socket_path(env),
@@ -280,6 +362,7 @@ class HubSettings:
             uvloop=env_bool(env, "SECMON_UVLOOP", True),
             history_days=env_float(env, "SECMON_HISTORY_DAYS", 30.0, 0.0),
             history_max_events=env_int(env, "SECMON_HISTORY_MAX_EVENTS", most, 1, 10**9),
+            nats=NatsSettings.from_env(env, bind_port),
         )
 
 

@@ -56,7 +56,23 @@ def node_json(node: m.NodeInfo) -> dict[str, Any]:
         "auth": node.auth if node.auth == m.AUTH_OK else {"error": node.auth},
         "monitors": list(node.monitors),
         "labels": list(node.labels),
+        "hub": node.hub,
     }
+
+
+def status_json(status: m.HubStatus) -> dict[str, Any]:
+    """A hub's status; ``cluster`` is null for a hub alone."""
+    cluster = None
+    if status.hub:
+        cluster = {
+            "hub": status.hub,
+            "name": status.cluster,
+            "connected": status.connected,
+            "since": iso(status.since),
+            "outbox": status.outbox,
+            "applied": status.applied,
+        }
+    return {"nodes": status.nodes, "cluster": cluster}
 
 
 def event_json(event: m.AuthEvent) -> dict[str, Any]:

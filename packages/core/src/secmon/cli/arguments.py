@@ -36,6 +36,7 @@ usage:
   secmon <node>                       show one node (serial, address or hostname)
   secmon <node> <command-label>       run an allowed command, stream its output
   secmon - <command-label>            run it on every connected node
+  secmon status                       the hub's state: in a cluster, its link to the others
   secmon check [hub] [node]           validate this machine's hub/node configuration
   secmon authlog [FILE|-]             print the auth events SecMon sees in log lines
     [--stats] [--unmatched]
@@ -43,7 +44,7 @@ usage:
   secmon WORD --help                  the same
 
 options:
-  --json                              machine-readable output (list, node, subscribe, events)
+  --json                              machine-readable output (list, node, subscribe, events, status)
 
 environment (see the README for all):
   hub     BIND_IP, BIND_PORT, DISCONNECT_GRACE_PERIOD, ASSUME_HOSTNAME_UNIQUE,
@@ -56,7 +57,7 @@ environment (see the README for all):
 MONITOR_NAMES = ("who", "wg", "auth")
 ALL_NODES = "-"
 # Words that are never node names. Those in NOT_YET are kept for commands still to come.
-RESERVED = ("check", "events", "mute", "audit", "authlog", "help", "hub", "node", "list", "subscribe")
+RESERVED = ("check", "events", "mute", "audit", "authlog", "help", "hub", "node", "list", "subscribe", "status")
 NOT_YET = {
     "mute": "add CIDR|user:U|node:N|kind:K [--for DURATION] [--reason TEXT] | list | rm ID",
     "audit": "[--since TIME] [--json]",
@@ -195,6 +196,16 @@ def _list() -> _Parser:
     return parser
 
 
+def _status() -> _Parser:
+    parser = _Parser(
+        "status",
+        description="Show the hub's state: the nodes connected to it and, in a cluster of hubs, its link to "
+        "the others (connected or not since when, messages waiting to be published, the last sequence applied).",
+    )
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
+    return parser
+
+
 def _authlog_usage() -> str:
     from .authlog import USAGE  # next to the code that does what the options say
 
@@ -254,6 +265,7 @@ PARSERS: dict[str, Callable[[], _Parser]] = {
     "subscribe": _subscribe,
     "events": _events,
     "list": _list,
+    "status": _status,
     "authlog": _authlog,
     "help": _help,
     **{word: _not_yet(word) for word in NOT_YET},

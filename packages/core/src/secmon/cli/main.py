@@ -58,6 +58,13 @@ async def cmd_list(as_json: bool, paint: render.Painter) -> int:
     return 0
 
 
+async def cmd_status(as_json: bool, paint: render.Painter) -> int:
+    async with HubClient.connect() as hub:
+        status = await hub.status()
+    _print(json.dumps(jsonform.status_json(status)) if as_json else render.hub_status(status, paint))
+    return 0
+
+
 async def cmd_show(query: str, as_json: bool, paint: render.Painter) -> int:
     async with HubClient.connect() as hub:
         node = await hub.find_node(query)
@@ -176,6 +183,8 @@ def dispatch(argv: list[str]) -> int:
         return _run_async(cmd_events, query, limit, args.json, paint)
     if command == "list":
         return _run_async(cmd_list, args.json, paint)
+    if command == "status":
+        return _run_async(cmd_status, args.json, paint)
     if command == "show":
         return _run_async(cmd_show, args.node, args.json, paint)
     return _run_async(cmd_execute, args.node, args.label, paint)

@@ -72,6 +72,9 @@ def node_table(nodes: list[m.NodeInfo], paint: Painter) -> str:
     ordered = sorted(nodes, key=lambda n: (n.hostname, n.serial))
     failing = ["; ".join(collector_failures(node)) for node in ordered]
     header = ["SERIAL", "HOSTNAME", "ADDRESS", "STATE", "SESSIONS", "WG PEERS", "LAST UPDATE"]
+    clustered = any(node.hub for node in ordered)  # a cluster of hubs: say which one holds each node
+    if clustered:
+        header.append("HUB")
     if any(failing):
         header.append("FAILING")
     rows = [header]
@@ -85,6 +88,8 @@ def node_table(nodes: list[m.NodeInfo], paint: Painter) -> str:
             _count(node.wg_peers, "peer"),
             local_time(node.last_state_update),
         ]
+        if clustered:
+            row.append(clean(node.hub))
         if len(header) > len(row):
             row.append(problems)
         rows.append(row)
@@ -96,8 +101,8 @@ def node_table(nodes: list[m.NodeInfo], paint: Painter) -> str:
             cells = [paint(BOLD, c) for c in cells]
         else:
             cells[3] = paint(GREEN if row[3] == "connected" else RED, cells[3])
-            if len(cells) > 7 and row[7]:
-                cells[7] = paint(YELLOW, cells[7])
+            if header[-1] == "FAILING" and row[-1]:
+                cells[-1] = paint(YELLOW, cells[-1])
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
@@ -126,6 +131,8 @@ def node_details(node: m.NodeInfo, paint: Painter) -> str:
         f"{paint(BOLD, clean(node.hostname))} (node {node.serial}, {clean(node.address)}) {state}",
         f"last update: {local_time(node.last_state_update)}",
     ]
+    if node.hub:
+        lines.append(f"hub: {clean(node.hub)}")
     lines.append("sessions:")
     lines += _attribute_lines(node.sessions, _session, paint)
     lines.append("wireguard peers:")
@@ -134,6 +141,22 @@ def node_details(node: m.NodeInfo, paint: Painter) -> str:
         lines.append(f"commands: {', '.join(clean(label) for label in node.labels)}")
     if node.auth != m.AUTH_OK:
         lines.append(f"auth events: {paint(YELLOW, clean(node.auth))}")
+    return "\n".join(lines)
+
+
+def hub_status(status: m.HubStatus, paint: Painter) -> str:
+    """The hub's nodes and, in a cluster, its link: one line each."""
+    lines = [f"nodes connected to this hub: {status.nodes}"]
+    if not status.hub:
+        lines.append("cluster: none (a hub alone; SECMON_NATS_URL joins a cluster)")
+        return "\n".join(lines)
+    state = paint(GREEN, "connected") if status.connected else paint(RED, "disconnected")
+    lines += [
+        f"hub: {clean(status.hub)} in cluster {clean(status.cluster)}",
+        f"cluster link: {state} since {local_time(status.since)}",
+        f"outbox: {status.outbox} messages waiting to be published",
+        f"last applied sequence: {status.applied}",
+    ]
     return "\n".join(lines)
 
 

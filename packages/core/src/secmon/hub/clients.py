@@ -125,6 +125,8 @@ class ClientConnection:
                         self.tg.start_soon(self._execute, message)
                 case m.QueryEvents() | m.QueryStats():
                     self.tg.start_soon(self._query, message)
+                case m.GetStatus():
+                    self.link.send(self.hub.status(message.request_id))
                 case m.Cancel():
                     for relay in [r for r in self.relays if r.request_id == message.request_id]:
                         self.hub.cancel_relay(relay, m.CANCELLED, "cancelled by the client")

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 
@@ -126,6 +126,9 @@ class Hub:
 
     store: HubStore | None = None
     history: EventHistory | None = None  # every auth event broadcast, for queries
+    # In a cluster, the class serve_node makes a node's connection of (cluster.ClusterNodeConnection);
+    # None: nodes.NodeConnection. Typed loosely: this module imports no connection module.
+    node_connection_type: Any = None
 
     def __post_init__(self) -> None:
         self.registry = NodeRegistry(self.settings.hostname_unique, self.settings.disconnect_grace)
@@ -171,7 +174,30 @@ class Hub:
         if self.history is not None:
             self.history.add(first, origin, entry.node_id, run.events)
 
+    def status(self, request_id: int) -> m.HubStatus:
+        """The answer to a client's GetStatus."""
+        return m.HubStatus(request_id, len(self.nodes))
+
+    def node_state(self, entry: NodeEntry, update: m.StateUpdate) -> None:
+        """A node's StateUpdate: the attributes that really changed are broadcast."""
+        changed = self.registry.apply(entry.serial, update, time.time())
+        if changed:
+            self.publish_node(entry, changed)
+
     # --- node lifecycle ----------------------------------------------------
+
+    def join_refusal(self) -> str | None:
+        """Why this hub cannot take a node now, beyond the hello's own checks (a cluster's full outbox)."""
+        return None
+
+    async def join_node(self, hello: m.Hello, address: str) -> NodeEntry:
+        """The entry of a node whose hello was accepted: its serial and the last event seq held from it."""
+        entry = self.registry.connect(
+            hello.hostname, address, hello.node_id, hello.monitors, anyio.current_time(), time.time()
+        )
+        if self.store is not None and hello.node_id:
+            entry.last_event_seq = max(entry.last_event_seq, self.store.last_event_seq(hello.node_id))
+        return entry
 
     def node_connected(self, conn: ConnectedNode) -> None:
         """A node's connection is up: it replaces an older one of the same entry, and subscribers hear."""
@@ -208,9 +234,13 @@ class Hub:
                 link.tick(now)
             for conn in list(self.nodes.values()):
                 conn.acknowledge()
-            for entry in self.registry.expire(anyio.current_time()):
-                log.info("forgot node %d (%s) after the grace period", entry.serial, entry.hostname)
-                self.publish_node(entry, ["forgotten"])
+            self.forget_expired(anyio.current_time())
+
+    def forget_expired(self, now: float) -> None:
+        """Forget the nodes past their grace period, and say so."""
+        for entry in self.registry.expire(now):
+            log.info("forgot node %d (%s) after the grace period", entry.serial, entry.hostname)
+            self.publish_node(entry, ["forgotten"])
 
     # --- command relay -----------------------------------------------------
 

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
-
-import anyio
 
 from ..link import HandshakeFailed
 from ..protocol import messages as m
@@ -90,9 +87,7 @@ class NodeConnection:
                     else:
                         pieces = None
             elif type(message) is m.StateUpdate:
-                changed = hub.registry.apply(entry.serial, message, time.time())
-                if changed:
-                    hub.publish_node(entry, changed)
+                hub.node_state(entry, message)
             elif type(message) is m.CommandOutput:
                 relay = self._relay(message.request_id)
                 if relay is not None:
@@ -139,7 +134,7 @@ def check_node_hello(hub: Hub, hello: m.Hello) -> str | None:
         return "wrong or missing token"
     if len(hub.nodes) >= hub.settings.max_nodes:
         return f"the hub already serves its limit of {hub.settings.max_nodes} nodes"
-    return None
+    return hub.join_refusal()
 
 
 def report_takeover(serial: int, takeover: Takeover) -> None:
@@ -182,14 +177,10 @@ async def serve_node(hub: Hub, link: HubLink) -> None:
             log.warning("node %s refused: %s", address, refusal)
             await link.refuse("refused", refusal)
             return
-        entry = hub.registry.connect(
-            hello.hostname, address, hello.node_id, hello.monitors, anyio.current_time(), time.time()
-        )
+        entry = await hub.join_node(hello, address)
         if entry.takeover is not None:
             report_takeover(entry.serial, entry.takeover)
-        if hub.store is not None and hello.node_id:
-            entry.last_event_seq = max(entry.last_event_seq, hub.store.last_event_seq(hello.node_id))
-        conn = NodeConnection(hub, link, entry)
+        conn = (hub.node_connection_type or NodeConnection)(hub, link, entry)
         link.send(m.Welcome(m.PROTOCOL_VERSION, entry.serial, entry.last_event_seq, link.keepalive))
         hub.node_connected(conn)
         log.info("node %d (%s) connected from %s", entry.serial, entry.hostname, address)

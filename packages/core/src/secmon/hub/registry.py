@@ -63,6 +63,7 @@ class NodeEntry:
     disconnected_at: float | None = None
     last_event_seq: int = 0  # highest auth event seq received from node_id; older ones are duplicates
     takeover: Takeover | None = None  # how this connection came to hold the entry, when it pushed another out
+    hub: str = ""  # in a cluster: the name of the hub that holds the node
 
     def info(self) -> m.NodeInfo:
         return m.NodeInfo(
@@ -76,6 +77,7 @@ class NodeEntry:
             auth=self.auth,
             monitors=list(self.monitors),
             labels=list(self.labels),
+            hub=self.hub,
         )
 
     def matches(self, query: str) -> bool:
@@ -98,17 +100,32 @@ class NodeRegistry:
     _flap_reported: dict[str, float] = field(default_factory=dict)
 
     def connect(
-        self, hostname: str, address: str, node_id: str, monitors: list[str], now: float, wall: float | None = None
+        self,
+        hostname: str,
+        address: str,
+        node_id: str,
+        monitors: list[str],
+        now: float,
+        wall: float | None = None,
+        hub: str = "",
+        serial_hint: int = 0,
+        next_serial: int = 0,
     ) -> NodeEntry:
         """Register a node that completed its hello; a known one keeps its serial.
 
-        ``wall`` is when it connected: the time its "connected" update carries.
+        ``wall`` is when it connected: the time its "connected" update carries. In a
+        cluster, ``hub`` holds the node, and a node new to this registry takes
+        ``serial_hint`` if it is free, else the larger of our next serial and
+        ``next_serial`` (the hints of the hub that saw it connect).
         """
         previous = self._previous(hostname, node_id)
         takeover = None
         if previous is None:
-            serial = self._next_serial
-            self._next_serial += 1
+            if 0 < serial_hint and serial_hint not in self.nodes:
+                serial = serial_hint
+            else:
+                serial = max(self._next_serial, next_serial)
+            self._next_serial = max(self._next_serial, serial + 1)
             last_seq = 0
         else:
             serial = previous.serial
@@ -126,12 +143,17 @@ class NodeRegistry:
             last_state_update=wall,
             last_event_seq=last_seq,
             takeover=takeover,
+            hub=hub,
         )
         self.nodes[serial] = entry
         if node_id:
             self._by_id[node_id] = serial
         self._by_hostname[hostname] = serial
         return entry
+
+    def known(self, hostname: str, node_id: str) -> NodeEntry | None:
+        """The entry a node with this hostname and id would take over, if any."""
+        return self._previous(hostname, node_id)
 
     def _previous(self, hostname: str, node_id: str) -> NodeEntry | None:
         """The entry a connecting node takes over: same node id, else (if unique) same hostname."""
@@ -166,6 +188,23 @@ class NodeRegistry:
             if wall is not None:
                 entry.last_state_update = wall
         return entry
+
+    def forget(self, serial: int) -> NodeEntry | None:
+        """Forget one node at once (in a cluster, when its hub says its grace period passed)."""
+        entry = self.nodes.pop(serial, None)
+        if entry is not None:
+            self._unindex(entry)
+        return entry
+
+    def by_node_id(self, node_id: str) -> NodeEntry | None:
+        """The entry of this node id, if any."""
+        serial = self._by_id.get(node_id) if node_id else None
+        return None if serial is None else self.nodes.get(serial)
+
+    @property
+    def next_serial(self) -> int:
+        """The serial the next new node gets (a cluster hub's hint to the others)."""
+        return self._next_serial
 
     def expire(self, now: float) -> list[NodeEntry]:
         """Forget nodes disconnected for longer than the grace period; return them."""

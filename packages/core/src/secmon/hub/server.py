@@ -20,7 +20,7 @@ import ssl
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -44,6 +44,9 @@ from .sockets import (
 )
 from .store import HubStore
 from .wire import HubLink
+
+if TYPE_CHECKING:
+    from .cluster import ClusterHub  # imported at run time only in a cluster: it imports nats
 
 log = logging.getLogger("secmon.hub")
 
@@ -80,13 +83,27 @@ async def serve(
 ) -> None:
     """Run the hub until cancelled. ``task_status`` gets the bound TCP address."""
     security = security or HubSecurity()
-    store = HubStore(settings.state_dir, settings.ring_size) if settings.state_dir else None
-    history = EventHistory(settings.state_dir, Retention(settings.history_days, settings.history_max_events))
     links: set[HubLink] = set()  # every open connection: the hub's sweep ticks them, shutdown aborts them
     gid = socket_group_id(settings.socket_group)
-    hub = Hub(settings, token=security.token, links=links, socket_gid=gid, store=store, history=history)
-    if store is not None and (recovered := history.recover(hub.ring.after(history.last_seq, settings.ring_size))):
-        log.info("history: %d events the last run broadcast but had not written were added from the ring", recovered)
+    cluster: ClusterHub | None = None
+    hub: Hub
+    if settings.nats is not None:  # one of a cluster: chosen here, once (docs/cluster.md)
+        from .cluster import ClusterHub
+        from .outbox import Outbox
+
+        # The cluster does not feed the history yet (docs/cluster.md): an empty one in memory answers queries.
+        history = EventHistory(None, Retention(settings.history_days, settings.history_max_events))
+        outbox = Outbox(settings.nats.outbox, settings.state_dir)
+        cluster = ClusterHub(settings, outbox, token=security.token, links=links, socket_gid=gid, history=history)
+        hub = cluster
+    else:
+        store = HubStore(settings.state_dir, settings.ring_size) if settings.state_dir else None
+        history = EventHistory(settings.state_dir, Retention(settings.history_days, settings.history_max_events))
+        hub = Hub(settings, token=security.token, links=links, socket_gid=gid, store=store, history=history)
+        recovered = history.recover(hub.ring.after(history.last_seq, settings.ring_size)) if store else 0
+        if recovered:
+            text = "history: %d events the last run broadcast but had not written were added from the ring"
+            log.info(text, recovered)
     path = settings.socket
     make_socket_directory(path.parent, hub.socket_gid)
     check_socket_directory(path)
@@ -115,6 +132,8 @@ async def serve(
 
     try:
         async with anyio.create_task_group() as tg:
+            if cluster is not None:
+                await cluster.start(tg)  # caught up with the stream before anyone is served
             old_umask = os.umask(0o177)  # the socket is born 0600: no window where others can connect
             try:
                 clients = accept(tg, serve_client, Role.CLIENT, settings.subscriber_queue)
@@ -188,12 +207,25 @@ def loop_options(wanted: bool | None = None) -> dict[str, bool]:
     return {"use_uvloop": True}
 
 
+def check_cluster_client() -> None:
+    """With SECMON_NATS_URL, the NATS client must be installed: a ConfigError says how, in one line."""
+    import importlib.util
+
+    if importlib.util.find_spec("nats") is None:
+        raise ConfigError(
+            "SECMON_NATS_URL is set but the NATS client is not installed: pip install 'secmon-core[cluster]'",
+            "SECMON_NATS_URL",
+        )
+
+
 def main(allow_insecure: bool = False) -> None:
     """Entry point of ``secmon hub``; raises SecmonError with one line for the user."""
     env = os.environ
     settings = HubSettings.from_env(env)
     if problem := runtime_dir_problem(env):
         raise ConfigError(problem)
+    if settings.nats is not None:
+        check_cluster_client()
     security = HubSecurity(tls=hub_context(TlsFiles.from_env(env)), token=read_secret(env, "SECMON_TOKEN_FILE"))
     check_exposure(settings, security.tls is not None, security.token is not None, allow_insecure)
     options = loop_options(settings.uvloop)

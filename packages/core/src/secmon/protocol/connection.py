@@ -83,7 +83,9 @@ RULES: dict[tuple[Role, Role], Rules] = {
     ),
     (Role.CLIENT, Role.HUB): Rules(
         opening=frozenset({m.Hello}),
-        then=frozenset({m.ListNodes, m.FindNode, m.Subscribe, m.Execute, m.Cancel, m.QueryEvents, m.QueryStats}),
+        then=frozenset(
+            {m.ListNodes, m.FindNode, m.Subscribe, m.Execute, m.Cancel, m.QueryEvents, m.QueryStats, m.GetStatus}
+        ),
     ),
     (Role.HUB, Role.CLIENT): Rules(
         opening=frozenset({m.Welcome}),
@@ -99,6 +101,7 @@ RULES: dict[tuple[Role, Role], Rules] = {
                 m.CommandResult,
                 m.EventList,
                 m.EventStats,
+                m.HubStatus,
             }
         ),
     ),

@@ -9,10 +9,10 @@ Who sends what:
     node → hub     Hello, StateUpdate, AuthEvents, CommandOutput, CommandResult
     hub → node     Welcome, Ack, RunCommand, CancelCommand
     client → hub   Hello, ListNodes, FindNode, Subscribe, Execute, Cancel,
-                   QueryEvents, QueryStats
+                   QueryEvents, QueryStats, GetStatus
     hub → client   Welcome, NodeList, Subscribed, NodeUpdate, AuthUpdate,
                    AuthUpdates, Started, CommandOutput, CommandResult,
-                   EventList, EventStats
+                   EventList, EventStats, HubStatus
     any            Keepalive, Error
 """
 
@@ -109,6 +109,7 @@ class NodeInfo:
     auth: str
     monitors: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)  # the command labels the node's allowlist offers
+    hub: str = ""  # the name of the hub that holds the node, in a cluster of hubs ("" for a hub alone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +370,34 @@ class AuthUpdates:
 
 
 @dataclass(frozen=True, slots=True)
+class GetStatus:
+    """Ask the hub how it stands: the nodes it holds, and its cluster link in a cluster."""
+
+    TAG: ClassVar[str] = "get_status"
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class HubStatus:
+    """The hub's answer to GetStatus. ``hub`` is "" for a hub alone; the other fields then stay as they are.
+
+    In a cluster: the hub's name, the cluster's, whether its link to NATS is up and
+    since when (Unix time), the messages waiting in its outbox, and the last cluster
+    sequence it applied from the stream.
+    """
+
+    TAG: ClassVar[str] = "hub_status"
+    request_id: int
+    nodes: int  # nodes connected to this hub
+    hub: str = ""
+    cluster: str = ""
+    connected: bool = False
+    since: float | None = None
+    outbox: int = 0
+    applied: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Execute:
     """Run ``label`` on ``target`` (a node query, or "-" for every connected node)."""
 
@@ -483,6 +512,8 @@ Message = (
     | EventList
     | QueryStats
     | EventStats
+    | GetStatus
+    | HubStatus
 )
 
 MESSAGE_TYPES: dict[str, type] = {cls.TAG: cls for cls in Message.__args__}

@@ -1,0 +1,95 @@
+"""What a hub of a cluster has yet to publish: its messages in order, bounded, on disk with a state dir.
+
+Everything a hub publishes passes through here first, so a message outlives a
+NATS outage (and, with SECMON_STATE_DIR, a hub crash: it is committed before
+the node is acknowledged). The publisher takes messages from the front and
+drops them once JetStream has acknowledged them; the rest keep their order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import state_directory, state_error
+
+DATABASE = "outbox.sqlite3"  # in SECMON_STATE_DIR
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One message to publish: its JetStream message id and bytes; for an auth event, whose and which."""
+
+    msg_id: str
+    payload: bytes
+    node_id: str = ""
+    event_seq: int = 0  # 0: not an auth event
+    row: int = 0  # its row in the database (0 in memory)
+
+
+class Outbox:
+    """A bounded FIFO of Pending messages, in memory or in SQLite (``durable``)."""
+
+    def __init__(self, limit: int, directory: Path | None = None) -> None:
+        """Open the outbox; with ``directory``, what a previous run left unpublished is still there."""
+        self.limit = limit
+        self._items: deque[Pending] = deque()
+        self.db: sqlite3.Connection | None = None
+        if directory is None:
+            return
+        path = state_directory(directory) / DATABASE
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS outbox (row INTEGER PRIMARY KEY AUTOINCREMENT, msg_id TEXT NOT NULL,"
+                " payload BLOB NOT NULL, node_id TEXT NOT NULL, event_seq INTEGER NOT NULL)"
+            )
+            rows = self.db.execute("SELECT msg_id, payload, node_id, event_seq, row FROM outbox ORDER BY row")
+            self._items.extend(Pending(*row) for row in rows)
+        except sqlite3.Error as exc:
+            raise state_error(path, exc) from None
+
+    @property
+    def durable(self) -> bool:
+        """Whether what is put here survives the hub's crash (committed to disk)."""
+        return self.db is not None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: Pending) -> bool:
+        """Keep a message after the others; False (nothing kept) when the outbox is full."""
+        if len(self._items) >= self.limit:
+            return False
+        if self.db is not None:
+            cursor = self.db.execute(
+                "INSERT INTO outbox (msg_id, payload, node_id, event_seq) VALUES (?, ?, ?, ?)",
+                (item.msg_id, item.payload, item.node_id, item.event_seq),
+            )
+            assert cursor.lastrowid is not None  # an INSERT sets it
+            item = Pending(item.msg_id, item.payload, item.node_id, item.event_seq, cursor.lastrowid)
+        self._items.append(item)
+        return True
+
+    def front(self) -> Pending | None:
+        """The oldest message, or None."""
+        return self._items[0] if self._items else None
+
+    def items(self) -> list[Pending]:
+        """Every message, oldest first."""
+        return list(self._items)
+
+    def pop(self) -> Pending:
+        """Drop the oldest message: JetStream has it."""
+        item = self._items.popleft()
+        if self.db is not None:
+            self.db.execute("DELETE FROM outbox WHERE row = ?", (item.row,))
+        return item
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()

@@ -1,0 +1,160 @@
+"""The messages of a cluster's stream: what one hub tells all (docs/cluster.md).
+
+Each is one MessagePack map with a tag, like a wire message, and is checked
+the same way when read. They never travel on a node or client link: hubs
+publish them to the JetStream stream and apply them, in stream order, to their
+cluster view. Every one names the hub that published it and the node it is
+about (``node_id``, with the ``serial`` the publisher's view gave it, 0 if
+none yet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeAlias
+
+from .codec import DecodedConverter, decode_body, encode_body
+from .errors import InvalidMessage, RemoteProtocolError
+from .messages import AuthEvent, Session, WgPeer
+from .schema import record_checker, record_converter
+
+
+@dataclass(frozen=True, slots=True)
+class NodeJoined:
+    """A node completed its hello on ``hub``; ``serial`` and ``next_serial`` are that hub's hints.
+
+    ``run`` names the hub's run (a new one at every start), so a HubStarted of a later
+    run disconnects the node and one of the same run does not.
+    """
+
+    TAG: ClassVar[str] = "c_join"
+    hub: str
+    run: str
+    node_id: str
+    hostname: str
+    address: str
+    time: float
+    monitors: list[str] = field(default_factory=list)
+    serial: int = 0
+    next_serial: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class NodeChanged:
+    """A node's StateUpdate, as its hub received it (None: not in the update)."""
+
+    TAG: ClassVar[str] = "c_state"
+    hub: str
+    node_id: str
+    time: float
+    serial: int = 0
+    sessions: list[Session] | str | None = None
+    wg_peers: list[WgPeer] | str | None = None
+    auth: str | None = None
+    labels: list[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAuthEvent:
+    """One auth event of a node; ``event`` is the AuthEvent's checked map, as the node sent it."""
+
+    TAG: ClassVar[str] = "c_auth"
+    hub: str
+    node_id: str
+    hostname: str
+    address: str
+    event: dict[str, Any]
+    serial: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLeft:
+    """A node's link on ``hub`` ended."""
+
+    TAG: ClassVar[str] = "c_left"
+    hub: str
+    node_id: str
+    time: float
+    serial: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeForgotten:
+    """A node was disconnected from ``hub`` for the whole grace period."""
+
+    TAG: ClassVar[str] = "c_forget"
+    hub: str
+    node_id: str
+    serial: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HubStarted:
+    """``hub`` (re)started: the links it held before died with its previous run."""
+
+    TAG: ClassVar[str] = "c_hub"
+    hub: str
+    run: str
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class HubLost:
+    """Hub ``by`` has not heard from ``hub`` for several heartbeats: its node links are taken as gone."""
+
+    TAG: ClassVar[str] = "c_lost"
+    hub: str
+    by: str
+    time: float
+
+
+ClusterMessage: TypeAlias = NodeJoined | NodeChanged | NodeAuthEvent | NodeLeft | NodeForgotten | HubStarted | HubLost
+CLUSTER_TYPES: dict[str, type] = {cls.TAG: cls for cls in ClusterMessage.__args__}
+
+
+_check_event = record_checker(AuthEvent)
+
+
+def _converters() -> dict[str, DecodedConverter]:
+    converters: dict[str, DecodedConverter] = {tag: record_converter(cls) for tag, cls in CLUSTER_TYPES.items()}
+    plain = converters[NodeAuthEvent.TAG]
+
+    def auth_event(raw: Any, path: str) -> Any:
+        message: Any = plain(raw, path)
+        _check_event(message.event, f"{path}.event")
+        return message
+
+    converters[NodeAuthEvent.TAG] = auth_event
+    return converters
+
+
+_CONVERTERS = _converters()
+
+
+def encode_cluster(message: ClusterMessage) -> bytes:
+    """The bytes of one stream message."""
+    return encode_body(message)  # type: ignore[arg-type]  # a tagged dataclass encodes like a message
+
+
+def decode_cluster(data: bytes) -> ClusterMessage:
+    """One stream message, checked; InvalidMessage or MalformedFrame (RemoteProtocolError) when not one."""
+    message = decode_body(data, _CONVERTERS)
+    if type(message) not in CLUSTER_TYPES.values():
+        raise InvalidMessage(f"not a cluster message: {type(message).__name__}")
+    return message  # type: ignore[return-value]
+
+
+__all__ = [
+    "CLUSTER_TYPES",
+    "ClusterMessage",
+    "HubLost",
+    "HubStarted",
+    "NodeAuthEvent",
+    "NodeChanged",
+    "NodeForgotten",
+    "NodeJoined",
+    "NodeLeft",
+    "RemoteProtocolError",
+    "decode_cluster",
+    "encode_cluster",
+]

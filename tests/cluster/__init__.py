@@ -1,0 +1,1 @@
+"""Several hubs as one cluster through a real NATS JetStream server."""
