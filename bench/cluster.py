@@ -13,6 +13,8 @@ HTTP monitoring for its counters) is started for every cluster measured.
   store's bytes on disk per event;
 - steady (``--rate R --seconds S`` per node): hub CPU µs/event and the latency
   node → subscriber, p50 and p99 (events are stamped when sent);
+- join (cluster only): a fourth hub started on the stream the runs left, which
+  it applies before it listens: messages/s of the catch-up at a hub's start;
 - idle (``--idle-nodes K``): K idle nodes on the first hub; RSS per node on
   that hub (it holds their links) and on the two others (they hold them only
   in their view), beside a hub alone with the same K nodes; CPU while idle.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import socket
@@ -117,22 +120,36 @@ class Setup:
     """What one measurement runs against: one hub alone, or three hubs and a NATS server."""
 
     def __init__(self, cluster: bool, workdir: Path, max_nodes: int, **extra: str) -> None:
-        self.cluster = cluster
+        self.workdir = workdir
         self.nats = NatsServer(workdir / f"nats-{time.monotonic_ns()}") if cluster else None
+        self.env = {
+            **os.environ,
+            "BIND_PORT": "0",
+            "PYTHONUNBUFFERED": "1",
+            "SECMON_LOG_LEVEL": "INFO",  # the hub says when it listens, and why it drops anyone
+            "SECMON_SUBSCRIBER_QUEUE": SUBSCRIBER_QUEUE,
+            "SECMON_MAX_NODES": str(max_nodes),
+            **extra,
+        }
+        if self.nats is not None:
+            self.env["SECMON_NATS_URL"] = self.nats.url
         self.hubs: list[Proc] = []
         self.ports: list[int] = []
         self.sockets: list[str] = []
+        self.start_seconds: list[float] = []  # from exec to listening: start-up, and in a cluster the catch-up
         for name in HUBS if cluster else HUBS[:1]:
-            env, _ = bench_env(
-                SECMON_SUBSCRIBER_QUEUE=SUBSCRIBER_QUEUE, SECMON_MAX_NODES=str(max_nodes), SECMON_LOG_LEVEL="WARNING"
-            )
-            env.update(extra, SECMON_SOCKET=str(workdir / f"{name}-{time.monotonic_ns()}.sock"))
-            if self.nats is not None:
-                env.update(SECMON_NATS_URL=self.nats.url, SECMON_HUB_NAME=name)
-            hub, port = start_hub({**env, "SECMON_LOG_LEVEL": "INFO"})
-            self.hubs.append(hub)
-            self.ports.append(port)
-            self.sockets.append(env["SECMON_SOCKET"])
+            self.add_hub(name)
+
+    def add_hub(self, name: str) -> Proc:
+        """Start hub ``name``; it returns once the hub listens (in a cluster: once it has applied the stream)."""
+        sock = str(self.workdir / f"{name}-{time.monotonic_ns()}.sock")
+        started = time.monotonic()
+        hub, port = start_hub({**self.env, "SECMON_SOCKET": sock, "SECMON_HUB_NAME": name})
+        self.start_seconds.append(time.monotonic() - started)
+        self.hubs.append(hub)
+        self.ports.append(port)
+        self.sockets.append(sock)
+        return hub
 
     def cpu(self) -> list[float]:
         return [cpu_seconds(h.process.pid) for h in self.hubs]
@@ -245,16 +262,31 @@ def idle(setup: Setup, args) -> dict:
     return figures
 
 
+def catch_up(setup: Setup) -> dict:
+    """A fourth hub joins the stream the runs left: how fast a hub rebuilds its view from the stream at start."""
+    assert setup.nats is not None  # a cluster's setup
+    messages = setup.nats.counters()["stream_msgs"]
+    hub = setup.add_hub("d")
+    empty = min(setup.start_seconds[:-1])  # the first hub's start, on a stream that was empty
+    seconds = max(setup.start_seconds[-1] - empty, 1e-3)
+    cpu = cpu_seconds(hub.process.pid)
+    return {"stream_msgs": messages, "catch_up_s": round(seconds, 2), "catch_up_msgs_per_s": round(messages / seconds),
+            "start_cpu_s": round(cpu, 2)}  # fmt: skip
+
+
 def measure(cluster: bool, workdir: Path, args, run: int) -> dict:
     """Flood then steady, on one fresh setup."""
     setup = Setup(cluster, workdir, args.nodes * 2 + 10, SECMON_KEEPALIVE_INTERVAL=RELAY_KEEPALIVE)
     try:
         everywhere = tuple(range(len(setup.hubs)))
-        return {
+        figures = {
             "flood": relay(setup, args, steady=False, prefix=f"flood{run}-", on_hubs=everywhere),
             # steady: in the cluster, nodes on b and c only, so a's CPU is what applying the others' events costs
             "steady": relay(setup, args, steady=True, prefix=f"steady{run}-", on_hubs=everywhere[1:] or everywhere),
         }
+        if setup.nats is not None:
+            figures["join"] = catch_up(setup)
+        return figures
     finally:
         setup.stop()
 
@@ -309,6 +341,8 @@ def main() -> None:
         f[f"cluster_{key}"] = mid(cluster_runs, "flood", key)
     for key in ("nats_cpu_us_per_event", "apply_only_cpu_us_per_event", "publishing_hub_cpu_us_per_event"):
         f[f"cluster_steady_{key}"] = mid(cluster_runs, "steady", key)
+    for key in ("stream_msgs", "catch_up_s", "catch_up_msgs_per_s", "start_cpu_s"):
+        f[f"cluster_join_{key}"] = mid(cluster_runs, "join", key)
     if f["single_events_per_s"] and f["cluster_events_per_s"]:
         f["ratio_to_single"] = round(f["cluster_events_per_s"] / f["single_events_per_s"], 3)
     f["node_frame_bytes"] = len(event_frame(1, "flood"))
@@ -334,6 +368,9 @@ def main() -> None:
         f"{f['cluster_steady_apply_only_cpu_us_per_event']}, b and c (publishing too) "
         f"{f['cluster_steady_publishing_hub_cpu_us_per_event']} each; nats-server "
         f"{f['cluster_steady_nats_cpu_us_per_event']} µs\n"
+        f"a fourth hub joining: {f['cluster_join_stream_msgs']} stream messages applied in "
+        f"{f['cluster_join_catch_up_s']} s more than an empty stream takes ({f['cluster_join_catch_up_msgs_per_s']} "
+        f"messages/s)\n"
         f"idle, {args.idle_nodes} nodes on hub a:\n"
         f"  one hub alone:        {f['single_idle_own_kb_per_node']} KiB/node, "
         f"{f['single_idle_own_idle_cpu_pct']} % of a core idle, connected in {f['single_idle_connect_s']} s\n"
