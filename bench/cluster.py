@@ -301,7 +301,7 @@ def measure_idle(cluster: bool, workdir: Path, args) -> dict:
 
 def mid(runs: list[dict], phase: str, key: str) -> float | None:
     values = [r[phase][key] for r in runs if r[phase].get(key) is not None]
-    return median(values) if values else None
+    return round(median(values), 3) if values else None
 
 
 def main() -> None:
@@ -341,6 +341,9 @@ def main() -> None:
         f[f"cluster_{key}"] = mid(cluster_runs, "flood", key)
     for key in ("nats_cpu_us_per_event", "apply_only_cpu_us_per_event", "publishing_hub_cpu_us_per_event"):
         f[f"cluster_steady_{key}"] = mid(cluster_runs, "steady", key)
+    for name, runs in (("single", single_runs), ("cluster", cluster_runs)):  # each run's, to see the spread
+        f[f"{name}_events_per_s_each_run"] = [r["flood"]["events_per_s"] for r in runs]
+        f[f"{name}_p99_ms_each_run"] = [r["steady"].get("p99_ms") for r in runs]
     for key in ("stream_msgs", "catch_up_s", "catch_up_msgs_per_s", "start_cpu_s"):
         f[f"cluster_join_{key}"] = mid(cluster_runs, "join", key)
     if f["single_events_per_s"] and f["cluster_events_per_s"]:
