@@ -2,10 +2,11 @@
 
 Four nodes with HUB_ADDRS, each listing all three hubs in its own order: two
 start on hub b (one lists a next, the other c), one on a, one on c. Hub b is
-killed while a burst of its nodes' events is on its way (some published to the
-stream and not yet acknowledged to the node, some not yet read), and more are
-written while the nodes move. Subscribers on a and c, open from the start,
-must each print every event exactly once, in one and the same order.
+killed while a burst of its nodes' events is on its way (as the timing falls:
+some published to the stream and not yet acknowledged to the node, which
+resends them; some not yet read), and more are written while the nodes move.
+Subscribers on a and c, open from the start, must each print every event
+exactly once, in one and the same order.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def test_sigkill_of_a_hub_spreads_its_nodes_over_the_others_and_each_event_arriv
     wait_until(lambda: len(auth_updates(on_a)) >= 4 * BEFORE, what="the first events on hub a")
 
     moving = ("b-then-a", "b-then-c")
-    for name in moving:  # a burst hub b reads, publishes in part, acknowledges in part...
+    for name in moving:  # a burst hub b may read, publish in part, acknowledge in part...
         write(group, name, BEFORE, BURST)
     b = group.hubs["b"]
     b.signal(signal.SIGKILL)  # ...when it dies
