@@ -147,7 +147,7 @@ class ClusterHub(Hub):
         self.lost: set[str] = set()  # hubs this hub said were lost, until heard again
         self.up_at = 0.0  # when (monotonic) the link last came up
         self.link = ClusterLink(self)
-        self.commands = RemoteCommands(self)  # commands across hubs (hub/remote.py)
+        self.commands = RemoteCommands(self, subject_token, nats_reason)  # commands across hubs (hub/remote.py)
 
     # --- out: what this hub tells the cluster -----------------------------
 

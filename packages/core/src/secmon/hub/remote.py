@@ -27,12 +27,13 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
 
+from ..config import HubSettings, NatsSettings
 from ..protocol import messages as m
 from ..protocol.batches import UpdateFrame
 from ..protocol.remote import (
@@ -52,11 +53,8 @@ from ..protocol.remote import (
     output_messages,
     result_messages,
 )
-from .hub import ConnectedNode, Relay
-from .registry import NodeEntry
-
-if TYPE_CHECKING:
-    from .cluster import ClusterHub
+from .hub import ConnectedClient, ConnectedNode, Relay
+from .registry import NodeEntry, NodeRegistry
 
 log = logging.getLogger("secmon.hub")
 
@@ -87,10 +85,47 @@ def command_subject(cluster: str, hub_token: str) -> str:
     return f"{cluster}.cmd.{hub_token}"
 
 
-def _reason(exc: BaseException) -> str:
-    from .cluster import nats_reason  # the cluster module maps nats-py's errors
+class Holders(Protocol):
+    """Who holds which node: the cluster view."""
 
-    return nats_reason(exc)
+    def holder(self, entry: NodeEntry) -> str: ...
+
+
+class NatsLink(Protocol):
+    """The hub's NATS connection."""
+
+    def connected(self) -> Awaitable[Any]:
+        """The connected NATS client, once there is one."""
+        ...
+
+
+class HubInCluster(Protocol):
+    """What commands across hubs need of a cluster hub (cluster.ClusterHub is one; this module does not import it)."""
+
+    name: str
+    run: str
+    settings: HubSettings
+    nats_settings: NatsSettings
+    registry: NodeRegistry
+    nodes: dict[int, ConnectedNode]
+    relays: dict[int, Relay]
+
+    @property
+    def view(self) -> Holders: ...
+
+    @property
+    def link(self) -> NatsLink: ...
+
+    @property
+    def by_node_id(self) -> Mapping[str, ConnectedNode]:
+        """This hub's node links by node id."""
+        ...
+
+    def start_relay(self, client: ConnectedClient, request: m.Execute, node: ConnectedNode) -> Relay: ...
+
+    def finish_relay(self, relay: Relay, result: m.CommandResult) -> None: ...
+
+    def cancel_relay(self, relay: Relay, status: str, message: str) -> None: ...
 
 
 # --- asking: nodes held by other hubs ---------------------------------------
@@ -284,8 +319,11 @@ class Envelope:
 class RemoteCommands:
     """A cluster hub's side of commands across hubs: asking other hubs, and serving them."""
 
-    def __init__(self, hub: ClusterHub) -> None:
+    def __init__(self, hub: HubInCluster, token: Callable[[str], str], reason: Callable[[BaseException], str]) -> None:
+        """``token`` makes a hub name one subject token; ``reason`` says in one line what NATS raised."""
         self.hub = hub
+        self.token = token
+        self.reason = reason
         self.keepalive = hub.settings.link.keepalive
         self.asked: dict[int, Asked] = {}  # by relay id
         self.served: dict[tuple[str, str, int], ReplyChannel] = {}
@@ -294,13 +332,15 @@ class RemoteCommands:
         self.nc: Any = None
         self.inbox = ""  # this hub's reply subjects are <inbox>.<relay id>
         self.prefix = hub.nats_settings.cluster
+        self._alive_at = 0.0  # when RemoteAlive last went to the holding hubs
 
     # --- the hub's seam -----------------------------------------------------
 
     def node(self, entry: NodeEntry) -> ConnectedNode | None:
         """What a command for this node goes through: its link here, or its hub; None when not connected."""
         hub = self.hub
-        if entry.hub == hub.name or not entry.hub:
+        holder = hub.view.holder(entry)
+        if holder == hub.name or not holder:
             return hub.nodes.get(entry.serial)
         return RemoteNode(entry, self) if entry.connected else None
 
@@ -311,7 +351,7 @@ class RemoteCommands:
         targets += [
             RemoteNode(entry, self)
             for entry in hub.registry.nodes.values()
-            if entry.connected and entry.hub and entry.hub != hub.name
+            if entry.connected and hub.view.holder(entry) not in ("", hub.name)
         ]
         return sorted(targets, key=lambda c: c.entry.serial)
 
@@ -323,12 +363,12 @@ class RemoteCommands:
         relay = hub.relays.get(run.request_id)
         if relay is None:
             return
-        holder = node.entry.hub
+        holder = hub.view.holder(node.entry)
         if self.nc is None or not self.nc.is_connected or not self.inbox:
             why = f"the cluster link is down: hub {holder}, which holds node {node.entry.serial}, cannot be reached"
             hub.finish_relay(relay, m.CommandResult(relay.request_id, m.ERROR, message=why, serial=relay.serial))
             return
-        subject = command_subject(self.prefix, _token(holder))
+        subject = command_subject(self.prefix, self.token(holder))
         request = RemoteRun(
             hub.name, hub.run, relay.hub_id, node.entry.node_id, run.label, run.stream, node.entry.serial,
             self.keepalive,
@@ -481,7 +521,7 @@ class RemoteCommands:
                 try:
                     await self.nc.publish(subject, payload, reply=reply)
                 except Exception as exc:
-                    self._unsent(item, _reason(exc))
+                    self._unsent(item, self.reason(exc))
                     break
 
     def _unsent(self, item: Envelope | ReplyChannel, why: str) -> None:
@@ -518,6 +558,10 @@ class RemoteCommands:
                 )
             else:
                 waiting.setdefault(asked.subject, []).append(relay_id)
+        if now - self._alive_at < self.keepalive:
+            waiting.clear()  # once an interval is enough
+        elif waiting:
+            self._alive_at = now
         for subject, ids in waiting.items():
             for start in range(0, len(ids), ALIVE_IDS):
                 alive = RemoteAlive(hub.name, hub.run, ids[start : start + ALIVE_IDS])
@@ -540,7 +584,7 @@ class RemoteCommands:
         self.nc = nc
         inbox = nc.new_inbox()
         requests = await nc.subscribe(
-            command_subject(self.prefix, _token(self.hub.name)),
+            command_subject(self.prefix, self.token(self.hub.name)),
             pending_msgs_limit=REPLY_PENDING_MSGS,
             pending_bytes_limit=REPLY_PENDING_BYTES,
         )
@@ -564,9 +608,3 @@ class RemoteCommands:
 
 def _now() -> float:
     return anyio.current_time()
-
-
-def _token(name: str) -> str:
-    from .cluster import subject_token
-
-    return subject_token(name)
