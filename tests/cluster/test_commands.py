@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from conftest import WAIT, Daemon, secmon_argv, wait_until
@@ -145,13 +148,11 @@ def test_a_node_wait_timeout_for_a_node_of_another_hub(three_hubs):
     node = three_hubs.daemons[-1]
 
     # The node says nothing within NODE_WAIT_TIMEOUT: the command is given up, and killed on the node.
-    started = time.monotonic()
     result = subprocess.run(
         secmon_argv("n-c", "quiet"), env={**three_hubs.envs["a"], "NODE_WAIT_TIMEOUT": "1"},
         capture_output=True, text=True, timeout=WAIT,
     )  # fmt: skip
     assert result.returncode == 124 and "node did not answer within 1 s" in result.stderr
-    assert time.monotonic() - started < 5
     node.wait_for(r"command 'quiet' \(request \d+\): cancelled")
 
     # The node is gone; the client waits for it, and it comes back on another hub.
@@ -184,10 +185,14 @@ def test_a_holding_hub_killed_mid_command_gives_the_client_an_error_soon(three_h
     assert code == 1
     line = cli.wait_for(r"error: hub c, which holds node \d+, went silent")
     assert "fate there is unknown" in line.string
-    # three keepalive intervals (0.5 s here) of silence, and a sweep
-    assert elapsed < 4, f"the client waited {elapsed:.1f} s"
+    # three keepalive intervals (0.5 s here) of silence and a sweep, with room for a loaded machine
+    assert elapsed < 6, f"the client waited {elapsed:.1f} s"
     # the node lost its hub: its commands died with the link
     wait_until(lambda: not any(alive(p) for p in children), what="the command on n-c to die with its hub link")
+    # The view still shows n-c on hub c (a killed hub says nothing): NATS itself says no one answers there.
+    again = three_hubs.cli("a", "n-c", "hang")
+    assert again.returncode == 1 and "hub c, which holds node" in again.stderr
+    assert "is not connected to NATS" in again.stderr
 
 
 def test_an_asking_hub_killed_mid_command_leaves_nothing_running(three_hubs):
@@ -202,3 +207,37 @@ def test_an_asking_hub_killed_mid_command_leaves_nothing_running(three_hubs):
     wait_until(lambda: not any(alive(p) for p in children), what="the orphaned command on n-c to be killed")
     node.wait_for(r"command 'hang' \(request \d+\): cancelled")
     assert json.loads(three_hubs.cli("c", "n-c", "--json").stdout)["connected"]
+
+
+def http_bridge(group: HubGroup, hub: str) -> tuple[str, dict[str, str]]:
+    """secmon-http on a free port, talking to hub ``hub``; its base URL and the header with its token."""
+    env = {**group.envs[hub], "SERVER_IP": "127.0.0.1", "SERVER_PORT": "0", "XDG_CONFIG_HOME": str(group.workdir)}
+    daemon = Daemon([sys.executable, "-m", "secmon_http"], env, f"secmon-http on {hub}")
+    group.daemons.append(daemon)
+    url = daemon.wait_for(r"serving on (http://\S+)")[1]
+    token = re.search(r"[?&]token=([^&\s]+)", daemon.wait_for(r"dashboard: (http://\S+)")[1])
+    return url, {"Authorization": f"Bearer {token[1]}"} if token else {}
+
+
+def execute_over_http(url: str, auth: dict[str, str], node: str, label: str, expires: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{url}/{node}/execute", json.dumps({"label": label, "stream": False}).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Expires-In": expires, **auth},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=WAIT) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_expires_in_over_http_holds_for_a_node_of_another_hub(three_hubs):
+    start_nodes(three_hubs, {"n-b": "b"}, {"n-b": allowlist(three_hubs, "b", "hi=echo hi\nquiet=sleep 30\n")})
+    serial = three_hubs.nodes("a")[0]["serial"]
+    url, auth = http_bridge(three_hubs, "a")
+    status, answer = execute_over_http(url, auth, "n-b", "hi", "5")
+    assert status == 200 and answer["output"] == "hi\n"
+    assert (answer["serial"], answer["hostname"]) == (serial, "n-b")
+    status, answer = execute_over_http(url, auth, "n-b", "quiet", "1")
+    assert status == 504 and "did not answer within 1 s" in answer["error"]
+    next(d for d in three_hubs.daemons if d.name == "node n-b").wait_for(r"command 'quiet' \(request \d+\): cancelled")

@@ -59,7 +59,7 @@ def test_what_does_not_decode_is_a_remote_protocol_error_naming_the_fault():
         decode_reply(b"\xc1")
     bad = encode_remote(RemoteRun("a", "r", 1, "n", "l"))
     bad = bad.replace(b"\xa2id\x01", b"\xa2id\xa1x")  # the id as a string
-    with pytest.raises(InvalidMessage, match="x_run.id: expected int"):
+    with pytest.raises(InvalidMessage, match=r"x_run\.id: expected int"):
         decode_request(bad)
 
 

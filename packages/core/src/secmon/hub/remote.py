@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
+from anyio.abc import TaskGroup
 
 from ..config import HubSettings, NatsSettings
 from ..protocol import messages as m
@@ -127,6 +128,10 @@ class HubInCluster(Protocol):
 
     def cancel_relay(self, relay: Relay, status: str, message: str) -> None: ...
 
+    async def node_change(self) -> None:
+        """Until a node connects."""
+        ...
+
 
 # --- asking: nodes held by other hubs ---------------------------------------
 
@@ -210,7 +215,8 @@ class ReplyChannel:
     keepalive: float
     heard: float  # monotonic time of the asker's last word
     sent: float  # monotonic time something was last queued to the asker
-    relay: Relay | None = None
+    serial: int = 0  # the node's, as the asker named it
+    relay: Relay | None = None  # None while the command waits for its node's link to this hub
     pending: list[str | RemoteStarted | m.CommandResult | RemoteBeat] = field(default_factory=list)
     waiting: int = 0  # characters of output in ``pending``
     seq: int = 0  # the last reply's seq
@@ -333,6 +339,7 @@ class RemoteCommands:
         self.inbox = ""  # this hub's reply subjects are <inbox>.<relay id>
         self.prefix = hub.nats_settings.cluster
         self._alive_at = 0.0  # when RemoteAlive last went to the holding hubs
+        self._tg: TaskGroup | None = None  # where commands wait for their node's link
 
     # --- the hub's seam -----------------------------------------------------
 
@@ -453,8 +460,8 @@ class RemoteCommands:
                 self._serve(request, reply_to, now)
             case RemoteCancel():
                 channel = self.served.get((request.hub, request.run, request.id))
-                if channel is not None and channel.relay is not None and channel.relay.hub_id in self.hub.relays:
-                    self.hub.cancel_relay(channel.relay, m.CANCELLED, f"cancelled on hub {request.hub}")
+                if channel is not None:
+                    self._end(channel, m.CANCELLED, f"cancelled on hub {request.hub}")
             case RemoteAlive():
                 for relay_id in request.ids:
                     channel = self.served.get((request.hub, request.run, relay_id))
@@ -468,18 +475,42 @@ class RemoteCommands:
             return  # nowhere to answer, or a repeat
         keepalive = request.keepalive if math.isfinite(request.keepalive) else self.keepalive
         keepalive = min(3600.0, max(0.05, keepalive))
-        channel = ReplyChannel(self, request.hub, key, reply_to, keepalive, now, now)
+        channel = ReplyChannel(self, request.hub, key, reply_to, keepalive, now, now, request.serial)
         conn = hub.by_node_id.get(request.node_id)
-        why = None
         if len(self.served) >= MAX_SERVED:
             why = f"hub {hub.name} runs {MAX_SERVED} commands for other hubs already; try again"
-        elif conn is None:
-            why = f"node {request.serial} is not connected to hub {hub.name}"
-        if why is not None:
             channel.send(m.CommandResult(request.id, m.ERROR, message=why, serial=request.serial))
-            return
-        assert conn is not None
-        self.served[key] = channel
+        elif conn is not None:
+            self.served[key] = channel
+            self._start(request, channel, conn)
+        elif self._joining(request.node_id) and self._tg is not None:
+            self.served[key] = channel
+            self._tg.start_soon(self._start_when_connected, request, channel)
+        else:
+            why = f"node {request.serial} is not connected to hub {hub.name}"
+            channel.send(m.CommandResult(request.id, m.ERROR, message=why, serial=request.serial))
+
+    def _joining(self, node_id: str) -> bool:
+        """The view has the node connected to this hub, but its link is not this hub's yet (a join, just applied)."""
+        entry = self.hub.registry.by_node_id(node_id)
+        return entry is not None and entry.connected and self.hub.view.holder(entry) == self.hub.name
+
+    async def _start_when_connected(self, request: RemoteRun, channel: ReplyChannel) -> None:
+        """Wait for the link of a node whose join the asker saw first (the stream is quicker than our welcome)."""
+        hub = self.hub
+        with anyio.move_on_after(hub.settings.link.handshake_timeout):
+            while (conn := hub.by_node_id.get(request.node_id)) is None and self._joining(request.node_id):
+                await hub.node_change()
+        if channel.done:
+            return  # cancelled meanwhile
+        if conn is None:
+            why = f"node {request.serial} is not connected to hub {hub.name}"
+            channel.send(m.CommandResult(request.id, m.ERROR, message=why, serial=request.serial))
+        else:
+            self._start(request, channel, conn)
+
+    def _start(self, request: RemoteRun, channel: ReplyChannel, conn: ConnectedNode) -> None:
+        hub = self.hub
         channel.queue(RemoteStarted(0, conn.entry.serial))
         log.info(
             "command %r on node %d (%s) for hub %s", request.label[:80], conn.entry.serial, conn.entry.hostname,
@@ -568,13 +599,21 @@ class RemoteCommands:
                 self._put(Envelope(subject, encode_remote(alive)))
         for channel in list(self.served.values()):
             relay = channel.relay
-            if relay is None or relay.hub_id not in hub.relays:
+            if relay is not None and relay.hub_id not in hub.relays:
                 self.served.pop(channel.key, None)
             elif now - channel.heard > KEEPALIVE_MISSES * channel.keepalive:
-                log.warning("hub %s went silent: its command on node %d is cancelled", channel.asker, relay.serial)
-                hub.cancel_relay(relay, m.CANCELLED, f"hub {channel.asker}, which asked, went silent")
+                log.warning("hub %s went silent: its command on node %d is cancelled", channel.asker, channel.serial)
+                self._end(channel, m.CANCELLED, f"hub {channel.asker}, which asked, went silent")
             elif now - channel.sent >= channel.keepalive and not channel.scheduled:
                 channel.queue(RemoteBeat(0))
+
+    def _end(self, channel: ReplyChannel, status: str, why: str) -> None:
+        """End a command served for another hub: on the node if it runs there, and with a result to the asker."""
+        relay = channel.relay
+        if relay is not None and relay.hub_id in self.hub.relays:
+            self.hub.cancel_relay(relay, status, why)
+        elif not channel.done:
+            channel.send(m.CommandResult(channel.key[2], status, message=why, serial=channel.serial))
 
     # --- start ------------------------------------------------------------------------
 
@@ -593,6 +632,7 @@ class RemoteCommands:
         )
         self.inbox = inbox
         async with anyio.create_task_group() as tg:
+            self._tg = tg
             tg.start_soon(self._publish)
             tg.start_soon(self._sweep)
             tg.start_soon(self._receive, requests, lambda msg: self.on_request(msg.data, msg.reply, _now()))
