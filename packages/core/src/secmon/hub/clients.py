@@ -219,16 +219,20 @@ class ClientConnection:
         """The connected nodes to run on, waiting up to ``wait`` for a known one to connect."""
         hub = self.hub
         if request.target == m.ALL_NODES:
-            return sorted(hub.nodes.values(), key=lambda c: c.entry.serial)
+            return hub.command_nodes()
+        said = False
         with anyio.move_on_after(request.wait):
             while True:
                 entry = hub.registry.find(request.target)
-                if entry is not None and entry.serial in hub.nodes:
-                    return [hub.nodes[entry.serial]]
+                node = hub.command_node(entry) if entry is not None else None
+                if node is not None:
+                    return [node]
                 if entry is None and request.wait <= 0:
                     break
-                log.info("client %s: waiting up to %g s for node %r", self.name, request.wait, request.target)
-                await hub.node_arrived.wait()
+                if not said:
+                    log.info("client %s: waiting up to %g s for node %r", self.name, request.wait, request.target)
+                    said = True
+                await hub.node_change()
         entry = hub.registry.find(request.target)
         if entry is None:
             self._error(request.request_id, "unknown_node", f"no node matches {request.target!r}")

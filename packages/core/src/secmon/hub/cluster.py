@@ -47,6 +47,7 @@ from .hub import ConnectedNode, Hub
 from .nodes import NodeConnection
 from .outbox import Outbox, Pending
 from .registry import NodeEntry, UpdateRing
+from .remote import RemoteCommands
 from .view import Applied, ClusterView
 
 log = logging.getLogger("secmon.hub")
@@ -146,6 +147,7 @@ class ClusterHub(Hub):
         self.lost: set[str] = set()  # hubs this hub said were lost, until heard again
         self.up_at = 0.0  # when (monotonic) the link last came up
         self.link = ClusterLink(self)
+        self.commands = RemoteCommands(self, subject_token, nats_reason)  # commands across hubs (hub/remote.py)
 
     # --- out: what this hub tells the cluster -----------------------------
 
@@ -350,6 +352,9 @@ class ClusterHub(Hub):
             held.fail_relays("node moved to another connection")
         if applied.frames:
             self.publish(applied.frames)
+            if self.node_waiters:  # a command waits for its node: perhaps it connected to another hub
+                self.node_arrived.set()
+                self.node_arrived = anyio.Event()
 
     # --- the link's state -------------------------------------------------
 
@@ -397,6 +402,13 @@ class ClusterHub(Hub):
         """Join the cluster: connect, catch up with the stream, say this hub (re)started; then run the link."""
         await self.link.start(tg)
         self.send(HubStarted(self.name, self.run, time.time()))
+        tg.start_soon(self.commands.run)
+
+    def command_node(self, entry: NodeEntry) -> ConnectedNode | None:
+        return self.commands.node(entry)
+
+    def command_nodes(self) -> list[ConnectedNode]:
+        return self.commands.nodes()
 
 
 class ClusterLink:
@@ -421,6 +433,11 @@ class ClusterLink:
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def connected(self) -> Any:
+        """The NATS client, once connected (at once if it is)."""
+        await self._connected.wait()
+        return self.nc
 
     async def start(self, tg: TaskGroup) -> None:
         """Connect and catch up; if NATS cannot be reached, serve alone and keep trying in the background.

@@ -120,6 +120,7 @@ class Hub:
     subscribers: set[ConnectedClient] = field(default_factory=set)
     relays: dict[int, Relay] = field(default_factory=dict)
     node_arrived: anyio.Event = field(default_factory=anyio.Event)
+    node_waiters: int = 0  # commands waiting for their node to connect (NODE_WAIT_TIMEOUT)
     _next_hub_id: int = 1
 
     socket_gid: int | None = None  # SECMON_SOCKET_GROUP: its members may connect as clients
@@ -243,6 +244,22 @@ class Hub:
             self.publish_node(entry, ["forgotten"])
 
     # --- command relay -----------------------------------------------------
+
+    def command_node(self, entry: NodeEntry) -> ConnectedNode | None:
+        """What a command for this node goes through (its connection here); None when it is not connected."""
+        return self.nodes.get(entry.serial)
+
+    def command_nodes(self) -> list[ConnectedNode]:
+        """What a command for every node goes through: each connected node's, by serial."""
+        return sorted(self.nodes.values(), key=lambda c: c.entry.serial)
+
+    async def node_change(self) -> None:
+        """Until a node connects (a command waits for its node)."""
+        self.node_waiters += 1
+        try:
+            await self.node_arrived.wait()
+        finally:
+            self.node_waiters -= 1
 
     def start_relay(self, client: ConnectedClient, request: m.Execute, node: ConnectedNode) -> Relay:
         """Run a client's command on one node, under a request id of the hub's own."""
