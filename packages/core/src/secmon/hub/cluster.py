@@ -12,6 +12,7 @@ Exceptions of nats-py are mapped here, at the edge, to one line each.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
@@ -55,6 +56,9 @@ log = logging.getLogger("secmon.hub")
 MSG_ID = "Nats-Msg-Id"
 DUPLICATE_WINDOW = 120.0  # seconds JetStream remembers a message id (its default)
 RECONNECT_WAIT = 1.0  # seconds between attempts to reach NATS once it is gone
+# Messages published and not yet acknowledged: enough to keep JetStream busy across a network
+# round trip, few enough that what a failure sends again is small (and far below nats-py's 4,000).
+PUBLISH_WINDOW = 256
 # Heartbeats a hub may miss before another hub tells the cluster it is lost (its nodes disconnected).
 MISSED_HEARTBEATS = 3
 
@@ -178,15 +182,16 @@ class ClusterHub(Hub):
     def publish_events(self, entry: NodeEntry, run: EventRun, origin: EventOrigin) -> None:
         """A node's new events, each its own stream message, de-duplicated by node id and seq."""
         node_id = entry.node_id
-        for event in run.events:
-            seq = event["seq"]
-            message = NodeAuthEvent(self.name, node_id, entry.hostname, entry.address, event, entry.serial)
-            if not self.send(message, f"{node_id}:{seq}", node_id, seq):
-                conn = self.nodes.get(entry.serial)
-                if conn is not None:  # it resends what we did not take once it reconnects
-                    entry.last_event_seq = seq - 1
-                    conn.link.close("cluster outbox full", m.Error("busy", "the hub cannot take events now"))
-                return
+        with self.outbox.batch():  # one commit for the read, before the node can be acknowledged
+            for event in run.events:
+                seq = event["seq"]
+                message = NodeAuthEvent(self.name, node_id, entry.hostname, entry.address, event, entry.serial)
+                if not self.send(message, f"{node_id}:{seq}", node_id, seq):
+                    conn = self.nodes.get(entry.serial)
+                    if conn is not None:  # it resends what we did not take once it reconnects
+                        entry.last_event_seq = seq - 1
+                        conn.link.close("cluster outbox full", m.Error("busy", "the hub cannot take events now"))
+                    return
 
     def node_state(self, entry: NodeEntry, update: m.StateUpdate) -> None:
         message = NodeChanged(
@@ -382,13 +387,15 @@ class ClusterHub(Hub):
         self.up_at = time.monotonic()
         log.info("cluster link up: publishing %d held messages and catching up", len(self.outbox))
 
-    def published(self, stream_seq: int, item: Pending) -> None:
-        """JetStream acknowledged the outbox's oldest message."""
-        self.outbox.pop()
-        if self.link_up:
-            self.unapplied.append((stream_seq, item))
-        if item.event_seq and not self.outbox.durable:
-            self._durable(item.node_id, item.event_seq)
+    def published(self, stream_seqs: list[int]) -> None:
+        """JetStream acknowledged the outbox's oldest ``len(stream_seqs)`` messages, at these stream sequences."""
+        items = self.outbox.pop(len(stream_seqs))
+        durable = self.outbox.durable
+        for stream_seq, item in zip(stream_seqs, items, strict=True):
+            if self.link_up:
+                self.unapplied.append((stream_seq, item))
+            if item.event_seq and not durable:
+                self._durable(item.node_id, item.event_seq)
 
     def status(self, request_id: int) -> m.HubStatus:
         """The hub and its cluster link: up or down since when, the outbox, the last applied sequence."""
@@ -613,24 +620,52 @@ class ClusterLink:
             await anyio.sleep(hub.heartbeat)
 
     async def _publish(self) -> None:
-        """Send the outbox, oldest first, one message at a time, each acknowledged before the next."""
+        """Send the outbox, oldest first, up to PUBLISH_WINDOW messages awaiting their acknowledgements.
+
+        NATS keeps the order of one connection's publishes, so the acknowledgements
+        are taken strictly in order, and the outbox drops its oldest messages as
+        they come. Any failure (an error, no acknowledgement in time) loses the
+        link and forgets what was in flight: it is all still in the outbox, and
+        is sent again from the oldest (its Nats-Msg-Id makes the stream keep one
+        copy of what had arrived).
+        """
         hub = self.hub
         outbox = hub.outbox
+        timeout = self.settings.timeout
+        in_flight: deque[asyncio.Future[Any]] = deque()  # the acks of the outbox's oldest messages, in order
         while True:
-            item = outbox.front()
-            if item is None:
-                self._wake = anyio.Event()
-                if outbox.front() is None:
-                    await self._wake.wait()
-                continue
-            await self._connected.wait()
             try:
-                ack = await self.js.publish(
-                    self.subject, item.payload, timeout=self.settings.timeout, headers={MSG_ID: item.msg_id}
-                )
+                if not in_flight:
+                    if len(outbox) == 0:
+                        self._wake = anyio.Event()
+                        if len(outbox) == 0:
+                            await self._wake.wait()
+                        continue
+                    await self._connected.wait()
+                if len(in_flight) < PUBLISH_WINDOW and self._connected.is_set():
+                    for item in outbox.peek(PUBLISH_WINDOW - len(in_flight), skip=len(in_flight)):
+                        headers = {MSG_ID: item.msg_id}
+                        future = await self.js.publish_async(
+                            self.subject, item.payload, wait_stall=timeout, headers=headers
+                        )
+                        in_flight.append(future)
+                if not in_flight:
+                    continue
+                with anyio.fail_after(timeout):
+                    ack = await in_flight[0]
+                acked = [ack.seq]
+                in_flight.popleft()
+                while in_flight and in_flight[0].done():  # the run of acks that came meanwhile, in order
+                    if in_flight[0].cancelled() or in_flight[0].exception() is not None:
+                        break  # awaited next time round: a failure, after what came before it is taken
+                    acked.append(in_flight.popleft().result().seq)
             except Exception as exc:
-                hub.link_lost(nats_reason(exc))
+                for future in in_flight:
+                    future.cancel()  # a late ack finds no one waiting; the message is sent again
+                in_flight.clear()
+                reason = f"no publish acknowledgement within {timeout:g} s" if isinstance(exc, TimeoutError) else None
+                hub.link_lost(reason or nats_reason(exc))
                 await anyio.sleep(RECONNECT_WAIT / 4)
                 continue
             hub.link_restored()
-            hub.published(ack.seq, item)
+            hub.published(acked)

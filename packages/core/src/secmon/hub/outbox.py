@@ -2,15 +2,21 @@
 
 Everything a hub publishes passes through here first, so a message outlives a
 NATS outage (and, with SECMON_STATE_DIR, a hub crash: it is committed before
-the node is acknowledged). The publisher takes messages from the front and
-drops them once JetStream has acknowledged them; the rest keep their order.
+the node is acknowledged). The publisher reads a window of messages from the
+front (``peek``) and drops them once JetStream has acknowledged them (``pop``);
+the rest keep their order. On disk, the puts of one ``batch`` and each ``pop``
+are one transaction, so a flood costs a commit per node read and per run of
+acknowledgements, not one per message.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from ..config import state_directory, state_error
@@ -37,6 +43,7 @@ class Outbox:
         self.limit = limit
         self._items: deque[Pending] = deque()
         self.db: sqlite3.Connection | None = None
+        self._batching = False
         if directory is None:
             return
         path = state_directory(directory) / DATABASE
@@ -61,6 +68,27 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._items)
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make the puts inside one transaction, committed when the block ends (none of them if it fails)."""
+        if self.db is None or self._batching:
+            yield
+            return
+        kept = len(self._items)
+        self._batching = True
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            while len(self._items) > kept:
+                self._items.pop()
+            raise
+        else:
+            self.db.execute("COMMIT")
+        finally:
+            self._batching = False
+
     def put(self, item: Pending) -> bool:
         """Keep a message after the others; False (nothing kept) when the outbox is full."""
         if len(self._items) >= self.limit:
@@ -79,16 +107,22 @@ class Outbox:
         """The oldest message, or None."""
         return self._items[0] if self._items else None
 
+    def peek(self, count: int, skip: int = 0) -> list[Pending]:
+        """Up to ``count`` messages after the oldest ``skip``, oldest first (nothing is dropped)."""
+        return list(islice(self._items, skip, skip + count))
+
     def items(self) -> list[Pending]:
         """Every message, oldest first."""
         return list(self._items)
 
-    def pop(self) -> Pending:
-        """Drop the oldest message: JetStream has it."""
-        item = self._items.popleft()
-        if self.db is not None:
-            self.db.execute("DELETE FROM outbox WHERE row = ?", (item.row,))
-        return item
+    def pop(self, count: int = 1) -> list[Pending]:
+        """Drop the oldest ``count`` messages (JetStream has them), in one transaction; they are returned."""
+        if count > len(self._items):
+            raise IndexError(f"pop({count}) from an outbox of {len(self._items)}")
+        if self.db is not None and count:
+            # rows only grow, so the oldest ``count`` are the rows up to the last of them
+            self.db.execute("DELETE FROM outbox WHERE row <= ?", (self._items[count - 1].row,))
+        return [self._items.popleft() for _ in range(count)]
 
     def close(self) -> None:
         if self.db is not None:
