@@ -137,3 +137,18 @@ def test_a_lost_hub_s_nodes_are_disconnected_and_its_second_word_keeps_their_sta
     back = v.apply(5, join("b", "id-1", "web1", run="r"), 4.0).frames  # hub b was only cut off
     node = decode_body(back[0].frame[4:]).node
     assert node.connected and node.sessions == sessions
+
+
+def test_an_event_the_stream_holds_after_later_ones_is_applied_once_and_a_joining_node_resends_from_it():
+    """A publish that failed mid-window is sent again after the messages behind it were stored."""
+    v = view()
+    stream = [join("a", "id-1", "web1"), event("a", "id-1", "web1", 1), event("a", "id-1", "web1", 3)]
+    apply_all(v, stream)
+    entry = v.registry.by_node_id("id-1")
+    assert entry is not None and entry.last_event_seq == 3
+    assert v.resend_after(entry) == 1  # event 2 is not in the cluster yet: a node moving now resends it
+    late = v.apply(4, event("a", "id-1", "web1", 2), now=4.0).frames
+    assert [update.first for update in late] == [4 * SLOTS]  # applied, once
+    assert v.resend_after(entry) == 3
+    assert v.apply(5, event("a", "id-1", "web1", 2), now=5.0).frames == []  # and its resend is skipped
+    assert v.apply(6, event("a", "id-1", "web1", 1), now=6.0).frames == []

@@ -221,7 +221,7 @@ class ClusterHub(Hub):
         assert view is not None  # the join was applied, from the stream or here
         return NodeEntry(
             view.serial, hello.hostname, address, hello.node_id, list(hello.monitors),
-            last_event_seq=view.last_event_seq, hub=self.name,
+            last_event_seq=self.view.resend_after(view), hub=self.name,
         )  # fmt: skip
 
     def join_refusal(self) -> str | None:

@@ -35,6 +35,10 @@ from .registry import NodeEntry, NodeRegistry, UpdateRing
 # Update numbers per stream position: the first is the message's own; the rest are for
 # messages a hub applies provisionally while it cannot reach NATS (its outbox is bounded below this).
 SLOTS = 65_536
+# Per node: event seqs a later event of the node went past, which may still come. A publish that
+# failed mid-window is sent again after the messages behind it were stored, so the stream can hold
+# a node's events out of order; each such hole is applied when it comes. Older holes are given up.
+MAX_HOLES = 1_024
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +68,16 @@ class ClusterView:
     hub_name: str  # this hub
     applied: int = 0  # the last stream sequence applied
     _runs: dict[str, str] = field(default_factory=dict)  # node id → the run of the hub that joined it
+    _holes: dict[str, set[int]] = field(default_factory=dict)  # node id → seqs skipped over (MAX_HOLES)
 
     def holder(self, entry: NodeEntry) -> str:
         """The name of the hub that holds a node (where its commands go)."""
         return entry.hub
+
+    def resend_after(self, entry: NodeEntry) -> int:
+        """The seq a node joining should resend after: every event up to it is applied (holes count)."""
+        holes = self._holes.get(entry.node_id)
+        return min(holes) - 1 if holes else entry.last_event_seq
 
     def hints(self, hostname: str, node_id: str) -> tuple[int, int]:
         """The serial this view gives a node connecting with this hostname and id (0: none yet), and its next serial."""
@@ -117,6 +127,7 @@ class ClusterView:
                 if entry is not None and entry.hub == message.hub and not entry.connected:
                     self.registry.forget(entry.serial)
                     self._runs.pop(entry.node_id, None)
+                    self._holes.pop(entry.node_id, None)
                     self._node_update(entry, ["forgotten"], numbers, applied)
             case HubStarted():
                 for entry in list(self.registry.nodes.values()):
@@ -181,9 +192,21 @@ class ClusterView:
             entry = self.registry.connect(
                 message.hostname, message.address, message.node_id, [], now, hub=message.hub, serial_hint=message.serial
             )
-        if event["seq"] <= entry.last_event_seq:
-            return  # a resend: the cluster has it already
-        entry.last_event_seq = event["seq"]
+        seq, last = event["seq"], entry.last_event_seq
+        if seq <= last:
+            holes = self._holes.get(message.node_id)
+            if holes is None or seq not in holes:
+                return  # a resend: the cluster has it already
+            holes.discard(seq)  # late, after a publish that failed mid-window: its first coming
+            if not holes:
+                del self._holes[message.node_id]
+        else:
+            if last and last + 1 < seq <= last + MAX_HOLES:
+                holes = self._holes.setdefault(message.node_id, set())
+                holes.update(range(last + 1, seq))
+                if len(holes) > MAX_HOLES:
+                    holes.difference_update(sorted(holes)[: len(holes) - MAX_HOLES])
+            entry.last_event_seq = seq
         origin = EventOrigin(entry.serial, entry.hostname, entry.address)
         applied.frames += auth_update_frames(origin, next(numbers), EventRun([event]))
 
