@@ -501,7 +501,10 @@ class ClusterLink:
                 hub.link_restored()
 
         async def error(exc: Exception) -> None:
-            self.last_error = exc
+            # a refusal is kept over what follows it: the server closes at once after saying no,
+            # and under load the next attempt may see only "connection reset"
+            if self.last_error is None or not refused(self.last_error):
+                self.last_error = exc
             log.debug("NATS: %s", nats_reason(exc))
 
         options: dict[str, Any] = dict(
