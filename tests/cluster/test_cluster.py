@@ -113,6 +113,11 @@ def test_subscribers_on_two_hubs_see_every_event_once_in_one_order(three_hubs):
         assert [seq for _, host, seq in seen_a if host == hostname] == list(range(1, per_node + 1))
     numbers = [seq for seq, _, _ in seen_a]
     assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+    for hub in ("a", "b"):  # every hub's history holds the cluster's events, as they were shown
+        result = three_hubs.cli(hub, "events", "--json", "--limit", "1000")
+        assert result.returncode == 0, result.stderr
+        kept = [json.loads(text) for text in result.stdout.splitlines()]
+        assert [(u["seq"], u["hostname"], u["event"]["seq"]) for u in kept] == seen_a
 
 
 def test_a_subscriber_resumes_on_another_hub_without_loss_or_duplicate(three_hubs):

@@ -357,6 +357,9 @@ class ClusterHub(Hub):
             held.fail_relays("node moved to another connection")
         if applied.frames:
             self.publish(applied.frames)
+            if self.history is not None:
+                for run in applied.events:
+                    self.history.add(*run)
             if self.node_waiters:  # a command waits for its node: perhaps it connected to another hub
                 self.node_arrived.set()
                 self.node_arrived = anyio.Event()

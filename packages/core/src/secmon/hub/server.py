@@ -91,7 +91,7 @@ async def serve(
         from .cluster import ClusterHub
         from .outbox import Outbox
 
-        # The cluster does not feed the history yet (docs/cluster.md): an empty one in memory answers queries.
+        # In memory: like the view, the history is rebuilt from the stream at every start (docs/cluster.md).
         history = EventHistory(None, Retention(settings.history_days, settings.history_max_events))
         outbox = Outbox(settings.nats.outbox, settings.state_dir)
         cluster = ClusterHub(settings, outbox, token=security.token, links=links, socket_gid=gid, history=history)

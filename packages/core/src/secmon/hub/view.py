@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..protocol import messages as m
 from ..protocol.batches import EventOrigin, EventRun, UpdateFrame, auth_update_frames, node_update_frame
@@ -57,6 +58,8 @@ class Applied:
 
     frames: list[UpdateFrame] = field(default_factory=list)
     displaced: list[Displaced] = field(default_factory=list)
+    # auth events shown, for the history: (first update number, origin, node id, event maps)
+    events: list[tuple[int, EventOrigin, str, list[dict[str, Any]]]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -208,7 +211,9 @@ class ClusterView:
                     holes.difference_update(sorted(holes)[: len(holes) - MAX_HOLES])
             entry.last_event_seq = seq
         origin = EventOrigin(entry.serial, entry.hostname, entry.address)
-        applied.frames += auth_update_frames(origin, next(numbers), EventRun([event]))
+        first = next(numbers)
+        applied.frames += auth_update_frames(origin, first, EventRun([event]))
+        applied.events.append((first, origin, message.node_id, [event]))
 
     def _node_update(self, entry: NodeEntry, changed: list[str], numbers: Iterator[int], applied: Applied) -> None:
         applied.frames.append(node_update_frame(next(numbers), entry.info(), changed))
