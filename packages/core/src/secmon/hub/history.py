@@ -2,35 +2,40 @@
 
 Each event is kept with its sequence, its node as subscribers saw it (serial,
 hostname, address) and the node's id, and every field of the event, so a
-query answers with exactly the AuthUpdate that was broadcast. SQLite holds it:
-``history.sqlite3`` in SECMON_STATE_DIR (WAL), or an in-memory database
-without one, which keeps only the events (no index, no rollups: bounded small,
-it is read whole in a blink, and keeping an event costs one row). Either is
-bounded: by age (SECMON_HISTORY_DAYS) and by count
+query answers with exactly the AuthUpdate that was broadcast. Without
+SECMON_STATE_DIR the history is in memory: the runs of events as the hub
+relayed them (the checked maps and their node), held in a deque, one append
+per read from a node and nothing converted; a query reads them newest first in
+a worker thread (from a copy of the deque's list) and counts in Python. With a
+state dir it is SQLite, ``history.sqlite3`` there (WAL), with hourly and daily
+rollups that answer charts and rankings over weeks without reading every
+event. Either is bounded: by age (SECMON_HISTORY_DAYS) and by count
 (SECMON_HISTORY_MAX_EVENTS), the oldest leaving first, a bounded number of
-rows per write, so no write pays for a full scan. On disk, hourly and daily
-rollups answer charts and rankings over weeks without reading every event.
+events at a time, so no write pays for a full scan.
 
-The relay never waits for it. ``add`` appends a node's run of events to a
-list, one append per read from a node; ``flush`` (every FLUSH_INTERVAL, and
-before every query) writes what was added in one transaction with
-``executemany``, in a worker thread. Queries run in that thread too, one at a
-time with the writes, and never return an event after the sequence they were
-asked at: a subscription from ``last_seq`` follows on without a gap or a
-duplicate. A crash loses at most the last interval's events from the history
-(the ring in ``hub.sqlite3`` still has them: ``recover`` adds them back at start).
+On disk the relay never waits for the database. ``add`` appends a node's run
+of events to a list, one append per read from a node; ``flush`` (every
+FLUSH_INTERVAL, and before every query) writes what was added in one
+transaction with ``executemany``, in a worker thread, the rollups counted in
+Python first. Queries run in that thread too, one at a time with the writes.
+Queries never return an event after the sequence they were asked at: a
+subscription from ``last_seq`` follows on without a gap or a duplicate. A
+crash loses at most the last interval's events from the history (the ring in
+``hub.sqlite3`` still has them: ``recover`` adds them back at start).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import itertools
 import logging
 import math
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,6 +224,74 @@ def _rows(batch: list[Run]) -> Iterator[tuple[Any, ...]]:
             )  # fmt: skip
 
 
+def _matcher(query: m.EventFilter) -> Callable[[EventOrigin, dict[str, Any]], bool] | None:
+    """A filter's test of one held event, as ``_where`` asks SQLite (sequences aside); None lets all pass."""
+    tests: list[Callable[[EventOrigin, dict[str, Any]], bool]] = []
+    since, until = query.since_time, query.until_time
+    if since is not None:
+        tests.append(lambda origin, event: event["time"] >= since)
+    if until is not None:
+        tests.append(lambda origin, event: event["time"] <= until)
+    if query.nodes:
+        names = set(query.nodes)
+        serials = {int(n) for n in query.nodes if n.isdigit()}
+        tests.append(
+            lambda origin, event: origin.hostname in names or origin.address in names or origin.serial in serials
+        )
+    if query.kinds:
+        kinds = set(query.kinds)
+        tests.append(lambda origin, event: event["kind"] in kinds)
+    if query.user is not None:
+        user = query.user
+        tests.append(lambda origin, event: event.get("user") == user)
+    if query.source is not None:
+        span = network_range(query.source)
+        if span is None:
+            host = query.source.strip()
+            tests.append(lambda origin, event: event.get("host") == host)
+        else:
+            low, high = span
+            keys: dict[Any, bytes | None] = {}  # sources repeat: each is packed once a query
+
+            def in_network(origin: EventOrigin, event: dict[str, Any]) -> bool:
+                host = event.get("host")
+                key = keys.get(host, b"")
+                if key == b"":
+                    key = keys[host] = address_key(host)
+                return key is not None and low <= key <= high
+
+            tests.append(in_network)
+    if query.failures:
+        tests.append(lambda origin, event: event["kind"] in FAILURE_KINDS)
+    if not tests:
+        return None
+    if len(tests) == 1:
+        return tests[0]
+    return lambda origin, event: all(test(origin, event) for test in tests)
+
+
+def _held(runs: Iterable[Run], low: int, high: int) -> Iterator[tuple[int, EventOrigin, dict[str, Any]]]:
+    """The held events with a sequence in (low, high], newest first: runs are held in sequence order."""
+    for first, origin, _node_id, events in runs:
+        last = first + len(events) - 1
+        if first > high:
+            continue
+        if last <= low:
+            return
+        for seq, event in zip(range(last, first - 1, -1), reversed(events), strict=True):
+            if low < seq <= high:
+                yield seq, origin, event
+
+
+def _key_of(by: str) -> Callable[[EventOrigin, dict[str, Any]], Any]:
+    if by == "node":
+        return lambda origin, event: origin.hostname
+    if by == "kind":
+        return lambda origin, event: event["kind"]
+    column = _KEY_COLUMNS[by]
+    return lambda origin, event: event.get(column)
+
+
 @dataclass(frozen=True, slots=True)
 class Retention:
     """How long and how much the history keeps."""
@@ -241,16 +314,20 @@ class EventHistory:
         self._next_age_check = 0.0
         self._pruned_hour = self._pruned_day = -1  # the rollups hold nothing before these
         self._seen: set[tuple[str, int, str, str, str]] = set()  # daily_seen rows known to be there
+        self.rolled_up = self.path is not None
+        # In memory the runs themselves, as the hub added them, oldest first: keeping an event is
+        # an append, and a query reads them (a full scan of the bound is a fraction of a second).
+        self._runs: deque[Run] | None = None
+        if self.path is None:
+            self._runs = deque()
+            self.count = self.last_seq = 0
+            return
         with self._read_errors():
             # One connection, used by one thread at a time (the lock), whichever thread that is.
-            self.db = sqlite3.connect(self.path or ":memory:", isolation_level=None, check_same_thread=False)
-            if self.path is not None:
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=NORMAL")
-            # In memory the history is small (its bound is): a query reads all of it in a blink,
-            # so it keeps no index and no rollups, and keeping an event costs a row.
-            self.rolled_up = self.path is not None
-            for statement in _SCHEMA if self.rolled_up else _SCHEMA[:1]:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            for statement in _SCHEMA:
                 self.db.execute(statement)
             self.count = self.db.execute("SELECT count(*) FROM events").fetchone()[0]
             self.last_seq = self.db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
@@ -270,6 +347,14 @@ class EventHistory:
         An append: they are written at the next flush. Past MAX_PENDING waiting (the disk
         cannot follow a flood), events are not kept, and the log says how many once a write.
         """
+        runs = self._runs
+        if runs is not None:
+            runs.append((first, origin, node_id, events))
+            self.count += len(events)
+            self.last_seq = first + len(events) - 1
+            if self.count > self.retention.max_events:
+                self._drop(self.count - self.retention.max_events, math.inf)
+            return
         if self._pending_events < MAX_PENDING:
             self._pending.append((first, origin, node_id, events))
             self._pending_events += len(events)
@@ -302,6 +387,10 @@ class EventHistory:
         the time, MAX_WRITE events at a time. A flood they cannot follow fills MAX_PENDING,
         and what comes past it is not kept (the log says how much), rather than the relay slowed.
         """
+        if self._runs is not None:  # in memory nothing waits: only the age check, once a while
+            while True:
+                await anyio.sleep(FLUSH_INTERVAL)
+                self._write([])
         pause = FLUSH_INTERVAL
         try:
             while True:
@@ -348,6 +437,11 @@ class EventHistory:
         Errors are logged, not raised: the history must never take the relay down with it.
         """
         now = time.time() if now is None else now
+        if self._runs is not None:
+            for run in batch:
+                self.add(*run)
+            self._trim_memory(now)
+            return
         db = self.db
         try:
             with db:
@@ -408,12 +502,44 @@ class EventHistory:
         self._seen |= new
         db.executemany(_ADD_SEEN, new)
 
+    def _trim_memory(self, now: float) -> None:
+        """In memory: events past their age leave (every AGE_CHECK_EVERY, TRIM_STEP at most), oldest first."""
+        if now < self._next_age_check:
+            return
+        self._next_age_check = now + AGE_CHECK_EVERY
+        if self._drop(TRIM_STEP, now - self.retention.days * DAY) == TRIM_STEP:
+            self._next_age_check = 0.0  # more to do: at the next write too
+
+    def _drop(self, most: int, before: float) -> int:
+        """In memory: remove up to ``most`` of the first events held, stopping at one from ``before`` or
+        later; how many left."""
+        runs = self._runs
+        if runs is None:
+            return 0
+        removed = 0
+        while runs and removed < most:
+            first, origin, node_id, events = runs[0]
+            going = 0
+            for event in itertools.islice(events, most - removed):
+                if event["time"] >= before:
+                    break
+                going += 1
+            removed += going
+            if going == len(events):
+                runs.popleft()
+            else:
+                if going:
+                    runs[0] = (first + going, origin, node_id, events[going:])
+                break
+        self.count -= removed
+        return removed
+
     def _trim(self, now: float) -> None:
         """Remove events past their age (every AGE_CHECK_EVERY) and over the count, TRIM_STEP at most,
         oldest first by time; rollups of hours and days before the oldest event left go with them."""
         db = self.db
         removed = 0
-        order = "time" if self.rolled_up else "seq"  # (the rollups need the oldest by time gone first)
+        order = "time"  # (the rollups need the oldest by time gone first)
         if now >= self._next_age_check:
             self._next_age_check = now + AGE_CHECK_EVERY
             cursor = db.execute(
@@ -432,8 +558,6 @@ class EventHistory:
             removed += cursor.rowcount
         if removed:
             self.count -= removed
-            if not self.rolled_up:
-                return
             oldest = db.execute("SELECT min(time) FROM events").fetchone()[0]
             if oldest is None:
                 return
@@ -455,6 +579,10 @@ class EventHistory:
     ) -> tuple[int, list[m.StoredEvent], bool]:
         """The latest ``limit`` events that pass ``query``, in ascending order, and whether older ones
         pass too; none after ``latest()``, the hub's sequence once the history is ours (returned first)."""
+        if self._runs is not None:  # read in a worker thread from a copy of the list of runs held now
+            last_seq, runs = latest(), list(self._runs)
+            events, more = await anyio.to_thread.run_sync(self._scan_events, reversed(runs), query, limit, last_seq)
+            return last_seq, events, more
         async with self._lock:
             last_seq = latest()
             events, more = await anyio.to_thread.run_sync(self._events_now, self._take(), query, limit, last_seq)
@@ -468,6 +596,8 @@ class EventHistory:
 
     def select_events(self, query: m.EventFilter, limit: int, last_seq: int) -> tuple[list[m.StoredEvent], bool]:
         """``events`` without the flush, for a caller that holds the history (tests, benches)."""
+        if self._runs is not None:
+            return self._scan_events(reversed(self._runs), query, limit, last_seq)
         if not 1 <= limit <= MAX_LIMIT:
             raise BadQuery(f"limit: must be 1 to {MAX_LIMIT}, got {limit}")
         where, params = _where(query, last_seq)
@@ -475,9 +605,33 @@ class EventHistory:
         more = len(rows) > limit
         return [_stored(row) for row in reversed(rows[:limit])], more
 
+    def _scan_events(
+        self, newest_first: Iterable[Run], query: m.EventFilter, limit: int, last_seq: int
+    ) -> tuple[list[m.StoredEvent], bool]:
+        """``select_events`` over runs held in memory, newest first."""
+        if not 1 <= limit <= MAX_LIMIT:
+            raise BadQuery(f"limit: must be 1 to {MAX_LIMIT}, got {limit}")
+        test = _matcher(query)
+        high = min(last_seq, query.until_seq) if query.until_seq is not None else last_seq
+        low = query.since_seq if query.since_seq is not None else -1
+        found: list[tuple[int, EventOrigin, dict[str, Any]]] = []
+        for held in _held(newest_first, low, high):
+            if test is None or test(held[1], held[2]):
+                found.append(held)
+                if len(found) > limit:
+                    break
+        events = [
+            m.StoredEvent(seq, origin.serial, origin.hostname, origin.address, m.AuthEvent(**event))
+            for seq, origin, event in reversed(found[:limit])
+        ]
+        return events, len(found) > limit
+
     async def stats(self, request: m.QueryStats, latest: Callable[[], int], now: float) -> m.EventStats:
         """The counts a QueryStats asks for, up to the sequence ``latest()`` gives once the history is ours;
         ``now`` ends an open time range."""
+        if self._runs is not None:
+            last_seq, runs = latest(), list(self._runs)
+            return await anyio.to_thread.run_sync(self._scan_stats, reversed(runs), request, last_seq, now)
         async with self._lock:
             last_seq = latest()
             return await anyio.to_thread.run_sync(self._stats_now, self._take(), request, last_seq, now)
@@ -489,6 +643,8 @@ class EventHistory:
     def select_stats(self, request: m.QueryStats, last_seq: int, now: float, rollups: bool = True) -> m.EventStats:
         """``stats`` without the flush. ``rollups=False`` counts from the events alone (the plain way,
         which tests hold the rollups against; in memory there are none)."""
+        if self._runs is not None:
+            return self._scan_stats(reversed(self._runs), request, last_seq, now)
         rollups = rollups and self.rolled_up
         if request.by == m.BY_TIME:
             return self._series(request, last_seq, now, rollups)
@@ -675,7 +831,90 @@ class EventHistory:
             counted = [row for row in counted if row[2] == FAILURE]
         return start * unit, [row for row in counted if row[3]]
 
+    def _scan_stats(
+        self, newest_first: Iterable[Run], request: m.QueryStats, last_seq: int, now: float
+    ) -> m.EventStats:
+        """``select_stats`` over runs held in memory, newest first: the same answers, counted here."""
+        if request.by != m.BY_TIME:
+            if request.by not in _KEY_COLUMNS:
+                raise BadQuery(f"by: must be {m.BY_TIME} or one of {', '.join(m.STATS_KEYS)}, got {request.by!r}")
+            if not 1 <= request.limit <= MAX_STATS_ROWS:
+                raise BadQuery(f"limit: must be 1 to {MAX_STATS_ROWS}, got {request.limit}")
+        else:
+            bucket = request.bucket
+            if not (bucket >= 1 and math.isfinite(bucket)):
+                raise BadQuery(f"bucket: must be at least 1 second, got {bucket:g}")
+            if request.group and request.group not in ("node", "kind"):
+                raise BadQuery(f"group: must be node or kind, got {request.group!r}")
+        query = request.filter
+        high = min(last_seq, query.until_seq) if query.until_seq is not None else last_seq
+        low = query.since_seq if query.since_seq is not None else -1
+        if request.by != m.BY_TIME:
+            test = _matcher(query)
+            key_of = _key_of(request.by)
+            totals: dict[Any, list[Any]] = {}
+            for _seq, origin, event in _held(newest_first, low, high):
+                if test is not None and not test(origin, event):
+                    continue
+                key = key_of(origin, event)
+                if key is None:
+                    continue
+                when, user = event["time"], event.get("user")
+                total = totals.get(key)
+                if total is None:
+                    total = totals[key] = [0, 0, set(), set(), when, when]
+                total[0] += 1
+                total[1] += event["kind"] in FAILURE_KINDS
+                total[2].add(origin.hostname)
+                if user is not None:
+                    total[3].add(user)
+                total[4] = min(total[4], when)
+                total[5] = max(total[5], when)
+            top = sorted(totals, key=lambda key: (-totals[key][0], key))[: request.limit]
+            rows = [
+                m.StatsRow(key, t[0], t[1], len(t[2]), len(t[3]), t[4], t[5]) for key in top for t in (totals[key],)
+            ]
+            return m.EventStats(request.request_id, request.by, request.bucket, rows=rows)
+        # Per bucket: the events that pass the filter but for its time, then the whole buckets of the range.
+        test = _matcher(dataclasses.replace(query, since_time=None, until_time=None))
+        key_of = _key_of(request.group) if request.group else lambda origin, event: "all"
+        oldest = math.inf
+        passed: list[tuple[str, float, int]] = []
+        for _seq, origin, event in _held(newest_first, -1, last_seq):
+            when = event["time"]
+            oldest = min(oldest, when)
+            if low < _seq <= high and (test is None or test(origin, event)):
+                passed.append((key_of(origin, event), when, _OUTCOME.get(event["kind"], OTHER)))
+        if oldest == math.inf and query.since_time is None:
+            return m.EventStats(request.request_id, m.BY_TIME, bucket)
+        first = math.floor((query.since_time if query.since_time is not None else oldest) / bucket)
+        last = math.floor((query.until_time if query.until_time is not None else now) / bucket)
+        size = last - first + 1
+        if size > MAX_BUCKETS:
+            raise BadQuery(
+                f"bucket: {bucket:g} s makes {size} buckets over this range, at most {MAX_BUCKETS}:"
+                " choose a larger bucket or a later since"
+            )
+        columns: dict[str, list[list[int]]] = {}
+        for name, when, outcome in passed:
+            index = math.floor(when / bucket) - first
+            if not 0 <= index < size:
+                continue
+            lists = columns.get(name)
+            if lists is None:
+                lists = columns[name] = [[0] * size for _ in range(3)]
+            lists[outcome][index] += 1
+        if not request.group and not columns:
+            columns["all"] = [[0] * size for _ in range(3)]
+        ranked = sorted(columns.items(), key=lambda item: (-sum(map(sum, item[1])), item[0]))
+        series = [
+            m.StatsSeries(name, first * bucket, lists[FAILURE], lists[SUCCESS], lists[OTHER]) for name, lists in ranked
+        ]
+        return m.EventStats(request.request_id, m.BY_TIME, bucket, series=series)
+
     def close(self) -> None:
         """Write what is left and close the database."""
+        if self._runs is not None:
+            return
         self._write(self._take())
         self.db.close()
