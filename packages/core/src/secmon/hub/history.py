@@ -224,72 +224,112 @@ def _rows(batch: list[Run]) -> Iterator[tuple[Any, ...]]:
             )  # fmt: skip
 
 
-def _matcher(query: m.EventFilter) -> Callable[[EventOrigin, dict[str, Any]], bool] | None:
-    """A filter's test of one held event, as ``_where`` asks SQLite (sequences aside); None lets all pass."""
-    tests: list[Callable[[EventOrigin, dict[str, Any]], bool]] = []
-    since, until = query.since_time, query.until_time
-    if since is not None:
-        tests.append(lambda origin, event: event["time"] >= since)
-    if until is not None:
-        tests.append(lambda origin, event: event["time"] <= until)
-    if query.nodes:
-        names = set(query.nodes)
-        serials = {int(n) for n in query.nodes if n.isdigit()}
-        tests.append(
-            lambda origin, event: origin.hostname in names or origin.address in names or origin.serial in serials
-        )
+# The test of one held event for each part of a filter, as ``_where`` asks SQLite; the
+# values are names in the test's namespace, never text in its source.
+_TESTS = {
+    "since": 'event["time"] >= since',
+    "until": 'event["time"] <= until',
+    "kinds": 'event["kind"] in kinds',
+    "user": 'event.get("user") == user',
+    "host": 'event.get("host") == host',
+    "network": 'low <= packed(event.get("host")) <= high',
+    "failures": 'event["kind"] in failure_kinds',
+}
+
+
+def _matcher(query: m.EventFilter) -> Callable[[dict[str, Any]], bool] | None:
+    """A filter's test of one held event's own fields (nodes and sequences aside: see ``_runs_of``),
+    one compiled expression; None lets all pass."""
+    names: dict[str, Any] = {"failure_kinds": FAILURE_KINDS}
+    if query.since_time is not None:
+        names["since"] = query.since_time
+    if query.until_time is not None:
+        names["until"] = query.until_time
     if query.kinds:
-        kinds = set(query.kinds)
-        tests.append(lambda origin, event: event["kind"] in kinds)
+        names["kinds"] = frozenset(query.kinds)
     if query.user is not None:
-        user = query.user
-        tests.append(lambda origin, event: event.get("user") == user)
+        names["user"] = query.user
     if query.source is not None:
         span = network_range(query.source)
         if span is None:
-            host = query.source.strip()
-            tests.append(lambda origin, event: event.get("host") == host)
+            names["host"] = query.source.strip()
         else:
-            low, high = span
-            keys: dict[Any, bytes | None] = {}  # sources repeat: each is packed once a query
+            names["network"] = True
+            names["low"], names["high"] = span
+            keys: dict[Any, bytes] = {}  # sources repeat: each is packed once a query
 
-            def in_network(origin: EventOrigin, event: dict[str, Any]) -> bool:
-                host = event.get("host")
-                key = keys.get(host, b"")
-                if key == b"":
-                    key = keys[host] = address_key(host)
-                return key is not None and low <= key <= high
+            def packed(host: str | None) -> bytes:
+                key = keys.get(host)
+                if key is None:
+                    key = keys[host] = address_key(host) or b""  # (b"" is below every network)
+                return key
 
-            tests.append(in_network)
+            names["packed"] = packed
     if query.failures:
-        tests.append(lambda origin, event: event["kind"] in FAILURE_KINDS)
-    if not tests:
+        names["failures"] = True
+    parts = [test for name, test in _TESTS.items() if name in names]
+    if not parts:
         return None
-    if len(tests) == 1:
-        return tests[0]
-    return lambda origin, event: all(test(origin, event) for test in tests)
+    return eval(f"lambda event: {' and '.join(parts)}", names)  # type: ignore[no-any-return]  # fixed text, values by name
 
 
-def _held(runs: Iterable[Run], low: int, high: int) -> Iterator[tuple[int, EventOrigin, dict[str, Any]]]:
-    """The held events with a sequence in (low, high], newest first: runs are held in sequence order."""
-    for first, origin, _node_id, events in runs:
+def _runs_of(
+    newest_first: Iterable[Run], query: m.EventFilter, last_seq: int
+) -> Iterator[tuple[EventOrigin, list[dict[str, Any]]]]:
+    """The held runs' events that a filter's sequences and nodes let through, newest run first, each
+    run's in its order: runs are held in sequence order, and a run is one node's."""
+    high = min(last_seq, query.until_seq) if query.until_seq is not None else last_seq
+    low = query.since_seq if query.since_seq is not None else -1
+    nodes = set(query.nodes)
+    serials = {int(n) for n in query.nodes if n.isdigit()}
+    for first, origin, _node_id, events in newest_first:
         last = first + len(events) - 1
         if first > high:
             continue
         if last <= low:
             return
-        for seq, event in zip(range(last, first - 1, -1), reversed(events), strict=True):
-            if low < seq <= high:
-                yield seq, origin, event
+        if nodes and not (origin.hostname in nodes or origin.address in nodes or origin.serial in serials):
+            continue
+        if first <= low or last > high:
+            events = events[max(0, low + 1 - first) : high + 1 - first]
+        yield origin, events
 
 
-def _key_of(by: str) -> Callable[[EventOrigin, dict[str, Any]], Any]:
-    if by == "node":
-        return lambda origin, event: origin.hostname
-    if by == "kind":
-        return lambda origin, event: event["kind"]
+def _ranking_of(
+    pieces: Iterable[tuple[EventOrigin, list[dict[str, Any]]]],
+    test: Callable[[dict[str, Any]], bool] | None,
+    by: str,
+    limit: int,
+) -> list[m.StatsRow]:
+    """A ranking counted from held events: count, failures, nodes, users, first and last per key."""
     column = _KEY_COLUMNS[by]
-    return lambda origin, event: event.get(column)
+    totals: dict[Any, list[Any]] = {}
+    failing = FAILURE_KINDS
+    for origin, events in pieces:
+        hostname = origin.hostname
+        for event in events:
+            if test is not None and not test(event):
+                continue
+            key = hostname if by == "node" else event.get(column)
+            if key is None:
+                continue
+            when = event["time"]
+            total = totals.get(key)
+            if total is None:
+                total = totals[key] = [0, 0, set(), set(), when, when]
+            total[0] += 1
+            if event["kind"] in failing:
+                total[1] += 1
+            total[2].add(hostname)
+            user = event.get("user")
+            if user is not None:
+                total[3].add(user)
+            if when < total[4]:
+                total[4] = when
+            elif when > total[5]:
+                total[5] = when
+    top = sorted(totals, key=lambda key: (-totals[key][0], key))[:limit]
+    return [m.StatsRow(key, t[0], t[1], len(t[2]), len(t[3]), t[4], t[5]) for key in top for t in (totals[key],)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -614,17 +654,28 @@ class EventHistory:
         test = _matcher(query)
         high = min(last_seq, query.until_seq) if query.until_seq is not None else last_seq
         low = query.since_seq if query.since_seq is not None else -1
+        nodes = set(query.nodes)
+        serials = {int(n) for n in query.nodes if n.isdigit()}
         found: list[tuple[int, EventOrigin, dict[str, Any]]] = []
-        for held in _held(newest_first, low, high):
-            if test is None or test(held[1], held[2]):
-                found.append(held)
-                if len(found) > limit:
-                    break
-        events = [
+        for first, origin, _node_id, events in newest_first:
+            last = first + len(events) - 1
+            if first > high:
+                continue
+            if last <= low:
+                break
+            if nodes and not (origin.hostname in nodes or origin.address in nodes or origin.serial in serials):
+                continue
+            for index in range(min(last, high) - first, max(low + 1 - first, 0) - 1, -1):
+                event = events[index]
+                if test is None or test(event):
+                    found.append((first + index, origin, event))
+            if len(found) > limit:
+                break
+        events_found = [
             m.StoredEvent(seq, origin.serial, origin.hostname, origin.address, m.AuthEvent(**event))
             for seq, origin, event in reversed(found[:limit])
         ]
-        return events, len(found) > limit
+        return events_found, len(found) > limit
 
     async def stats(self, request: m.QueryStats, latest: Callable[[], int], now: float) -> m.EventStats:
         """The counts a QueryStats asks for, up to the sequence ``latest()`` gives once the history is ours;
@@ -835,59 +886,27 @@ class EventHistory:
         self, newest_first: Iterable[Run], request: m.QueryStats, last_seq: int, now: float
     ) -> m.EventStats:
         """``select_stats`` over runs held in memory, newest first: the same answers, counted here."""
+        query = request.filter
         if request.by != m.BY_TIME:
             if request.by not in _KEY_COLUMNS:
                 raise BadQuery(f"by: must be {m.BY_TIME} or one of {', '.join(m.STATS_KEYS)}, got {request.by!r}")
             if not 1 <= request.limit <= MAX_STATS_ROWS:
                 raise BadQuery(f"limit: must be 1 to {MAX_STATS_ROWS}, got {request.limit}")
-        else:
-            bucket = request.bucket
-            if not (bucket >= 1 and math.isfinite(bucket)):
-                raise BadQuery(f"bucket: must be at least 1 second, got {bucket:g}")
-            if request.group and request.group not in ("node", "kind"):
-                raise BadQuery(f"group: must be node or kind, got {request.group!r}")
-        query = request.filter
-        high = min(last_seq, query.until_seq) if query.until_seq is not None else last_seq
-        low = query.since_seq if query.since_seq is not None else -1
-        if request.by != m.BY_TIME:
-            test = _matcher(query)
-            key_of = _key_of(request.by)
-            totals: dict[Any, list[Any]] = {}
-            for _seq, origin, event in _held(newest_first, low, high):
-                if test is not None and not test(origin, event):
-                    continue
-                key = key_of(origin, event)
-                if key is None:
-                    continue
-                when, user = event["time"], event.get("user")
-                total = totals.get(key)
-                if total is None:
-                    total = totals[key] = [0, 0, set(), set(), when, when]
-                total[0] += 1
-                total[1] += event["kind"] in FAILURE_KINDS
-                total[2].add(origin.hostname)
-                if user is not None:
-                    total[3].add(user)
-                total[4] = min(total[4], when)
-                total[5] = max(total[5], when)
-            top = sorted(totals, key=lambda key: (-totals[key][0], key))[: request.limit]
-            rows = [
-                m.StatsRow(key, t[0], t[1], len(t[2]), len(t[3]), t[4], t[5]) for key in top for t in (totals[key],)
-            ]
+            rows = _ranking_of(_runs_of(newest_first, query, last_seq), _matcher(query), request.by, request.limit)
             return m.EventStats(request.request_id, request.by, request.bucket, rows=rows)
-        # Per bucket: the events that pass the filter but for its time, then the whole buckets of the range.
-        test = _matcher(dataclasses.replace(query, since_time=None, until_time=None))
-        key_of = _key_of(request.group) if request.group else lambda origin, event: "all"
-        oldest = math.inf
-        passed: list[tuple[str, float, int]] = []
-        for _seq, origin, event in _held(newest_first, -1, last_seq):
-            when = event["time"]
-            oldest = min(oldest, when)
-            if low < _seq <= high and (test is None or test(origin, event)):
-                passed.append((key_of(origin, event), when, _OUTCOME.get(event["kind"], OTHER)))
-        if oldest == math.inf and query.since_time is None:
+        bucket = request.bucket
+        if not (bucket >= 1 and math.isfinite(bucket)):
+            raise BadQuery(f"bucket: must be at least 1 second, got {bucket:g}")
+        group = request.group
+        if group and group not in ("node", "kind"):
+            raise BadQuery(f"group: must be node or kind, got {group!r}")
+        runs = newest_first if isinstance(newest_first, list) else list(newest_first)
+        times = [event["time"] for _origin, events in _runs_of(runs, m.EventFilter(), last_seq) for event in events]
+        oldest = min(times, default=None)
+        del times
+        if oldest is None and query.since_time is None:
             return m.EventStats(request.request_id, m.BY_TIME, bucket)
-        first = math.floor((query.since_time if query.since_time is not None else oldest) / bucket)
+        first = math.floor((query.since_time if query.since_time is not None else oldest) / bucket)  # type: ignore[operator]
         last = math.floor((query.until_time if query.until_time is not None else now) / bucket)
         size = last - first + 1
         if size > MAX_BUCKETS:
@@ -895,16 +914,23 @@ class EventHistory:
                 f"bucket: {bucket:g} s makes {size} buckets over this range, at most {MAX_BUCKETS}:"
                 " choose a larger bucket or a later since"
             )
+        # whole buckets: the time bounds are the buckets' own
+        test = _matcher(dataclasses.replace(query, since_time=None, until_time=None))
+        low, high = first * bucket, (last + 1) * bucket
         columns: dict[str, list[list[int]]] = {}
-        for name, when, outcome in passed:
-            index = math.floor(when / bucket) - first
-            if not 0 <= index < size:
-                continue
-            lists = columns.get(name)
-            if lists is None:
-                lists = columns[name] = [[0] * size for _ in range(3)]
-            lists[outcome][index] += 1
-        if not request.group and not columns:
+        outcome_of = _OUTCOME.get
+        floor = math.floor
+        for origin, events in _runs_of(runs, query, last_seq):
+            for event in events:
+                when = event["time"]
+                if not low <= when < high or (test is not None and not test(event)):
+                    continue
+                name = origin.hostname if group == "node" else event["kind"] if group == "kind" else "all"
+                lists = columns.get(name)
+                if lists is None:
+                    lists = columns[name] = [[0] * size for _ in range(3)]
+                lists[outcome_of(event["kind"], OTHER)][floor(when / bucket) - first] += 1
+        if not group and not columns:
             columns["all"] = [[0] * size for _ in range(3)]
         ranked = sorted(columns.items(), key=lambda item: (-sum(map(sum, item[1])), item[0]))
         series = [
