@@ -354,7 +354,7 @@ class EventHistory:
         self._lock = anyio.Lock()  # one writer or reader at a time, in the order they asked
         self._next_age_check = 0.0
         self._pruned_hour = self._pruned_day = -1  # the rollups hold nothing before these
-        self._seen: set[tuple[str, int, str, str, str]] = set()  # daily_seen rows known to be there
+        self._seen: set[tuple[str, str, int, str, str]] = set()  # daily_seen rows known to be there
         self.rolled_up = self.path is not None
         # In memory the runs themselves, as the hub added them, oldest first: keeping an event is
         # an append, and a query reads them (a full scan of the bound is a fraction of a second).
@@ -501,11 +501,28 @@ class EventHistory:
             log.error("history: could not write %d runs of events: %s", len(batch), exc)
 
     def _roll_up(self, rows: list[tuple[Any, ...]]) -> None:
-        """Add the rows to the hourly and daily rollups, counted here first: one upsert per key."""
+        """Add the rows to the hourly and daily rollups, counted here first: one upsert per key,
+        in the order of the tables' keys (each B-tree page is then visited once a write, not once
+        a row: the pairs seen, in random order, were most of a write's cost)."""
         by_kind: dict[tuple[int, str], int] = {}
         by_node: dict[tuple[int, str, int], int] = {}
-        daily: dict[tuple[str, int, str], list[Any]] = {}
-        seen: set[tuple[str, int, str, str, str]] = set()
+        daily: dict[tuple[str, str, int], list[Any]] = {}  # (by, key, day): n, failures, successes, first, last
+        seen: set[tuple[str, str, int, str, str]] = set()  # (by, key, day, 'n' or 'u', hostname or user)
+        get, add = daily.get, seen.add
+
+        def count(slot: tuple[str, str, int], failed: bool, succeeded: bool, when: float) -> None:
+            entry = get(slot)
+            if entry is None:
+                daily[slot] = [1, int(failed), int(succeeded), when, when]
+                return
+            entry[0] += 1
+            entry[1] += failed
+            entry[2] += succeeded
+            if when < entry[3]:
+                entry[3] = when
+            elif when > entry[4]:
+                entry[4] = when
+
         for row in rows:
             hostname, outcome, when, kind, user, host = row[2], row[5], row[8], row[9], row[12], row[13]
             hour = int(when // HOUR)
@@ -515,35 +532,28 @@ class EventHistory:
             by_node[node_slot] = by_node.get(node_slot, 0) + 1
             day = int(when // DAY)
             failed, succeeded = outcome == FAILURE, outcome == SUCCESS
-            for by, key in (("node", hostname), ("kind", kind), ("source", host), ("user", user)):
-                if key is None:
-                    continue
-                entry = daily.get((by, day, key))
-                if entry is None:
-                    daily[by, day, key] = [1, failed, succeeded, when, when]
-                else:
-                    entry[0] += 1
-                    entry[1] += failed
-                    entry[2] += succeeded
-                    if when < entry[3]:
-                        entry[3] = when
-                    elif when > entry[4]:
-                        entry[4] = when
-                if by != "node":
-                    seen.add((by, day, key, "n", hostname))
-                if user is not None and by != "user":
-                    seen.add((by, day, key, "u", user))
+            count(("node", hostname, day), failed, succeeded, when)
+            count(("kind", kind, day), failed, succeeded, when)
+            add(("kind", kind, day, "n", hostname))
+            if host is not None:
+                count(("source", host, day), failed, succeeded, when)
+                add(("source", host, day, "n", hostname))
+            if user is not None:
+                count(("user", user, day), failed, succeeded, when)
+                add(("user", user, day, "n", hostname))
+                add(("node", hostname, day, "u", user))
+                add(("kind", kind, day, "u", user))
+                if host is not None:
+                    add(("source", host, day, "u", user))
         db = self.db
         db.executemany(_ADD_HOURLY_KIND, [(*slot, n) for slot, n in by_kind.items()])
         db.executemany(_ADD_HOURLY_NODE, [(*slot, n) for slot, n in by_node.items()])
-        # In the order of the tables' keys (by, key, day, ...): each B-tree page is visited once a
-        # write rather than once a row (the pairs seen were most of the write's cost, in random order).
-        db.executemany(_ADD_DAILY, sorted((slot[0], slot[2], slot[1], *entry) for slot, entry in daily.items()))
+        db.executemany(_ADD_DAILY, [(*slot, *entry) for slot, entry in sorted(daily.items())])
         new = seen - self._seen
         if len(self._seen) + len(new) > SEEN_CACHE:
             self._seen = set()
         self._seen |= new
-        db.executemany(_ADD_SEEN, sorted((by, key, day, what, value) for by, day, key, what, value in new))
+        db.executemany(_ADD_SEEN, sorted(new))
 
     def _trim_memory(self, now: float) -> None:
         """In memory: events past their age leave (every AGE_CHECK_EVERY, TRIM_STEP at most), oldest first."""
