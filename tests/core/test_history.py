@@ -220,6 +220,50 @@ def test_the_rollups_answer_exactly_as_the_events_do(tmp_path):
         )
 
 
+def test_in_memory_the_answers_are_those_of_the_database(tmp_path):
+    """Over random events, every query read from the runs held in memory answers as SQLite's does."""
+    rng = random.Random(5)
+    memory, disk = EventHistory(None, Retention()), EventHistory(tmp_path, Retention())
+    nodes = [ALPHA, BRAVO, EventOrigin(3, "charlie", "10.0.0.3")]
+    kinds = ["ssh_failed_password", "ssh_invalid_user", "ssh_accepted", "su_opened", "ssh_disconnected", "sudo_failure"]
+    sources = ["192.0.2.1", "192.0.2.200", "198.51.100.9", "2001:db8::1", "2001:db8:1::2", "gw.example.net", None]
+    users = ["root", "admin", "deploy", None]
+    seq, runs = 1_000, []
+    for _ in range(400):
+        count = rng.randrange(1, 4)
+        runs.append((seq, rng.choice(nodes), [
+            event(seq + i, T0 + rng.uniform(0, 3 * DAY), rng.choice(kinds), rng.choice(users), rng.choice(sources))
+            for i in range(count)]))  # fmt: skip
+        seq += count
+    fill(memory, runs, now=T0 + 3 * DAY)
+    last = fill(disk, runs, now=T0 + 3 * DAY)
+    now = T0 + 3.1 * DAY
+    for _ in range(200):
+        since = rng.choice([None, T0 + rng.uniform(-DAY, 3 * DAY)])
+        query = m.EventFilter(
+            since_seq=rng.choice([None, None, rng.randrange(1_000, seq)]),
+            until_seq=rng.choice([None, None, rng.randrange(1_000, seq)]),
+            since_time=since,
+            until_time=rng.choice([None, None, (since or T0) + rng.uniform(0, 2 * DAY)]),
+            nodes=rng.choice([[], [], ["alpha"], ["2", "10.0.0.3"]]),
+            kinds=rng.choice([[], [], ["ssh_accepted", "sudo_failure"]]),
+            user=rng.choice([None, None, "root", "nobody"]),
+            source=rng.choice([None, None, "192.0.2.0/24", "2001:db8::/32", "gw.example.net", "198.51.100.9"]),
+            failures=rng.random() < 0.3,
+        )
+        asked = rng.choice([last, last - 50])
+        limit = rng.choice([1, 5, 100])
+        assert memory.select_events(query, limit, asked) == disk.select_events(query, limit, asked), query
+        ranking = m.QueryStats(1, query, by=rng.choice(m.STATS_KEYS), limit=rng.choice([1, 3, 10]))
+        group = rng.choice(["", "node", "kind"])
+        series = m.QueryStats(1, query, bucket=rng.choice([3600, 7200, DAY, 900]), group=group)
+        for request in (ranking, series):
+            assert memory.select_stats(request, asked, now) == disk.select_stats(request, asked, now, rollups=False), (
+                request
+            )
+    disk.close()
+
+
 # --- retention ----------------------------------------------------------------------------
 
 
@@ -297,9 +341,9 @@ async def test_a_query_writes_what_was_added_and_answers_up_to_the_sequence_it_w
 
 
 @pytest.mark.anyio
-async def test_the_flusher_writes_on_its_own_and_what_is_left_when_stopped(monkeypatch):
+async def test_the_flusher_writes_on_its_own_and_what_is_left_when_stopped(monkeypatch, tmp_path):
     monkeypatch.setattr(h, "FLUSH_INTERVAL", 0.01)
-    history = EventHistory(None, Retention())
+    history = EventHistory(tmp_path, Retention())
     async with anyio.create_task_group() as tg:
         tg.start_soon(history.run_flusher)
         history.add(1, ALPHA, "id-1", [event(1, T0)])
@@ -311,9 +355,9 @@ async def test_the_flusher_writes_on_its_own_and_what_is_left_when_stopped(monke
     assert history.count == 2
 
 
-def test_a_flood_the_writes_cannot_follow_is_bounded(monkeypatch, caplog):
+def test_a_flood_the_writes_cannot_follow_is_bounded(monkeypatch, caplog, tmp_path):
     monkeypatch.setattr(h, "MAX_PENDING", 5)
-    history = EventHistory(None, Retention())
+    history = EventHistory(tmp_path, Retention())
     for first in range(1, 13, 3):
         history.add(first, ALPHA, "id-1", [event(first + i, T0) for i in range(3)])
     assert sum(len(run[3]) for run in history._pending) == 6  # past 5 waiting, runs are not kept

@@ -2,35 +2,40 @@
 
 Each event is kept with its sequence, its node as subscribers saw it (serial,
 hostname, address) and the node's id, and every field of the event, so a
-query answers with exactly the AuthUpdate that was broadcast. SQLite holds it:
-``history.sqlite3`` in SECMON_STATE_DIR (WAL), or an in-memory database
-without one, which keeps only the events (no index, no rollups: bounded small,
-it is read whole in a blink, and keeping an event costs one row). Either is
-bounded: by age (SECMON_HISTORY_DAYS) and by count
+query answers with exactly the AuthUpdate that was broadcast. Without
+SECMON_STATE_DIR the history is in memory: the runs of events as the hub
+relayed them (the checked maps and their node), held in a deque, one append
+per read from a node and nothing converted; a query reads them newest first in
+a worker thread (from a copy of the deque's list) and counts in Python. With a
+state dir it is SQLite, ``history.sqlite3`` there (WAL), with hourly and daily
+rollups that answer charts and rankings over weeks without reading every
+event. Either is bounded: by age (SECMON_HISTORY_DAYS) and by count
 (SECMON_HISTORY_MAX_EVENTS), the oldest leaving first, a bounded number of
-rows per write, so no write pays for a full scan. On disk, hourly and daily
-rollups answer charts and rankings over weeks without reading every event.
+events at a time, so no write pays for a full scan.
 
-The relay never waits for it. ``add`` appends a node's run of events to a
-list, one append per read from a node; ``flush`` (every FLUSH_INTERVAL, and
-before every query) writes what was added in one transaction with
-``executemany``, in a worker thread. Queries run in that thread too, one at a
-time with the writes, and never return an event after the sequence they were
-asked at: a subscription from ``last_seq`` follows on without a gap or a
-duplicate. A crash loses at most the last interval's events from the history
-(the ring in ``hub.sqlite3`` still has them: ``recover`` adds them back at start).
+On disk the relay never waits for the database. ``add`` appends a node's run
+of events to a list, one append per read from a node; ``flush`` (every
+FLUSH_INTERVAL, and before every query) writes what was added in one
+transaction with ``executemany``, in a worker thread, the rollups counted in
+Python first. Queries run in that thread too, one at a time with the writes.
+Queries never return an event after the sequence they were asked at: a
+subscription from ``last_seq`` follows on without a gap or a duplicate. A
+crash loses at most the last interval's events from the history (the ring in
+``hub.sqlite3`` still has them: ``recover`` adds them back at start).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import itertools
 import logging
 import math
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,11 +101,12 @@ _INSERT = f"INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, {', '.join
 _ADD_HOURLY_KIND = "INSERT INTO hourly_kind VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
 _ADD_HOURLY_NODE = "INSERT INTO hourly_node VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
 _ADD_DAILY = (
-    "INSERT INTO daily VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n,"
+    "INSERT INTO daily (by, key, day, n, failures, successes, first, last) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT DO UPDATE SET n = n + excluded.n,"
     " failures = failures + excluded.failures, successes = successes + excluded.successes,"
     " first = min(first, excluded.first), last = max(last, excluded.last)"
 )
-_ADD_SEEN = "INSERT OR IGNORE INTO daily_seen VALUES (?, ?, ?, ?, ?)"
+_ADD_SEEN = "INSERT OR IGNORE INTO daily_seen (by, key, day, what, value) VALUES (?, ?, ?, ?, ?)"
 _SELECT = f"SELECT seq, serial, hostname, address, {_EVENT_COLUMNS} FROM events"
 # What a ranking groups by, as a column.
 _KEY_COLUMNS = {"node": "hostname", "kind": "kind", "source": "host", "user": "user"}
@@ -219,6 +225,114 @@ def _rows(batch: list[Run]) -> Iterator[tuple[Any, ...]]:
             )  # fmt: skip
 
 
+# The test of one held event for each part of a filter, as ``_where`` asks SQLite; the
+# values are names in the test's namespace, never text in its source.
+_TESTS = {
+    "since": 'event["time"] >= since',
+    "until": 'event["time"] <= until',
+    "kinds": 'event["kind"] in kinds',
+    "user": 'event.get("user") == user',
+    "host": 'event.get("host") == host',
+    "network": 'low <= packed(event.get("host")) <= high',
+    "failures": 'event["kind"] in failure_kinds',
+}
+
+
+def _matcher(query: m.EventFilter) -> Callable[[dict[str, Any]], bool] | None:
+    """A filter's test of one held event's own fields (nodes and sequences aside: see ``_runs_of``),
+    one compiled expression; None lets all pass."""
+    names: dict[str, Any] = {"failure_kinds": FAILURE_KINDS}
+    if query.since_time is not None:
+        names["since"] = query.since_time
+    if query.until_time is not None:
+        names["until"] = query.until_time
+    if query.kinds:
+        names["kinds"] = frozenset(query.kinds)
+    if query.user is not None:
+        names["user"] = query.user
+    if query.source is not None:
+        span = network_range(query.source)
+        if span is None:
+            names["host"] = query.source.strip()
+        else:
+            names["network"] = True
+            names["low"], names["high"] = span
+            keys: dict[Any, bytes] = {}  # sources repeat: each is packed once a query
+
+            def packed(host: str | None) -> bytes:
+                key = keys.get(host)
+                if key is None:
+                    key = keys[host] = address_key(host) or b""  # (b"" is below every network)
+                return key
+
+            names["packed"] = packed
+    if query.failures:
+        names["failures"] = True
+    parts = [test for name, test in _TESTS.items() if name in names]
+    if not parts:
+        return None
+    return eval(f"lambda event: {' and '.join(parts)}", names)  # type: ignore[no-any-return]  # fixed text, values by name
+
+
+def _runs_of(
+    newest_first: Iterable[Run], query: m.EventFilter, last_seq: int
+) -> Iterator[tuple[EventOrigin, list[dict[str, Any]]]]:
+    """The held runs' events that a filter's sequences and nodes let through, newest run first, each
+    run's in its order: runs are held in sequence order, and a run is one node's."""
+    high = min(last_seq, query.until_seq) if query.until_seq is not None else last_seq
+    low = query.since_seq if query.since_seq is not None else -1
+    nodes = set(query.nodes)
+    serials = {int(n) for n in query.nodes if n.isdigit()}
+    for first, origin, _node_id, events in newest_first:
+        last = first + len(events) - 1
+        if first > high:
+            continue
+        if last <= low:
+            return
+        if nodes and not (origin.hostname in nodes or origin.address in nodes or origin.serial in serials):
+            continue
+        if first <= low or last > high:
+            events = events[max(0, low + 1 - first) : high + 1 - first]
+        yield origin, events
+
+
+def _ranking_of(
+    pieces: Iterable[tuple[EventOrigin, list[dict[str, Any]]]],
+    test: Callable[[dict[str, Any]], bool] | None,
+    by: str,
+    limit: int,
+) -> list[m.StatsRow]:
+    """A ranking counted from held events: count, failures, nodes, users, first and last per key."""
+    column = _KEY_COLUMNS[by]
+    totals: dict[Any, list[Any]] = {}
+    failing = FAILURE_KINDS
+    for origin, events in pieces:
+        hostname = origin.hostname
+        for event in events:
+            if test is not None and not test(event):
+                continue
+            key = hostname if by == "node" else event.get(column)
+            if key is None:
+                continue
+            when = event["time"]
+            total = totals.get(key)
+            if total is None:
+                total = totals[key] = [0, 0, set(), set(), when, when]
+            total[0] += 1
+            if event["kind"] in failing:
+                total[1] += 1
+            total[2].add(hostname)
+            user = event.get("user")
+            if user is not None:
+                total[3].add(user)
+            if when < total[4]:
+                total[4] = when
+            elif when > total[5]:
+                total[5] = when
+    top = sorted(totals, key=lambda key: (-totals[key][0], key))[:limit]
+    return [m.StatsRow(key, t[0], t[1], len(t[2]), len(t[3]), t[4], t[5]) for key in top for t in (totals[key],)]
+
+
 @dataclass(frozen=True, slots=True)
 class Retention:
     """How long and how much the history keeps."""
@@ -240,17 +354,21 @@ class EventHistory:
         self._lock = anyio.Lock()  # one writer or reader at a time, in the order they asked
         self._next_age_check = 0.0
         self._pruned_hour = self._pruned_day = -1  # the rollups hold nothing before these
-        self._seen: set[tuple[str, int, str, str, str]] = set()  # daily_seen rows known to be there
+        self._seen: set[tuple[str, str, int, str, str]] = set()  # daily_seen rows known to be there
+        self.rolled_up = self.path is not None
+        # In memory the runs themselves, as the hub added them, oldest first: keeping an event is
+        # an append, and a query reads them (a full scan of the bound is a fraction of a second).
+        self._runs: deque[Run] | None = None
+        if self.path is None:
+            self._runs = deque()
+            self.count = self.last_seq = 0
+            return
         with self._read_errors():
             # One connection, used by one thread at a time (the lock), whichever thread that is.
-            self.db = sqlite3.connect(self.path or ":memory:", isolation_level=None, check_same_thread=False)
-            if self.path is not None:
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=NORMAL")
-            # In memory the history is small (its bound is): a query reads all of it in a blink,
-            # so it keeps no index and no rollups, and keeping an event costs a row.
-            self.rolled_up = self.path is not None
-            for statement in _SCHEMA if self.rolled_up else _SCHEMA[:1]:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            for statement in _SCHEMA:
                 self.db.execute(statement)
             self.count = self.db.execute("SELECT count(*) FROM events").fetchone()[0]
             self.last_seq = self.db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
@@ -270,6 +388,14 @@ class EventHistory:
         An append: they are written at the next flush. Past MAX_PENDING waiting (the disk
         cannot follow a flood), events are not kept, and the log says how many once a write.
         """
+        runs = self._runs
+        if runs is not None:
+            runs.append((first, origin, node_id, events))
+            self.count += len(events)
+            self.last_seq = first + len(events) - 1
+            if self.count > self.retention.max_events:
+                self._drop(self.count - self.retention.max_events, math.inf)
+            return
         if self._pending_events < MAX_PENDING:
             self._pending.append((first, origin, node_id, events))
             self._pending_events += len(events)
@@ -302,6 +428,10 @@ class EventHistory:
         the time, MAX_WRITE events at a time. A flood they cannot follow fills MAX_PENDING,
         and what comes past it is not kept (the log says how much), rather than the relay slowed.
         """
+        if self._runs is not None:  # in memory nothing waits: only the age check, once a while
+            while True:
+                await anyio.sleep(FLUSH_INTERVAL)
+                self._write([])
         pause = FLUSH_INTERVAL
         try:
             while True:
@@ -348,6 +478,11 @@ class EventHistory:
         Errors are logged, not raised: the history must never take the relay down with it.
         """
         now = time.time() if now is None else now
+        if self._runs is not None:
+            for run in batch:
+                self.add(*run)
+            self._trim_memory(now)
+            return
         db = self.db
         try:
             with db:
@@ -366,11 +501,28 @@ class EventHistory:
             log.error("history: could not write %d runs of events: %s", len(batch), exc)
 
     def _roll_up(self, rows: list[tuple[Any, ...]]) -> None:
-        """Add the rows to the hourly and daily rollups, counted here first: one upsert per key."""
+        """Add the rows to the hourly and daily rollups, counted here first: one upsert per key,
+        in the order of the tables' keys (each B-tree page is then visited once a write, not once
+        a row: the pairs seen, in random order, were most of a write's cost)."""
         by_kind: dict[tuple[int, str], int] = {}
         by_node: dict[tuple[int, str, int], int] = {}
-        daily: dict[tuple[str, int, str], list[Any]] = {}
-        seen: set[tuple[str, int, str, str, str]] = set()
+        daily: dict[tuple[str, str, int], list[Any]] = {}  # (by, key, day): n, failures, successes, first, last
+        seen: set[tuple[str, str, int, str, str]] = set()  # (by, key, day, 'n' or 'u', hostname or user)
+        get, add = daily.get, seen.add
+
+        def count(slot: tuple[str, str, int], failed: bool, succeeded: bool, when: float) -> None:
+            entry = get(slot)
+            if entry is None:
+                daily[slot] = [1, int(failed), int(succeeded), when, when]
+                return
+            entry[0] += 1
+            entry[1] += failed
+            entry[2] += succeeded
+            if when < entry[3]:
+                entry[3] = when
+            elif when > entry[4]:
+                entry[4] = when
+
         for row in rows:
             hostname, outcome, when, kind, user, host = row[2], row[5], row[8], row[9], row[12], row[13]
             hour = int(when // HOUR)
@@ -380,40 +532,67 @@ class EventHistory:
             by_node[node_slot] = by_node.get(node_slot, 0) + 1
             day = int(when // DAY)
             failed, succeeded = outcome == FAILURE, outcome == SUCCESS
-            for by, key in (("node", hostname), ("kind", kind), ("source", host), ("user", user)):
-                if key is None:
-                    continue
-                entry = daily.get((by, day, key))
-                if entry is None:
-                    daily[by, day, key] = [1, failed, succeeded, when, when]
-                else:
-                    entry[0] += 1
-                    entry[1] += failed
-                    entry[2] += succeeded
-                    if when < entry[3]:
-                        entry[3] = when
-                    elif when > entry[4]:
-                        entry[4] = when
-                if by != "node":
-                    seen.add((by, day, key, "n", hostname))
-                if user is not None and by != "user":
-                    seen.add((by, day, key, "u", user))
+            count(("node", hostname, day), failed, succeeded, when)
+            count(("kind", kind, day), failed, succeeded, when)
+            add(("kind", kind, day, "n", hostname))
+            if host is not None:
+                count(("source", host, day), failed, succeeded, when)
+                add(("source", host, day, "n", hostname))
+            if user is not None:
+                count(("user", user, day), failed, succeeded, when)
+                add(("user", user, day, "n", hostname))
+                add(("node", hostname, day, "u", user))
+                add(("kind", kind, day, "u", user))
+                if host is not None:
+                    add(("source", host, day, "u", user))
         db = self.db
         db.executemany(_ADD_HOURLY_KIND, [(*slot, n) for slot, n in by_kind.items()])
         db.executemany(_ADD_HOURLY_NODE, [(*slot, n) for slot, n in by_node.items()])
-        db.executemany(_ADD_DAILY, [(*slot, *entry) for slot, entry in daily.items()])
+        db.executemany(_ADD_DAILY, [(*slot, *entry) for slot, entry in sorted(daily.items())])
         new = seen - self._seen
         if len(self._seen) + len(new) > SEEN_CACHE:
             self._seen = set()
         self._seen |= new
-        db.executemany(_ADD_SEEN, new)
+        db.executemany(_ADD_SEEN, sorted(new))
+
+    def _trim_memory(self, now: float) -> None:
+        """In memory: events past their age leave (every AGE_CHECK_EVERY, TRIM_STEP at most), oldest first."""
+        if now < self._next_age_check:
+            return
+        self._next_age_check = now + AGE_CHECK_EVERY
+        if self._drop(TRIM_STEP, now - self.retention.days * DAY) == TRIM_STEP:
+            self._next_age_check = 0.0  # more to do: at the next write too
+
+    def _drop(self, most: int, before: float) -> int:
+        """In memory: remove up to ``most`` of the first events held, stopping at one from ``before`` or
+        later; how many left."""
+        runs = self._runs
+        if runs is None:
+            return 0
+        removed = 0
+        while runs and removed < most:
+            first, origin, node_id, events = runs[0]
+            going = 0
+            for event in itertools.islice(events, most - removed):
+                if event["time"] >= before:
+                    break
+                going += 1
+            removed += going
+            if going == len(events):
+                runs.popleft()
+            else:
+                if going:
+                    runs[0] = (first + going, origin, node_id, events[going:])
+                break
+        self.count -= removed
+        return removed
 
     def _trim(self, now: float) -> None:
         """Remove events past their age (every AGE_CHECK_EVERY) and over the count, TRIM_STEP at most,
         oldest first by time; rollups of hours and days before the oldest event left go with them."""
         db = self.db
         removed = 0
-        order = "time" if self.rolled_up else "seq"  # (the rollups need the oldest by time gone first)
+        order = "time"  # (the rollups need the oldest by time gone first)
         if now >= self._next_age_check:
             self._next_age_check = now + AGE_CHECK_EVERY
             cursor = db.execute(
@@ -432,8 +611,6 @@ class EventHistory:
             removed += cursor.rowcount
         if removed:
             self.count -= removed
-            if not self.rolled_up:
-                return
             oldest = db.execute("SELECT min(time) FROM events").fetchone()[0]
             if oldest is None:
                 return
@@ -455,6 +632,10 @@ class EventHistory:
     ) -> tuple[int, list[m.StoredEvent], bool]:
         """The latest ``limit`` events that pass ``query``, in ascending order, and whether older ones
         pass too; none after ``latest()``, the hub's sequence once the history is ours (returned first)."""
+        if self._runs is not None:  # read in a worker thread from a copy of the list of runs held now
+            last_seq, runs = latest(), list(self._runs)
+            events, more = await anyio.to_thread.run_sync(self._scan_events, reversed(runs), query, limit, last_seq)
+            return last_seq, events, more
         async with self._lock:
             last_seq = latest()
             events, more = await anyio.to_thread.run_sync(self._events_now, self._take(), query, limit, last_seq)
@@ -468,6 +649,8 @@ class EventHistory:
 
     def select_events(self, query: m.EventFilter, limit: int, last_seq: int) -> tuple[list[m.StoredEvent], bool]:
         """``events`` without the flush, for a caller that holds the history (tests, benches)."""
+        if self._runs is not None:
+            return self._scan_events(reversed(self._runs), query, limit, last_seq)
         if not 1 <= limit <= MAX_LIMIT:
             raise BadQuery(f"limit: must be 1 to {MAX_LIMIT}, got {limit}")
         where, params = _where(query, last_seq)
@@ -475,9 +658,44 @@ class EventHistory:
         more = len(rows) > limit
         return [_stored(row) for row in reversed(rows[:limit])], more
 
+    def _scan_events(
+        self, newest_first: Iterable[Run], query: m.EventFilter, limit: int, last_seq: int
+    ) -> tuple[list[m.StoredEvent], bool]:
+        """``select_events`` over runs held in memory, newest first."""
+        if not 1 <= limit <= MAX_LIMIT:
+            raise BadQuery(f"limit: must be 1 to {MAX_LIMIT}, got {limit}")
+        test = _matcher(query)
+        high = min(last_seq, query.until_seq) if query.until_seq is not None else last_seq
+        low = query.since_seq if query.since_seq is not None else -1
+        nodes = set(query.nodes)
+        serials = {int(n) for n in query.nodes if n.isdigit()}
+        found: list[tuple[int, EventOrigin, dict[str, Any]]] = []
+        for first, origin, _node_id, events in newest_first:
+            last = first + len(events) - 1
+            if first > high:
+                continue
+            if last <= low:
+                break
+            if nodes and not (origin.hostname in nodes or origin.address in nodes or origin.serial in serials):
+                continue
+            for index in range(min(last, high) - first, max(low + 1 - first, 0) - 1, -1):
+                event = events[index]
+                if test is None or test(event):
+                    found.append((first + index, origin, event))
+            if len(found) > limit:
+                break
+        events_found = [
+            m.StoredEvent(seq, origin.serial, origin.hostname, origin.address, m.AuthEvent(**event))
+            for seq, origin, event in reversed(found[:limit])
+        ]
+        return events_found, len(found) > limit
+
     async def stats(self, request: m.QueryStats, latest: Callable[[], int], now: float) -> m.EventStats:
         """The counts a QueryStats asks for, up to the sequence ``latest()`` gives once the history is ours;
         ``now`` ends an open time range."""
+        if self._runs is not None:
+            last_seq, runs = latest(), list(self._runs)
+            return await anyio.to_thread.run_sync(self._scan_stats, reversed(runs), request, last_seq, now)
         async with self._lock:
             last_seq = latest()
             return await anyio.to_thread.run_sync(self._stats_now, self._take(), request, last_seq, now)
@@ -489,6 +707,8 @@ class EventHistory:
     def select_stats(self, request: m.QueryStats, last_seq: int, now: float, rollups: bool = True) -> m.EventStats:
         """``stats`` without the flush. ``rollups=False`` counts from the events alone (the plain way,
         which tests hold the rollups against; in memory there are none)."""
+        if self._runs is not None:
+            return self._scan_stats(reversed(self._runs), request, last_seq, now)
         rollups = rollups and self.rolled_up
         if request.by == m.BY_TIME:
             return self._series(request, last_seq, now, rollups)
@@ -675,7 +895,65 @@ class EventHistory:
             counted = [row for row in counted if row[2] == FAILURE]
         return start * unit, [row for row in counted if row[3]]
 
+    def _scan_stats(
+        self, newest_first: Iterable[Run], request: m.QueryStats, last_seq: int, now: float
+    ) -> m.EventStats:
+        """``select_stats`` over runs held in memory, newest first: the same answers, counted here."""
+        query = request.filter
+        if request.by != m.BY_TIME:
+            if request.by not in _KEY_COLUMNS:
+                raise BadQuery(f"by: must be {m.BY_TIME} or one of {', '.join(m.STATS_KEYS)}, got {request.by!r}")
+            if not 1 <= request.limit <= MAX_STATS_ROWS:
+                raise BadQuery(f"limit: must be 1 to {MAX_STATS_ROWS}, got {request.limit}")
+            rows = _ranking_of(_runs_of(newest_first, query, last_seq), _matcher(query), request.by, request.limit)
+            return m.EventStats(request.request_id, request.by, request.bucket, rows=rows)
+        bucket = request.bucket
+        if not (bucket >= 1 and math.isfinite(bucket)):
+            raise BadQuery(f"bucket: must be at least 1 second, got {bucket:g}")
+        group = request.group
+        if group and group not in ("node", "kind"):
+            raise BadQuery(f"group: must be node or kind, got {group!r}")
+        runs = newest_first if isinstance(newest_first, list) else list(newest_first)
+        times = [event["time"] for _origin, events in _runs_of(runs, m.EventFilter(), last_seq) for event in events]
+        oldest = min(times, default=None)
+        del times
+        if oldest is None and query.since_time is None:
+            return m.EventStats(request.request_id, m.BY_TIME, bucket)
+        first = math.floor((query.since_time if query.since_time is not None else oldest) / bucket)  # type: ignore[operator]
+        last = math.floor((query.until_time if query.until_time is not None else now) / bucket)
+        size = last - first + 1
+        if size > MAX_BUCKETS:
+            raise BadQuery(
+                f"bucket: {bucket:g} s makes {size} buckets over this range, at most {MAX_BUCKETS}:"
+                " choose a larger bucket or a later since"
+            )
+        # whole buckets: the time bounds are the buckets' own
+        test = _matcher(dataclasses.replace(query, since_time=None, until_time=None))
+        low, high = first * bucket, (last + 1) * bucket
+        columns: dict[str, list[list[int]]] = {}
+        outcome_of = _OUTCOME.get
+        floor = math.floor
+        for origin, events in _runs_of(runs, query, last_seq):
+            for event in events:
+                when = event["time"]
+                if not low <= when < high or (test is not None and not test(event)):
+                    continue
+                name = origin.hostname if group == "node" else event["kind"] if group == "kind" else "all"
+                lists = columns.get(name)
+                if lists is None:
+                    lists = columns[name] = [[0] * size for _ in range(3)]
+                lists[outcome_of(event["kind"], OTHER)][floor(when / bucket) - first] += 1
+        if not group and not columns:
+            columns["all"] = [[0] * size for _ in range(3)]
+        ranked = sorted(columns.items(), key=lambda item: (-sum(map(sum, item[1])), item[0]))
+        series = [
+            m.StatsSeries(name, first * bucket, lists[FAILURE], lists[SUCCESS], lists[OTHER]) for name, lists in ranked
+        ]
+        return m.EventStats(request.request_id, m.BY_TIME, bucket, series=series)
+
     def close(self) -> None:
         """Write what is left and close the database."""
+        if self._runs is not None:
+            return
         self._write(self._take())
         self.db.close()
