@@ -363,3 +363,32 @@ def test_a_flood_the_writes_cannot_follow_is_bounded(monkeypatch, caplog, tmp_pa
     assert sum(len(run[3]) for run in history._pending) == 6  # past 5 waiting, runs are not kept
     history._write(history._take())
     assert history.count == 6 and "6 events were not kept" in caplog.text
+
+
+def test_a_node_query_names_a_serial_only_in_ascii_digits_that_fit(small):
+    history, last = small
+    assert seqs(history, last, nodes=["2"]) == [102, 103, 105, 108, 109]
+    assert seqs(history, last, nodes=["²"]) == []  # a digit to Python, not a serial
+    assert seqs(history, last, nodes=["9" * 30]) == []  # beyond any serial (and SQLite's integers)
+
+
+def test_a_chart_from_a_sequence_starts_at_that_sequence_s_first_event(where):
+    history = EventHistory(where, Retention())
+    last = fill(history, [(1, ALPHA, [event(1, T0)]), (2, ALPHA, [event(2, T0 + 20 * DAY)])], now=T0 + 20 * DAY)
+    request = m.QueryStats(1, m.EventFilter(since_seq=1), bucket=60)  # one event, 20 days after the oldest
+    [series] = history.select_stats(request, last, T0 + 20 * DAY + 60).series
+    assert series.start == T0 + 20 * DAY and sum(series.failures) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("on_disk", [False, True])
+async def test_an_answer_stays_within_its_byte_budget_and_says_more(on_disk, tmp_path, monkeypatch):
+    monkeypatch.setattr(h, "ANSWER_BUDGET", 50_000)
+    history = EventHistory(tmp_path if on_disk else None, Retention())
+    command = "/usr/bin/true " + "x" * 1_000  # sudo logs whatever a user typed
+    runs = [event(i, T0 + i, kind="sudo_command", command=command) for i in range(1, 201)]
+    history.add(1, ALPHA, "id-1", runs)
+    last_seq, events, more = await history.events(m.EventFilter(), 200, lambda: 200)
+    assert more and 0 < len(events) < 200
+    assert [e.seq for e in events] == list(range(201 - len(events), 201))  # the newest kept, oldest first
+    assert sum(len(e.event.command or "") for e in events) <= 50_000

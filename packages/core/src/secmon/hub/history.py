@@ -55,6 +55,31 @@ log = logging.getLogger("secmon.hub")
 DATABASE = "history.sqlite3"  # in SECMON_STATE_DIR: its own file, so its writer never holds up the hub's store
 FLUSH_INTERVAL = 1.0  # seconds between writes: one transaction a second, whatever the rate; rollups add up within it
 MAX_LIMIT = 10_000  # events one query returns at most; more is a download, not a look
+# Text of the events one answer carries at most: well inside a frame (codec.MAX_FRAME, 16 MiB) however
+# long the commands sudo logged; past it the oldest are left out, and ``more`` says so.
+ANSWER_BUDGET = 8 * 1024 * 1024
+EVENT_OVERHEAD = 200  # bytes an event takes in an answer besides its text fields
+
+
+def _is_serial(node: str) -> bool:
+    """A node query that names a serial: ASCII digits that fit a serial (never ``²`` or 5,000 digits)."""
+    return node.isascii() and node.isdigit() and len(node) <= 18
+
+
+def _within_budget(events: list[m.StoredEvent], more: bool) -> tuple[list[m.StoredEvent], bool]:
+    """The newest of ``events`` (ascending) whose text fits ANSWER_BUDGET, and whether older ones pass."""
+    size = 0
+    for index in range(len(events) - 1, -1, -1):
+        stored = events[index]
+        event = stored.event
+        size += EVENT_OVERHEAD + len(stored.hostname) + len(stored.address)
+        size += sum(len(value) for value in (event.user, event.host, event.command, event.method, event.tty,
+                                             event.target_user, event.process) if value)  # fmt: skip
+        if size > ANSWER_BUDGET:
+            return events[index + 1 :], True
+    return events, more
+
+
 MAX_STATS_ROWS = 1_000  # keys one ranking returns at most
 MAX_BUCKETS = 10_000  # time buckets one series may have: a chart's width many times over
 TRIM_STEP = 10_000  # rows one write removes at most for age or count, so no write stalls
@@ -167,7 +192,7 @@ def _where(query: m.EventFilter, last_seq: int) -> tuple[str, list[Any]]:
         params.append(query.until_time)
     if query.nodes:
         marks = ", ".join("?" * len(query.nodes))
-        serials = [int(n) for n in query.nodes if n.isdigit()]
+        serials = [int(n) for n in query.nodes if _is_serial(n)]
         either = [f"hostname IN ({marks})", f"address IN ({marks})"]
         params += [*query.nodes, *query.nodes]
         if serials:
@@ -200,7 +225,7 @@ def _time_only(query: m.EventFilter) -> bool:
 
 def _rollup_filter(query: m.EventFilter) -> bool:
     """Whether the hourly rollups can answer a filter: by time, hostname, kind, failures."""
-    hostnames = all(not node.isdigit() and address_key(node) is None for node in query.nodes)
+    hostnames = all(not _is_serial(node) and address_key(node) is None for node in query.nodes)
     return hostnames and query == dataclasses.replace(query, since_seq=None, until_seq=None, user=None, source=None)
 
 
@@ -282,7 +307,7 @@ def _runs_of(
     high = min(last_seq, query.until_seq) if query.until_seq is not None else last_seq
     low = query.since_seq if query.since_seq is not None else -1
     nodes = set(query.nodes)
-    serials = {int(n) for n in query.nodes if n.isdigit()}
+    serials = {int(n) for n in query.nodes if _is_serial(n)}
     for first, origin, _node_id, events in newest_first:
         last = first + len(events) - 1
         if first > high:
@@ -454,6 +479,11 @@ class EventHistory:
 
     def _take(self, most: int | None = None) -> list[Run]:
         """What was added, or its first runs up to ``most`` events (at least one run)."""
+        if self._skipped:  # said at every write, a flood's partial ones included
+            log.warning(
+                "history: %d events were not kept: its writes fell %d events behind", self._skipped, MAX_PENDING
+            )
+            self._skipped = 0
         if most is not None and self._pending_events > most:
             taken = count = 0
             for _first, _origin, _node_id, events in self._pending:
@@ -465,11 +495,6 @@ class EventHistory:
             self._pending_events -= count
             return batch
         batch, self._pending, self._pending_events = self._pending, [], 0
-        if self._skipped:
-            log.warning(
-                "history: %d events were not kept: its writes fell %d events behind", self._skipped, MAX_PENDING
-            )
-            self._skipped = 0
         return batch
 
     def _write(self, batch: list[Run], now: float | None = None) -> None:
@@ -635,11 +660,11 @@ class EventHistory:
         if self._runs is not None:  # read in a worker thread from a copy of the list of runs held now
             last_seq, runs = latest(), list(self._runs)
             events, more = await anyio.to_thread.run_sync(self._scan_events, reversed(runs), query, limit, last_seq)
-            return last_seq, events, more
+            return (last_seq, *_within_budget(events, more))
         async with self._lock:
             last_seq = latest()
             events, more = await anyio.to_thread.run_sync(self._events_now, self._take(), query, limit, last_seq)
-            return last_seq, events, more
+            return (last_seq, *_within_budget(events, more))
 
     def _events_now(
         self, batch: list[Run], query: m.EventFilter, limit: int, last_seq: int
@@ -668,7 +693,7 @@ class EventHistory:
         high = min(last_seq, query.until_seq) if query.until_seq is not None else last_seq
         low = query.since_seq if query.since_seq is not None else -1
         nodes = set(query.nodes)
-        serials = {int(n) for n in query.nodes if n.isdigit()}
+        serials = {int(n) for n in query.nodes if _is_serial(n)}
         found: list[tuple[int, EventOrigin, dict[str, Any]]] = []
         for first, origin, _node_id, events in newest_first:
             last = first + len(events) - 1
@@ -730,9 +755,12 @@ class EventHistory:
             ).fetchall()
         return m.EventStats(request.request_id, request.by, request.bucket, rows=[m.StatsRow(*row) for row in rows])
 
-    def _oldest(self, last_seq: int) -> float | None:
-        """The time of the oldest event held: rollups are exact only for whole units after its own."""
-        oldest: float | None = self.db.execute("SELECT min(time) FROM events WHERE seq <= ?", (last_seq,)).fetchone()[0]
+    def _oldest(self, last_seq: int, since_seq: int | None = None) -> float | None:
+        """The time of the oldest event held (after ``since_seq``, if given): rollups are exact only for
+        whole units after its own."""
+        oldest: float | None = self.db.execute(
+            "SELECT min(time) FROM events WHERE seq <= ? AND seq > ?", (last_seq, since_seq or -1)
+        ).fetchone()[0]
         return oldest
 
     def _ranking(
@@ -818,7 +846,7 @@ class EventHistory:
         query = request.filter
         # whole buckets: the time bounds become the buckets' own (below)
         where, params = _where(dataclasses.replace(query, since_time=None, until_time=None), last_seq)
-        oldest = self._oldest(last_seq)
+        oldest = self._oldest(last_seq, query.since_seq)  # a chart from a sequence starts at its first event
         if oldest is None and query.since_time is None:
             return m.EventStats(request.request_id, m.BY_TIME, bucket)
         first = math.floor((query.since_time if query.since_time is not None else oldest) / bucket)  # type: ignore[operator]
@@ -914,7 +942,8 @@ class EventHistory:
         if group and group not in ("node", "kind"):
             raise BadQuery(f"group: must be node or kind, got {group!r}")
         runs = newest_first if isinstance(newest_first, list) else list(newest_first)
-        times = [event["time"] for _origin, events in _runs_of(runs, m.EventFilter(), last_seq) for event in events]
+        after = m.EventFilter(since_seq=query.since_seq)  # a chart from a sequence starts at its first event
+        times = [event["time"] for _origin, events in _runs_of(runs, after, last_seq) for event in events]
         oldest = min(times, default=None)
         del times
         if oldest is None and query.since_time is None:
