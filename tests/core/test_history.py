@@ -388,7 +388,7 @@ async def test_an_answer_stays_within_its_byte_budget_and_says_more(on_disk, tmp
     command = "/usr/bin/true " + "x" * 1_000  # sudo logs whatever a user typed
     runs = [event(i, T0 + i, kind="sudo_command", command=command) for i in range(1, 201)]
     history.add(1, ALPHA, "id-1", runs)
-    last_seq, events, more = await history.events(m.EventFilter(), 200, lambda: 200)
+    _, events, more = await history.events(m.EventFilter(), 200, lambda: 200)
     assert more and 0 < len(events) < 200
     assert [e.seq for e in events] == list(range(201 - len(events), 201))  # the newest kept, oldest first
     assert sum(len(e.event.command or "") for e in events) <= 50_000
