@@ -43,14 +43,19 @@ def parse_time(text: str, now: float, name: str = "time") -> float:
     text = text.strip()
     ago = _AGO.fullmatch(text)
     try:
-        # an ISO time without a zone is this machine's local time
-        value = now - float(ago[1]) * UNITS[ago[2]] if ago else datetime.fromisoformat(text).timestamp()
-    except (ValueError, OverflowError, OSError):
+        moment = None if ago else datetime.fromisoformat(text)
+    except ValueError:
         raise QueryError(
             f"{name}: {text!r} is neither an ISO 8601 time nor a duration ago like 30s, 15m, 2h, 7d"
         ) from None
+    out_of_range = QueryError(f"{name}: {text!r} is not a time from 1970-01-01 to 9998-12-31")
+    try:
+        # an ISO time without a zone is this machine's local time
+        value = moment.timestamp() if moment is not None else now - float(ago[1]) * UNITS[ago[2]]  # type: ignore[index]
+    except (ValueError, OverflowError, OSError):
+        raise out_of_range from None
     if queries.time_problem(value, name):
-        raise QueryError(f"{name}: {text!r} is not a time from 1970-01-01 to 9998-12-31")
+        raise out_of_range
     return value
 
 
