@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -95,6 +96,21 @@ def test_uvloop_is_a_hub_setting_read_as_a_boolean():
 def test_unknown_socket_group_is_refused_when_settings_are_read():
     with pytest.raises(ConfigError, match="SECMON_SOCKET_GROUP: no group named 'no-such-group-here'"):
         HubSettings.from_env({"SECMON_SOCKET_GROUP": "no-such-group-here"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("0", "must be at least 0.0417 days (an hour; 0 would keep nothing), got 0"),
+        ("0.01", "must be at least 0.0417 days"),
+        ("abc", "must be a number of days, got 'abc'"),
+    ],
+)
+def test_history_days_keep_at_least_an_hour(raw, message):
+    with pytest.raises(ConfigError, match=rf"^SECMON_HISTORY_DAYS {re.escape(message)}"):
+        HubSettings.from_env({"SECMON_HISTORY_DAYS": raw})
+    assert HubSettings.from_env({"SECMON_HISTORY_DAYS": "0.0417"}).history_days == 0.0417
+    assert HubSettings.from_env({}).history_days == 30.0
 
 
 def test_infinite_and_nan_seconds_are_refused():
@@ -349,6 +365,16 @@ def test_check_state_directory_and_auth_log(clean_env, tmp_path):
         f"SECMON_STATE_DIR: {tmp_path / 'state'} exists and is not a directory",
         f"AUTH_LOG: {tmp_path / 'no.log'} does not exist",
     ]
+
+
+def test_check_hub_opens_the_history_database_too(clean_env, tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    env = {**clean_env, "SECMON_STATE_DIR": str(state)}
+    assert check_configuration(env, ["hub"]) == []
+    (state / "history.sqlite3").write_bytes(b"not a database at all, just text " * 10)
+    [problem] = check_configuration(env, ["hub"])
+    assert problem.startswith(f"state database {state / 'history.sqlite3'} is unreadable")
 
 
 def test_check_reads_auth_log_as_the_node_does(clean_env, tmp_path, monkeypatch):

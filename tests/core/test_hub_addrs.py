@@ -9,7 +9,7 @@ import errno
 
 import pytest
 
-from secmon.check import check_configuration
+from secmon.check import check_configuration, configuration_notes
 from secmon.config import (
     MAX_HUB_ADDRS,
     HubAddress,
@@ -117,9 +117,11 @@ def node_env(tmp_path) -> dict[str, str]:
 def test_check_says_hub_ip_and_hub_port_are_ignored_beside_hub_addrs(node_env):
     assert check_configuration({**node_env, "HUB_ADDRS": "a:1,b:2"}, ["node"]) == []
     env = {**node_env, "HUB_ADDRS": "a:1,b:2", "HUB_IP": "10.0.0.1", "HUB_PORT": "9992"}
-    assert check_configuration(env, ["node"]) == [
+    assert check_configuration(env, ["node"]) == []  # the configuration works: a note, not a problem
+    assert configuration_notes(env, ["node"]) == [
         "HUB_IP and HUB_PORT ignored: HUB_ADDRS is set and lists the hubs to use"
     ]
+    assert configuration_notes(env, ["hub"]) == []
 
 
 def test_check_names_the_bad_item_of_hub_addrs_with_the_other_problems(node_env):

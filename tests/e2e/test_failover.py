@@ -200,5 +200,5 @@ def test_check_says_hub_ip_and_hub_port_are_ignored(cluster):
     Path(cluster.env["AUTH_LOG"]).write_text("")
     assert cluster.cli("check", "node", HUB_ADDRS="127.0.0.1:9992,[::1]:9992").returncode == 0
     both = cluster.cli("check", "node", HUB_ADDRS="127.0.0.1:9992", HUB_IP="10.0.0.1")
-    assert both.returncode == 2
-    assert both.stderr == "secmon check: HUB_IP ignored: HUB_ADDRS is set and lists the hubs to use\n"
+    assert both.returncode == 0  # it works as it is: worth a note, not a problem
+    assert both.stderr == "secmon check: note: HUB_IP ignored: HUB_ADDRS is set and lists the hubs to use\n"

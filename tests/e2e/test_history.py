@@ -147,6 +147,14 @@ def test_counts_by_time_and_by_source_are_those_of_the_events(cluster, history_f
         (["--until", "5x"], {"until": "5x"}, "until: '5x' is neither"),
         (["--source", "10.0.0.0/99"], {"source": "10.0.0.0/99"}, "source: '10.0.0.0/99' is not an IP address"),
         (["--limit", "0"], {"limit": "0"}, "limit: must be a whole number from 1 to 10000"),
+        (["--limit", "²"], {"limit": "²"}, "limit: must be a whole number from 1 to 10000"),
+        (["--since", "0001-01-01"], {"since": "0001-01-01"}, "since: '0001-01-01' is not a time from 1970-01-01"),
+        (["--since", "²"], {"since": "²"}, "since: '²' is neither an ISO 8601 time"),
+        (["--since", "9" * 30], {"since": "9" * 30}, "since: sequence 999999999999999999999999999999 is too large"),
+        (["--since", "9" * 400 + "s"], {"since": "9" * 400 + "s"}, "is not a time from 1970-01-01 to 9998-12-31"),
+        (["--since", "1h", "--until", "2h"], {"since": "1h", "until": "2h"}, "since: is later than until"),
+        (["--node", "²"], {"node": "²"}, "node: '²' is not a serial"),
+        (["--node", "9" * 23], {"node": "9" * 23}, "is not a serial (digits 0-9, at most 18)"),
     ],
 )
 def test_a_bad_parameter_is_one_line_naming_it(cluster, history_fleet, args, params, message):
@@ -165,6 +173,12 @@ def test_bad_stats_parameters_are_400(history_fleet):
         ({"group": "user"}, "group: must be node or kind"),
         ({"bucket": "1s", "since": "30d"}, "bucket: 1 s makes"),  # the hub's own check: too many buckets
         ({"failures": "maybe"}, "failures: must be 1/true or 0/false"),
+        ({"bucket": "1e308"}, "bucket: must be whole seconds from 1 s to 366 days, got '1e308'"),
+        ({"bucket": "1e308", "since": "99999999999999999d"}, "since: '99999999999999999d' is not a time"),
+        ({"bucket": "1.5"}, "bucket: must be whole seconds"),
+        ({"since": "9" * 400 + "s"}, "since: "),
+        ({"since": "1h", "until": "2h"}, "since: is later than until"),
+        ({"node": "9" * 23}, "node: "),
     ]:
         status, answer = http_get(history_fleet, "/events/stats", **params)
         assert status == 400 and message in answer["error"], (params, answer)
@@ -223,3 +237,60 @@ def test_the_history_routes_need_the_token(history_fleet):
             urllib.request.urlopen(request, timeout=10)
         assert refused.value.code == 401
         assert json.loads(refused.value.read()) == {"error": "missing or wrong token: send Authorization: Bearer TOKEN"}
+
+
+def test_a_query_the_hub_refuses_leaves_the_connection_serving(cluster, history_fleet):
+    """Queries no CLI or bridge sends (they check first) are answered one by one; the connection goes on."""
+    import math
+
+    import anyio
+
+    from secmon.client import HubClient
+    from secmon.errors import BadQuery, RequestFailed
+    from secmon.protocol import messages as m
+
+    bad = [
+        (m.EventFilter(nodes=["²"]), "node: '²' is not a serial"),
+        (m.EventFilter(nodes=["9" * 23]), "node: "),
+        (m.EventFilter(since_time=math.nan), "since: must be a finite time"),
+        (m.EventFilter(since_seq=2**63), "since: a sequence must be"),
+        (m.EventFilter(since_time=2e9, until_time=1e9), "since: is later than until"),
+    ]
+
+    async def ask() -> tuple[list[str], list[str], int, int]:
+        async with HubClient.connect(cluster.env["SECMON_SOCKET"]) as client:
+            refusals = []
+            for query, _ in bad:
+                with pytest.raises(BadQuery) as caught:
+                    await client.events(query)
+                refusals.append(str(caught.value))
+            with pytest.raises(BadQuery) as caught:
+                await client.event_stats(m.EventFilter(since_time=-math.inf), bucket=1e308)
+            refusals.append(str(caught.value))
+            with pytest.raises(BadQuery) as caught:
+                await client.event_stats(bucket=1.5)
+            refusals.append(str(caught.value))
+            # many at once: past the bound a query is told the connection is busy, not queued without end
+            outcomes: list[str] = []
+
+            async def one() -> None:
+                try:
+                    outcomes.append(f"{len((await client.events()).events)} events")
+                except RequestFailed as exc:
+                    outcomes.append(f"{exc.code}: {exc}")
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(40):
+                    tg.start_soon(one)
+            after = await client.events()
+            return refusals, outcomes, len(after.events), len(await client.list_nodes())
+
+    refusals, outcomes, events, nodes = anyio.run(ask)
+    assert [r.startswith(words) for r, (_, words) in zip(refusals, bad, strict=False)] == [True] * len(bad), refusals
+    assert refusals[-2].startswith("since: must be a finite time") and refusals[-1].startswith(
+        "bucket: must be a whole"
+    )
+    busy = "busy: more than 4 history queries in flight; ask when one is answered"
+    assert set(outcomes) <= {f"{len(LINES)} events", busy} and len(outcomes) == 40, set(outcomes)
+    assert outcomes.count(busy) >= 1 and outcomes.count(f"{len(LINES)} events") >= 4
+    assert events == len(LINES) and nodes == 1  # the same connection, still served

@@ -238,3 +238,40 @@ def test_help_prints_usage():
 
     result = subprocess.run([sys.executable, "-m", "secmon_http", "help"], capture_output=True, text=True)
     assert result.returncode == 0 and "SERVER_IP, SERVER_PORT" in result.stdout
+
+
+BAD_HISTORY_URLS = [  # each once a 500 (or a hub connection lost): now one line naming the parameter
+    ("/events?since=0001-01-01", "since: '0001-01-01' is not a time from 1970-01-01"),
+    ("/events?since=%C2%B2", "since: '²' is neither an ISO 8601 time"),
+    ("/events?since=99999999999999999999999", "since: sequence 99999999999999999999999 is too large"),
+    ("/events?limit=%C2%B2", "limit: must be a whole number from 1 to 10000, got '²'"),
+    ("/events?node=%C2%B2", "node: '²' is not a serial"),
+    ("/events?node=99999999999999999999999", "node: '99999999999999999999999' is not a serial"),
+    ("/events?since=1h&until=2h", "since: is later than until"),
+    (f"/events/stats?since={'9' * 400}s", "since: "),
+    ("/events/stats?since=99999999999999999d&bucket=1e308", "since: '99999999999999999d' is not a time"),
+    ("/events/stats?bucket=1e308", "bucket: must be whole seconds from 1 s to 366 days, got '1e308'"),
+    ("/events/stats?bucket=2.5", "bucket: must be whole seconds"),
+]
+
+
+async def test_bad_history_parameters_are_400_naming_them(cluster, hub):
+    bridge = cluster.start_http()
+    async with aiohttp.ClientSession(headers=bridge.auth) as s:
+        for url, words in BAD_HISTORY_URLS:
+            async with s.get(f"{bridge.url}{url}") as response:  # as written: aiohttp sends the escapes as they are
+                status, body = response.status, await response.json()
+            assert status == 400 and body["error"].startswith(words), (url, status, body)
+            conforms_to_response(url.split("?")[0], "get", 400, body)
+        status, answer = await get(s, f"{bridge.url}/events", params={"since": "1970-01-01T00:00:00Z", "limit": "5"})
+        assert status == 200 and answer["events"] == []  # the bridge and its hub go on
+
+
+def test_the_history_routes_document_every_status_and_flag_they_answer():
+    from secmon import eventquery
+
+    for path in ("/events", "/events/stats"):
+        operation = OPENAPI["paths"][path]["get"]
+        assert {"200", "400", "502", "503"} <= set(operation["responses"])  # history_failed and busy are 502
+        [failures] = [p for p in operation["parameters"] if p["name"] == "failures"]
+        assert set(failures["schema"]["enum"]) == {*eventquery.TRUE, *eventquery.FALSE}

@@ -42,8 +42,9 @@ machine, or only that of the role named: environment values, TLS files, token fi
 (and its permissions), state directory and database, the socket's runtime directory
 (hub), the allowlist with the number of every line it would ignore, and AUTH_LOG (node).
 
-Prints nothing and exits 0 when all is well; otherwise prints one line per problem
-on stderr and exits 2. Changes nothing. --allow-insecure: the hub is started with it.
+Prints nothing and exits 0 when all is well (a line starting "note:", like variables
+HUB_ADDRS overrides, is worth knowing but no problem); otherwise prints one line per
+problem on stderr and exits 2. Changes nothing. --allow-insecure: the hub is started with it.
 """
 
 ROLES = ("hub", "node")
@@ -122,6 +123,7 @@ def database_problem(path: Path) -> str | None:
 
 def hub_problems(env: Mapping[str, str], allow_insecure: bool = False) -> list[str]:
     """Everything that would keep ``secmon hub`` from starting with ``env``."""
+    from .hub import history
     from .hub.server import check_exposure
     from .hub.store import DATABASE
 
@@ -139,6 +141,7 @@ def hub_problems(env: Mapping[str, str], allow_insecure: bool = False) -> list[s
         problems += _problem(lambda: check_exposure(settings, tls, token, allow_insecure=False))
     if settings.state_dir is not None:
         problems += state_problems(settings.state_dir, DATABASE)
+        problems += state_problems(settings.state_dir, history.DATABASE)
     return problems
 
 
@@ -148,8 +151,6 @@ def node_problems(env: Mapping[str, str]) -> list[str]:
     from .node.journal import DATABASE
 
     settings, problems = parse_settings(NodeSettings.from_env, env)
-    if ignored := ignored_hub_variables(env):
-        problems.append(f"{' and '.join(ignored)} ignored: HUB_ADDRS is set and lists the hubs to use")
     problems += _problem(lambda: node_context(TlsFiles.from_env(env)))
     problems += _problem(lambda: read_secret(env, "SECMON_TOKEN_FILE"))
     if settings is None:
@@ -204,6 +205,14 @@ def check_configuration(
     return list(dict.fromkeys(problems))  # a variable both roles read is reported once
 
 
+def configuration_notes(env: Mapping[str, str], roles: Iterable[str] = ROLES) -> list[str]:
+    """One line per thing worth knowing in ``env`` that works as it is (printed; not a problem)."""
+    notes = []
+    if "node" in roles and (ignored := ignored_hub_variables(env)):
+        notes.append(f"{' and '.join(ignored)} ignored: HUB_ADDRS is set and lists the hubs to use")
+    return notes
+
+
 def main(args: list[str]) -> int:
     """``secmon check [hub] [node] [--allow-insecure]``: print the problems; 0 if none, else 2."""
     if any(arg in ("-h", "--help", "help") for arg in args):
@@ -215,6 +224,8 @@ def main(args: list[str]) -> int:
         return 2
     roles = [arg for arg in args if arg in ROLES] or ROLES
     problems = check_configuration(os.environ, roles, "--allow-insecure" in args)
+    for note in configuration_notes(os.environ, roles):
+        print(f"secmon check: note: {note}", file=sys.stderr)
     for problem in problems:
         print(f"secmon check: {problem}", file=sys.stderr)
     return EXIT_PROBLEMS if problems else 0

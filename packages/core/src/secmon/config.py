@@ -51,15 +51,15 @@ def env_optional(env: Mapping[str, str], name: str) -> str | None:
     return _get(env, name)
 
 
-def env_float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    """A finite number ≥ ``minimum`` (seconds, mostly)."""
+def env_float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0, unit: str = "seconds") -> float:
+    """A finite number ≥ ``minimum`` of ``unit`` (seconds, mostly)."""
     raw = _get(env, name)
     if raw is None:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}", name) from None
+        raise ConfigError(f"{name} must be a number of {unit}, got {raw!r}", name) from None
     if not value >= minimum or value == float("inf"):
         raise ConfigError(f"{name} must be a finite number ≥ {minimum:g}, got {raw!r}", name)
     return value
@@ -240,6 +240,7 @@ class LinkSettings:
 
 HISTORY_MAX_EVENTS = 2_000_000
 HISTORY_MAX_EVENTS_IN_MEMORY = 100_000
+HISTORY_MIN_DAYS = 1 / 24  # an hour: less keeps too little to ask about
 NATS_SCHEMES = ("nats", "tls")
 _CLUSTER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -360,10 +361,21 @@ class HubSettings:
             socket_group=env_group(env, "SECMON_SOCKET_GROUP"),
             state_dir=state_dir,
             uvloop=env_bool(env, "SECMON_UVLOOP", True),
-            history_days=env_float(env, "SECMON_HISTORY_DAYS", 30.0, 0.0),
+            history_days=env_history_days(env),
             history_max_events=env_int(env, "SECMON_HISTORY_MAX_EVENTS", most, 1, 10**9),
             nats=NatsSettings.from_env(env, bind_port),
         )
+
+
+def env_history_days(env: Mapping[str, str]) -> float:
+    """SECMON_HISTORY_DAYS: at least an hour (1/24), since a history that keeps nothing is a mistake."""
+    days = env_float(env, "SECMON_HISTORY_DAYS", 30.0, unit="days")
+    if days < HISTORY_MIN_DAYS:
+        raise ConfigError(
+            f"SECMON_HISTORY_DAYS must be at least 0.0417 days (an hour; 0 would keep nothing), got {days:g}",
+            "SECMON_HISTORY_DAYS",
+        )
+    return days
 
 
 SESSIONS_SOURCES = ("auto", "logind", "utmp")  # auto: logind where systemd runs it, else utmp

@@ -25,6 +25,7 @@ from ..link import HandshakeFailed
 from ..protocol import messages as m
 from ..protocol.batches import UpdateFrame
 from ..protocol.codec import Decoded
+from ..protocol.queries import query_problem
 from .history import BadQuery
 from .hub import ConnectedNode, Hub, Relay
 from .wire import HubLink
@@ -32,6 +33,7 @@ from .wire import HubLink
 log = logging.getLogger("secmon.hub")
 
 MAX_REQUESTS_IN_FLIGHT = 64  # commands one client may have running; more is a bug or an abuse
+MAX_QUERIES_IN_FLIGHT = 4  # history queries one client may have running: each holds a thread of the hub's
 REPLAY_BATCH = 1_000  # held updates looked up at a time while a subscriber catches up
 
 
@@ -86,6 +88,7 @@ class ClientConnection:
     name: str
     relays: set[Relay] = field(default_factory=set)
     executing: int = 0
+    querying: int = 0
     last_seq: int = 0
 
     def deliver(self, frames: list[UpdateFrame]) -> None:
@@ -124,7 +127,14 @@ class ClientConnection:
                         self.executing += 1
                         self.tg.start_soon(self._execute, message)
                 case m.QueryEvents() | m.QueryStats():
-                    self.tg.start_soon(self._query, message)
+                    if self.querying >= MAX_QUERIES_IN_FLIGHT:
+                        text = f"more than {MAX_QUERIES_IN_FLIGHT} history queries in flight; ask when one is answered"
+                        self._error(message.request_id, "busy", text)
+                    elif problem := query_problem(message):
+                        self._error(message.request_id, m.BAD_QUERY, problem)
+                    else:
+                        self.querying += 1
+                        self.tg.start_soon(self._query, message)
                 case m.GetStatus():
                     self.link.send(self.hub.status(message.request_id))
                 case m.Cancel():
@@ -137,10 +147,10 @@ class ClientConnection:
         """Answer a history query; nothing after the sequence it was asked at is in the answer."""
         history = self.hub.history
         ring = self.hub.ring
-        if history is None:
-            self._error(request.request_id, m.BAD_QUERY, "this hub keeps no history")
-            return
         try:
+            if history is None:
+                self._error(request.request_id, m.BAD_QUERY, "this hub keeps no history")
+                return
             if isinstance(request, m.QueryEvents):
                 last_seq, events, more = await history.events(request.filter, request.limit, lambda: ring.seq)
                 self.link.send(m.EventList(request.request_id, last_seq, more, events))
@@ -151,6 +161,11 @@ class ClientConnection:
         except sqlite3.Error as exc:
             log.error("client %s: history query failed: %s", self.name, exc)
             self._error(request.request_id, "history_failed", f"the history could not answer: {exc}")
+        except Exception as exc:  # a bug answering one query must not end the client's connection
+            log.error("client %s: history query failed: %r", self.name, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            self._error(request.request_id, "history_failed", f"the history could not answer: {exc!r}")
+        finally:
+            self.querying -= 1
 
     def _error(self, request_id: int, code: str, text: str) -> None:
         self.link.send(m.Error(code, text, request_id))
