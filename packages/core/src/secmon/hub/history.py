@@ -49,12 +49,13 @@ from ..protocol import messages as m
 from ..protocol.batches import EventOrigin, UpdateFrame
 from ..protocol.codec import decode_body
 from ..protocol.kinds import FAILURE_KINDS, SUCCESS_KINDS
+from ..protocol.queries import MAX_LIMIT
+from ..protocol.queries import MAX_STATS_LIMIT as MAX_STATS_ROWS
 
 log = logging.getLogger("secmon.hub")
 
 DATABASE = "history.sqlite3"  # in SECMON_STATE_DIR: its own file, so its writer never holds up the hub's store
 FLUSH_INTERVAL = 1.0  # seconds between writes: one transaction a second, whatever the rate; rollups add up within it
-MAX_LIMIT = 10_000  # events one query returns at most; more is a download, not a look
 # Text of the events one answer carries at most: well inside a frame (codec.MAX_FRAME, 16 MiB) however
 # long the commands sudo logged; past it the oldest are left out, and ``more`` says so.
 ANSWER_BUDGET = 8 * 1024 * 1024
@@ -80,7 +81,6 @@ def _within_budget(events: list[m.StoredEvent], more: bool) -> tuple[list[m.Stor
     return events, more
 
 
-MAX_STATS_ROWS = 1_000  # keys one ranking returns at most
 MAX_BUCKETS = 10_000  # time buckets one series may have: a chart's width many times over
 TRIM_STEP = 10_000  # rows one write removes at most for age or count, so no write stalls
 AGE_CHECK_EVERY = 60.0  # seconds between looks for rows past their age
