@@ -483,23 +483,19 @@ class RemoteCommands:
         elif conn is not None:
             self.served[key] = channel
             self._start(request, channel, conn)
-        elif self._joining(request.node_id) and self._tg is not None:
+        elif self._tg is not None:  # the asker's view has the node here: our stream or our welcome may lag
             self.served[key] = channel
             self._tg.start_soon(self._start_when_connected, request, channel)
         else:
             why = f"node {request.serial} is not connected to hub {hub.name}"
             channel.send(m.CommandResult(request.id, m.ERROR, message=why, serial=request.serial))
 
-    def _joining(self, node_id: str) -> bool:
-        """The view has the node connected to this hub, but its link is not this hub's yet (a join, just applied)."""
-        entry = self.hub.registry.by_node_id(node_id)
-        return entry is not None and entry.connected and self.hub.view.holder(entry) == self.hub.name
-
     async def _start_when_connected(self, request: RemoteRun, channel: ReplyChannel) -> None:
-        """Wait for the link of a node whose join the asker saw first (the stream is quicker than our welcome)."""
+        """Wait (a handshake's time at most) for the link of a node the asker's view has here: the asker can
+        apply the node's join before this hub has applied it, or before this hub has welcomed the node."""
         hub = self.hub
         with anyio.move_on_after(hub.settings.link.handshake_timeout):
-            while (conn := hub.by_node_id.get(request.node_id)) is None and self._joining(request.node_id):
+            while (conn := hub.by_node_id.get(request.node_id)) is None:
                 await hub.node_change()
         if channel.done:
             return  # cancelled meanwhile
