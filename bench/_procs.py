@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,7 +50,9 @@ class Proc:
 
 
 def bench_env(**extra: str) -> tuple[dict[str, str], Path]:
+    """The environment of a bench's daemons, and their directory (removed when the bench exits)."""
     workdir = Path(tempfile.mkdtemp(prefix="smb-", dir="/tmp"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     env = dict(os.environ)
     env.update(SECMON_SOCKET=str(workdir / "hub.sock"), BIND_PORT="0", PYTHONUNBUFFERED="1", SECMON_LOG_LEVEL="INFO")
     env.update(extra)
