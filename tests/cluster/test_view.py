@@ -152,3 +152,22 @@ def test_an_event_the_stream_holds_after_later_ones_is_applied_once_and_a_joinin
     assert v.resend_after(entry) == 3
     assert v.apply(5, event("a", "id-1", "web1", 2), now=5.0).frames == []  # and its resend is skipped
     assert v.apply(6, event("a", "id-1", "web1", 1), now=6.0).frames == []
+
+
+def test_a_message_with_a_serial_no_hub_could_encode_is_refused_when_read():
+    from secmon.protocol.errors import InvalidMessage
+
+    huge = 2**64 - 1
+    for bad in (
+        join("evil", "id-9", "x", serial=huge, next_serial=huge),
+        join("evil", "id-9", "x", next_serial=2**53),
+        NodeLeft("evil", "id-9", 1.0, -1),
+        event("evil", "id-9", "x", 2**60),
+    ):
+        try:
+            decode_cluster(encode_cluster(bad))
+        except InvalidMessage as exc:
+            assert "out of range" in str(exc)
+        else:
+            raise AssertionError(f"{bad} was accepted")
+    assert decode_cluster(encode_cluster(join("a", "id-1", "web1", serial=2**53 - 1))).serial == 2**53 - 1

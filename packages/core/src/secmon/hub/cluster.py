@@ -321,7 +321,13 @@ class ClusterHub(Hub):
             log.warning("cluster stream message %d skipped: %s", stream_seq, exc)
             self.view.applied = max(self.view.applied, stream_seq)
             return
-        self._take(self.view.apply(stream_seq, message, anyio.current_time()))
+        try:
+            applied = self.view.apply(stream_seq, message, anyio.current_time())
+        except Exception as exc:  # a message the checks let through but the view cannot take: every hub skips it
+            log.error("cluster stream message %d skipped: cannot apply it: %s", stream_seq, exc)
+            self.view.applied = max(self.view.applied, stream_seq)
+            applied = Applied()
+        self._take(applied)
         while self.unapplied and self.unapplied[0][0] <= stream_seq:
             self.unapplied.popleft()
         if isinstance(message, NodeForgotten):
