@@ -162,8 +162,14 @@ class ClusterHub(Hub):
     def send(self, message: ClusterMessage, msg_id: str | None = None, node_id: str = "", seq: int = 0) -> bool:
         """Put a message in the outbox (applied at once, provisionally, while NATS is away); False when full."""
         item = Pending(msg_id or self._message_id(), encode_cluster(message), node_id, seq)
-        if not self.outbox.put(item):
-            if not self._outbox_full_said:
+        control = not isinstance(message, NodeAuthEvent | NodeJoined)  # may use the outbox's reserve
+        if not self.outbox.put(item, control):
+            if control:  # rare, and the cluster will not know: said each time
+                log.error(
+                    "cluster outbox full (%d messages, SECMON_NATS_OUTBOX): %s of node %r from hub %s dropped",
+                    self.outbox.limit, type(message).__name__, getattr(message, "node_id", ""), message.hub,
+                )  # fmt: skip
+            elif not self._outbox_full_said:
                 self._outbox_full_said = True
                 log.warning(
                     "cluster outbox full (%d messages, SECMON_NATS_OUTBOX): nodes keep their new events until it "
@@ -225,8 +231,8 @@ class ClusterHub(Hub):
         )  # fmt: skip
 
     def join_refusal(self) -> str | None:
-        if len(self.outbox) >= self.outbox.limit:
-            return f"the hub's cluster outbox is full ({self.outbox.limit} messages wait for NATS)"
+        if not self.outbox.room():
+            return f"the hub's cluster outbox is full ({len(self.outbox)} messages wait for NATS)"
         return None
 
     def node_connected(self, conn: ConnectedNode) -> None:
@@ -262,11 +268,11 @@ class ClusterHub(Hub):
                 and entry.disconnected_at is not None
                 and now - entry.disconnected_at >= grace
                 and entry.node_id not in self._forgetting
+                # named by its holder, as the rule reads (a lost hub cannot say it itself); not taken: tried again
+                and self.send(NodeForgotten(entry.hub, entry.node_id, entry.serial))
             ):
                 self._forgetting.add(entry.node_id)
                 log.info("forgetting node %d (%s) after the grace period", entry.serial, entry.hostname)
-                # named by its holder, as the rule reads (a lost hub cannot say it itself)
-                self.send(NodeForgotten(entry.hub, entry.node_id, entry.serial))
 
     def alive(self, hub: str) -> None:
         """A heartbeat of ``hub`` came (core NATS, not the stream)."""
@@ -283,10 +289,10 @@ class ClusterHub(Hub):
             return
         holders = {entry.hub for entry in self.registry.nodes.values() if entry.connected}
         for hub in holders - {self.name} - self.lost:
-            if now - self.heard.get(hub, self.up_at) > MISSED_HEARTBEATS * self.heartbeat:
+            silent = now - self.heard.get(hub, self.up_at) > MISSED_HEARTBEATS * self.heartbeat
+            if silent and self.send(HubLost(hub, self.name, time.time())):  # not taken: tried again next time
                 self.lost.add(hub)
                 log.warning("hub %s is silent: its nodes are shown disconnected until they connect again", hub)
-                self.send(HubLost(hub, self.name, time.time()))
 
     def _announce_again(self) -> None:
         """Another hub took us for lost: tell the cluster again about every node we hold."""
