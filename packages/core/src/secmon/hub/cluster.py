@@ -230,7 +230,9 @@ class ClusterHub(Hub):
             last_event_seq=self.view.resend_after(view), hub=self.name,
         )  # fmt: skip
 
-    def join_refusal(self) -> str | None:
+    def join_refusal(self, hello: m.Hello) -> str | None:
+        if not hello.node_id:  # the cluster knows a node by its id: without one, its departure could not be told
+            return "a node in a cluster needs a node id (its hello has none)"
         if not self.outbox.room():
             return f"the hub's cluster outbox is full ({len(self.outbox)} messages wait for NATS)"
         return None
