@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from secmon.hub.cluster import ClusterHub
+import nats.errors
+
+from secmon.hub.cluster import ClusterHub, publish_failure
 from secmon.hub.outbox import Outbox, Pending
 from secmon.protocol import messages as m
 
@@ -20,3 +22,11 @@ def test_a_node_without_a_node_id_is_refused_and_a_full_outbox_refuses_joins():
     while hub.outbox.put(Pending("x", b"")):
         pass
     assert "outbox is full" in ClusterHub.join_refusal(hub, hello("id-1"))
+
+
+def test_a_publish_nats_denied_is_said_as_such_not_as_a_timeout():
+    violation = nats.errors.Error('nats: permissions violation for publish to "secmon.up.a"')
+    said = publish_failure(TimeoutError(), violation, 2.0)
+    assert said.startswith("NATS denied the publish:") and "permissions violation" in said
+    assert publish_failure(TimeoutError(), None, 2.0) == "no publish acknowledgement within 2 s"
+    assert publish_failure(TimeoutError(), ConnectionResetError(), 2.0) == "no publish acknowledgement within 2 s"

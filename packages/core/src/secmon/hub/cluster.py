@@ -108,6 +108,21 @@ def nats_reason(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
+def denied(exc: BaseException | None) -> bool:
+    """NATS refused one of our operations by the account's permissions (a publish, a subscribe)."""
+    return exc is not None and "permissions violation" in str(exc).lower()
+
+
+def publish_failure(exc: BaseException, last_error: BaseException | None, timeout: float) -> str:
+    """One line for a failed publish: NATS's own word when it denied us (the publish only sees a timeout)."""
+    if denied(last_error):
+        assert last_error is not None
+        return f"NATS denied the publish: {nats_reason(last_error)}"
+    if isinstance(exc, TimeoutError):
+        return f"no publish acknowledgement within {timeout:g} s"
+    return nats_reason(exc)
+
+
 class ClusterNodeConnection(NodeConnection):
     """A node's connection on a cluster hub: acknowledged only what is durable (docs/cluster.md).
 
@@ -454,6 +469,7 @@ class ClusterLink:
         self._wake = anyio.Event()
         self._connected = anyio.Event()
         self.last_error: BaseException | None = None  # what NATS last said went wrong
+        self._denied_said = ""  # the last permissions violation logged
 
     def wake(self) -> None:
         self._wake.set()
@@ -522,7 +538,11 @@ class ClusterLink:
             # and under load the next attempt may see only "connection reset"
             if self.last_error is None or not refused(self.last_error):
                 self.last_error = exc
-            log.debug("NATS: %s", nats_reason(exc))
+            if denied(exc) and str(exc) != self._denied_said:  # the account's permissions: said once per change
+                self._denied_said = str(exc)
+                log.warning("NATS: %s", nats_reason(exc))
+            else:
+                log.debug("NATS: %s", nats_reason(exc))
 
         options: dict[str, Any] = dict(
             servers=list(settings.servers),
@@ -683,8 +703,8 @@ class ClusterLink:
                 for future in in_flight:
                     future.cancel()  # a late ack finds no one waiting; the message is sent again
                 in_flight.clear()
-                reason = f"no publish acknowledgement within {timeout:g} s" if isinstance(exc, TimeoutError) else None
-                hub.link_lost(reason or nats_reason(exc))
+                hub.link_lost(publish_failure(exc, self.last_error, timeout))
+                self.last_error = None  # said: a later failure is judged by what comes after it
                 await anyio.sleep(RECONNECT_WAIT / 4)
                 continue
             hub.link_restored()
