@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import nats.errors
+import pytest
 
-from secmon.hub.cluster import ClusterHub, publish_failure
+from secmon.config import HubSettings
+from secmon.hub.cluster import MAX_HUBS, ClusterHub, publish_failure
 from secmon.hub.outbox import Outbox, Pending
 from secmon.protocol import messages as m
+from secmon.protocol.cluster import HubStarted, encode_cluster
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> ClusterHub:
+    """A cluster hub named "a", never started: its rules called by hand."""
+    env = {"SECMON_NATS_URL": "nats://127.0.0.1:1", "SECMON_HUB_NAME": "a", "SECMON_SOCKET": str(tmp_path / "s")}
+    return ClusterHub(HubSettings.from_env(env), Outbox(100))
 
 
 def hello(node_id: str) -> m.Hello:
@@ -30,3 +46,32 @@ def test_a_publish_nats_denied_is_said_as_such_not_as_a_timeout():
     assert said.startswith("NATS denied the publish:") and "permissions violation" in said
     assert publish_failure(TimeoutError(), None, 2.0) == "no publish acknowledgement within 2 s"
     assert publish_failure(TimeoutError(), ConnectionResetError(), 2.0) == "no publish acknowledgement within 2 s"
+
+
+def test_a_hub_hearing_its_own_name_from_another_run_stops(hub):
+    hub.alive("a", hub.run)  # its own heartbeat
+    hub.alive("b", "r-b")
+    assert not hub.clash.is_set()
+    hub.alive("a", "another-run")
+    assert hub.clash.is_set()
+
+
+@pytest.mark.anyio
+async def test_a_start_of_another_run_of_this_hub_s_name_after_its_own_stops_it(hub, caplog):
+    hub.apply_stream(1, encode_cluster(HubStarted("a", "an-earlier-run", 1.0)), "")  # its own past
+    hub.apply_stream(2, encode_cluster(HubStarted("a", hub.run, 2.0)), "")
+    assert not hub.clash.is_set()
+    hub.apply_stream(3, encode_cluster(HubStarted("a", "another-run", 3.0)), "")
+    assert hub.clash.is_set()
+    assert "another hub runs with this hub's name 'a'" in caplog.text
+    assert "cannot apply" not in caplog.text
+
+
+def test_heartbeats_heard_are_bounded_in_names_and_in_number(hub):
+    hub.alive("x" * 256, "r")
+    assert hub.heard == {}
+    for n in range(MAX_HUBS + 5):
+        hub.alive(f"h{n}", "r")
+    assert len(hub.heard) == MAX_HUBS
+    hub.alive("h0", "r")  # one already heard is still heard
+    assert "h0" in hub.heard

@@ -61,6 +61,9 @@ RECONNECT_WAIT = 1.0  # seconds between attempts to reach NATS once it is gone
 PUBLISH_WINDOW = 256
 # Heartbeats a hub may miss before another hub tells the cluster it is lost (its nodes disconnected).
 MISSED_HEARTBEATS = 3
+# Heartbeats heard are kept per hub name: names longer than this, or more hubs than this, are ignored.
+MAX_HUB_NAME = 255  # bytes
+MAX_HUBS = 10_000
 
 
 def subject_token(name: str) -> str:
@@ -165,6 +168,8 @@ class ClusterHub(Hub):
         self.heard: dict[str, float] = {}  # hub name → when (monotonic) its last heartbeat came
         self.lost: set[str] = set()  # hubs this hub said were lost, until heard again
         self.up_at = 0.0  # when (monotonic) the link last came up
+        self.clash = anyio.Event()  # set when another running hub has this hub's name
+        self._started = False  # this run's HubStarted came back from the stream
         self.link = ClusterLink(self)
         self.commands = RemoteCommands(self, subject_token, nats_reason)  # commands across hubs (hub/remote.py)
 
@@ -291,10 +296,28 @@ class ClusterHub(Hub):
                 self._forgetting.add(entry.node_id)
                 log.info("forgetting node %d (%s) after the grace period", entry.serial, entry.hostname)
 
-    def alive(self, hub: str) -> None:
-        """A heartbeat of ``hub`` came (core NATS, not the stream)."""
+    def alive(self, hub: str, run: str = "") -> None:
+        """A heartbeat of ``hub``'s ``run`` came (core NATS, not the stream)."""
+        if hub == self.name and run and run != self.run:
+            self.name_clash("heard its heartbeat")
+            return
+        if len(hub.encode()) > MAX_HUB_NAME or (hub not in self.heard and len(self.heard) >= MAX_HUBS):
+            return  # not a hub name, or more hubs than a cluster has: whatever sent it is not one of us
         self.heard[hub] = time.monotonic()
         self.lost.discard(hub)
+
+    def name_clash(self, how: str) -> None:
+        """Another running hub has this hub's name: each would disconnect the other's nodes. This hub stops."""
+        if not self.clash.is_set():
+            log.error(
+                "another hub runs with this hub's name %r (SECMON_HUB_NAME; %s): stopping; give each hub its own name",
+                self.name, how,
+            )  # fmt: skip
+            self.clash.set()
+
+    async def _stop_on_clash(self) -> None:
+        await self.clash.wait()
+        raise ConfigError(f"another hub of the cluster runs with this hub's name {self.name!r} (SECMON_HUB_NAME)")
 
     def _judge_hubs(self, now: float) -> None:
         """Tell the cluster about a hub that holds connected nodes but has gone silent.
@@ -355,6 +378,11 @@ class ClusterHub(Hub):
             self.unapplied.popleft()
         if isinstance(message, NodeForgotten):
             self._forgetting.discard(message.node_id)
+        elif isinstance(message, HubStarted) and message.hub == self.name:
+            if message.run == self.run:
+                self._started = True
+            elif self._started:  # a start after ours, of another run: not our own past
+                self.name_clash(f"it started, stream message {stream_seq}")
         elif isinstance(message, HubLost) and message.hub == self.name:
             log.warning("hub %s took this hub for lost; telling the cluster about our nodes again", message.by)
             self._announce_again()
@@ -439,6 +467,7 @@ class ClusterHub(Hub):
 
     async def start(self, tg: TaskGroup) -> None:
         """Join the cluster: connect, catch up with the stream, say this hub (re)started; then run the link."""
+        tg.start_soon(self._stop_on_clash)
         await self.link.start(tg)
         self.send(HubStarted(self.name, self.run, time.time()))
         tg.start_soon(self.commands.run)
@@ -646,10 +675,14 @@ class ClusterLink:
         hub = self.hub
 
         async def heard(msg: Any) -> None:
-            hub.alive(msg.data.decode(errors="replace"))
+            name, _, run = msg.data.decode(errors="replace").rpartition("\n")
+            if name:
+                hub.alive(name, run)
+            else:  # a hub that sends no run: its name alone
+                hub.alive(run)
 
         await self.nc.subscribe(f"{self.alive_prefix}.>", cb=heard)
-        me = hub.name.encode()
+        me = f"{hub.name}\n{hub.run}".encode()  # the run tells two hubs of one name apart
         subject = f"{self.alive_prefix}.{subject_token(hub.name)}"
         while True:
             if self.nc.is_connected:
