@@ -12,6 +12,7 @@ from secmon.config import HubSettings
 from secmon.hub.cluster import MAX_HUBS, ClusterHub, publish_failure
 from secmon.hub.outbox import Outbox, Pending
 from secmon.protocol import messages as m
+from secmon.protocol.batches import EventOrigin, EventRun
 from secmon.protocol.cluster import HubStarted, encode_cluster
 
 
@@ -75,3 +76,15 @@ def test_heartbeats_heard_are_bounded_in_names_and_in_number(hub):
     assert len(hub.heard) == MAX_HUBS
     hub.alive("h0", "r")  # one already heard is still heard
     assert "h0" in hub.heard
+
+
+@pytest.mark.anyio
+async def test_a_node_rejoining_during_an_outage_resends_what_only_memory_holds(hub):
+    hub.link_lost("NATS away")
+    hello = m.Hello(1, "node", "web1", "id-1")
+    entry = await hub.join_node(hello, "10.0.0.1")
+    events = [{"seq": n, "time": 5.0, "kind": "ssh_invalid_user", "process": "sshd", "user": "u"} for n in (1, 2, 3)]
+    hub.publish_events(entry, EventRun(events), EventOrigin(entry.serial, "web1", "10.0.0.1"))
+    assert hub.registry.by_node_id("id-1").last_event_seq == 3  # shown here at once, provisionally
+    again = await hub.join_node(hello, "10.0.0.1")
+    assert again.last_event_seq == 0  # the outbox is in memory: a crash would lose 1 to 3, so the node keeps them

@@ -61,6 +61,7 @@ RECONNECT_WAIT = 1.0  # seconds between attempts to reach NATS once it is gone
 PUBLISH_WINDOW = 256
 # Heartbeats a hub may miss before another hub tells the cluster it is lost (its nodes disconnected).
 MISSED_HEARTBEATS = 3
+NO_LIMIT = 2**63  # above every event seq
 # Heartbeats heard are kept per hub name: names longer than this, or more hubs than this, are ignored.
 MAX_HUB_NAME = 255  # bytes
 MAX_HUBS = 10_000
@@ -247,8 +248,19 @@ class ClusterHub(Hub):
         assert view is not None  # the join was applied, from the stream or here
         return NodeEntry(
             view.serial, hello.hostname, address, hello.node_id, list(hello.monitors),
-            last_event_seq=self.view.resend_after(view), hub=self.name,
+            last_event_seq=min(self.view.resend_after(view), self._held_after(hello.node_id)), hub=self.name,
         )  # fmt: skip
+
+    def _held_after(self, node_id: str) -> int:
+        """The node's seq before its first event only the outbox in memory holds: a crash would lose the rest.
+
+        Provisional applies raise the view's last seq during an outage; a node
+        welcomed with it would drop events that are not durable yet.
+        """
+        if self.outbox.durable:
+            return NO_LIMIT
+        return min((item.event_seq - 1 for item in self.outbox.items() if item.event_seq and item.node_id == node_id),
+                   default=NO_LIMIT)  # fmt: skip
 
     def join_refusal(self, hello: m.Hello) -> str | None:
         if not hello.node_id:  # the cluster knows a node by its id: without one, its departure could not be told
