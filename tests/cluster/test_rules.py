@@ -6,10 +6,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import nats.errors
+import nats.js.errors
 import pytest
+from nats.js import api
 
 from secmon.config import HubSettings
-from secmon.hub.cluster import MAX_HUBS, ClusterHub, publish_failure
+from secmon.hub.cluster import MAX_HUBS, ClusterHub, ensure_stream, publish_failure
 from secmon.hub.outbox import Outbox, Pending
 from secmon.protocol import messages as m
 from secmon.protocol.batches import EventOrigin, EventRun
@@ -88,3 +90,28 @@ async def test_a_node_rejoining_during_an_outage_resends_what_only_memory_holds(
     assert hub.registry.by_node_id("id-1").last_event_seq == 3  # shown here at once, provisionally
     again = await hub.join_node(hello, "10.0.0.1")
     assert again.last_event_seq == 0  # the outbox is in memory: a crash would lose 1 to 3, so the node keeps them
+
+
+class RacedStream:
+    """JetStream as a hub sees it when another hub creates the stream between its two requests."""
+
+    def __init__(self, made_by_other: bool) -> None:
+        self.exists = False
+        self.made_by_other = made_by_other
+
+    async def stream_info(self, name: str) -> str:
+        if not self.exists:
+            raise nats.js.errors.NotFoundError(404, "stream not found")
+        return name
+
+    async def add_stream(self, config: api.StreamConfig) -> None:
+        self.exists = self.made_by_other
+        raise nats.js.errors.APIError(400, "stream name already in use" if self.made_by_other else "bad config")
+
+
+@pytest.mark.anyio
+async def test_a_hub_that_loses_the_race_to_create_the_stream_uses_the_one_made():
+    config = api.StreamConfig(name="secmon_UPDATES")
+    assert await ensure_stream(RacedStream(made_by_other=True), config) is False
+    with pytest.raises(nats.js.errors.APIError, match="bad config"):  # a real refusal is still one
+        await ensure_stream(RacedStream(made_by_other=False), config)

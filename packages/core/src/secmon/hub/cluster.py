@@ -127,6 +127,28 @@ def publish_failure(exc: BaseException, last_error: BaseException | None, timeou
     return nats_reason(exc)
 
 
+async def ensure_stream(js: Any, config: api.StreamConfig) -> bool:
+    """Make sure the stream exists: True when we created it.
+
+    Hubs starting together may all find it missing; those that lose the race to
+    create it are refused, and find it there when they look again.
+    """
+    try:
+        await js.stream_info(config.name)
+        return False
+    except nats.js.errors.NotFoundError:
+        pass
+    try:
+        await js.add_stream(config)
+        return True
+    except nats.js.errors.APIError as exc:
+        try:
+            await js.stream_info(config.name)  # another hub made it meanwhile
+        except nats.js.errors.NotFoundError:
+            raise exc from None
+        return False
+
+
 class ClusterNodeConnection(NodeConnection):
     """A node's connection on a cluster hub: acknowledged only what is durable (docs/cluster.md).
 
@@ -626,10 +648,7 @@ class ClusterLink:
             duplicate_window=DUPLICATE_WINDOW,
         )
         try:
-            try:
-                await js.stream_info(self.stream)
-            except nats.js.errors.NotFoundError:
-                await js.add_stream(config)
+            if await ensure_stream(js, config):
                 log.info("cluster: created stream %s (subjects %s.>)", self.stream, self.prefix)
         except Exception as exc:
             await nc.close()
