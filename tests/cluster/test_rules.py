@@ -115,3 +115,12 @@ async def test_a_hub_that_loses_the_race_to_create_the_stream_uses_the_one_made(
     assert await ensure_stream(RacedStream(made_by_other=True), config) is False
     with pytest.raises(nats.js.errors.APIError, match="bad config"):  # a real refusal is still one
         await ensure_stream(RacedStream(made_by_other=False), config)
+
+
+@pytest.mark.anyio
+async def test_stream_messages_gone_before_they_were_applied_are_said(hub, caplog):
+    hub.apply_stream(1, encode_cluster(HubStarted("b", "r", 1.0)), "")
+    hub.apply_stream(2, encode_cluster(HubStarted("b", "r", 2.0)), "")
+    assert "are gone" not in caplog.text
+    hub.apply_stream(7, encode_cluster(HubStarted("b", "r", 7.0)), "")
+    assert "cluster stream messages 3 to 6 are gone" in caplog.text

@@ -395,6 +395,12 @@ class ClusterHub(Hub):
 
     def apply_stream(self, stream_seq: int, data: bytes, msg_id: str) -> None:
         """Apply the stream's message at ``stream_seq`` (the consumer calls this in stream order)."""
+        if 0 < self.view.applied < stream_seq - 1:  # the stream's limits dropped them before we read them
+            log.warning(
+                "cluster stream messages %d to %d are gone (SECMON_NATS_MAX_AGE / MAX_BYTES) before this hub applied "
+                "them: its view may miss their changes",
+                self.view.applied + 1, stream_seq - 1,
+            )  # fmt: skip
         try:
             message = decode_cluster(data)
         except RemoteProtocolError as exc:
