@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from secmon.hub.registry import NodeRegistry, UpdateRing
-from secmon.hub.view import SLOTS, ClusterView
+from secmon.hub.view import SLOTS, ClusterRing, ClusterView
 from secmon.protocol import decode_body
 from secmon.protocol import messages as m
 from secmon.protocol.cluster import (
@@ -171,3 +171,14 @@ def test_a_message_with_a_serial_no_hub_could_encode_is_refused_when_read():
         else:
             raise AssertionError(f"{bad} was accepted")
     assert decode_cluster(encode_cluster(join("a", "id-1", "web1", serial=2**53 - 1))).serial == 2**53 - 1
+
+
+def test_a_subscriber_resuming_on_a_cluster_ring_misses_only_what_the_ring_dropped():
+    ring = ClusterRing(4, start=1, first=1)
+    v = ClusterView(NodeRegistry(hostname_unique=True), ring, "a")
+    ring.extend(apply_all(v, STREAM[:4]))  # 4 updates, numbered SLOTS apart
+    assert ring.resume_point(0) == (SLOTS - 1, 0)  # the gaps between numbers are not updates
+    assert ring.resume_point(2 * SLOTS) == (2 * SLOTS, 0)
+    ring.extend(v.apply(5, STREAM[4], now=5.0).frames)  # the oldest falls out
+    assert ring.resume_point(0) == (2 * SLOTS - 1, 1)
+    assert ring.resume_point(3 * SLOTS) == (3 * SLOTS, 0)

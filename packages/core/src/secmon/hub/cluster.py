@@ -47,9 +47,9 @@ from ..protocol.cluster import (
 from .hub import ConnectedNode, Hub
 from .nodes import NodeConnection
 from .outbox import Outbox, Pending
-from .registry import NodeEntry, UpdateRing
+from .registry import NodeEntry
 from .remote import RemoteCommands
-from .view import Applied, ClusterView
+from .view import Applied, ClusterRing, ClusterView
 
 log = logging.getLogger("secmon.hub")
 
@@ -176,7 +176,7 @@ class ClusterHub(Hub):
         self.name = settings.nats.hub_name
         self.run = uuid.uuid4().hex[:12]  # this run of the hub, in its message ids and joins
         self._sent = 0
-        self.ring = UpdateRing(settings.ring_size, start=1, first=1)
+        self.ring = ClusterRing(settings.ring_size, start=1, first=1)
         self.view = ClusterView(self.registry, self.ring, self.name)
         self.outbox = outbox
         self.node_connection_type = ClusterNodeConnection

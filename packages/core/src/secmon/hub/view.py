@@ -42,6 +42,27 @@ SLOTS = 65_536
 MAX_HOLES = 1_024
 
 
+@dataclass(slots=True)
+class ClusterRing(UpdateRing):
+    """The ring of a cluster hub, whose update numbers have gaps (stream seq × SLOTS).
+
+    The numbers between two held updates say nothing of how many updates there
+    were, so a resuming subscriber's missed count is at most the updates this ring
+    has dropped (the ring starts empty at every start).
+    """
+
+    gone: int = field(init=False, default=0)  # updates dropped from the ring since it was made
+
+    def extend(self, frames: list[UpdateFrame]) -> None:
+        held = self.held + sum(frame.count for frame in frames)
+        super(ClusterRing, self).extend(frames)
+        self.gone += held - self.held
+
+    def resume_point(self, seq: int) -> tuple[int, int]:
+        point, missed = super(ClusterRing, self).resume_point(seq)
+        return point, min(missed, self.gone)
+
+
 @dataclass(frozen=True, slots=True)
 class Displaced:
     """A node whose entry another connection now holds: the hub holding the old link closes it."""
