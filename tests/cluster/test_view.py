@@ -182,3 +182,20 @@ def test_a_subscriber_resuming_on_a_cluster_ring_misses_only_what_the_ring_dropp
     ring.extend(v.apply(5, STREAM[4], now=5.0).frames)  # the oldest falls out
     assert ring.resume_point(0) == (2 * SLOTS - 1, 1)
     assert ring.resume_point(3 * SLOTS) == (3 * SLOTS, 0)
+
+
+def test_hostname_uniqueness_is_the_joining_hub_s_word_on_every_hub():
+    def shared_hostname(unique: bool) -> list[NodeJoined]:
+        return [
+            NodeJoined("a", "r1", "id-1", "web", "10.0.0.1", 100.0, [], 0, 1, unique),
+            NodeJoined("a", "r1", "id-2", "web", "10.0.0.2", 101.0, [], 0, 2, unique),
+        ]
+
+    for unique, serials in ((False, [1, 2]), (True, [1])):
+        views = [
+            ClusterView(NodeRegistry(hostname_unique=mine), UpdateRing(1000, start=1, first=1), "b")
+            for mine in (True, False)
+        ]
+        for v in views:
+            apply_all(v, shared_hostname(unique))
+            assert sorted(v.registry.nodes) == serials

@@ -254,7 +254,7 @@ class ClusterHub(Hub):
         serial, next_serial = self.view.hints(hello.hostname, hello.node_id)
         message = NodeJoined(
             self.name, self.run, hello.node_id, hello.hostname, address, time.time(), list(hello.monitors), serial,
-            next_serial,
+            next_serial, self.settings.hostname_unique,
         )  # fmt: skip
         msg_id = self._message_id()
         applied = self.waiters[msg_id] = anyio.Event()
@@ -376,7 +376,7 @@ class ClusterHub(Hub):
             monitors = list(entry.monitors)
             message = NodeJoined(
                 self.name, self.run, entry.node_id, entry.hostname, entry.address, time.time(), monitors, serial,
-                next_serial,
+                next_serial, self.settings.hostname_unique,
             )  # fmt: skip
             self.send(message)
 

@@ -168,6 +168,15 @@ class ClusterView:
         return applied
 
     def _join(self, message: NodeJoined, now: float, numbers: Iterator[int], applied: Applied) -> None:
+        # the publishing hub's setting decides, not this hub's: every hub builds the same view
+        registry, kept = self.registry, self.registry.hostname_unique
+        registry.hostname_unique = message.hostname_unique
+        try:
+            self._join_as_told(message, now, numbers, applied)
+        finally:
+            registry.hostname_unique = kept
+
+    def _join_as_told(self, message: NodeJoined, now: float, numbers: Iterator[int], applied: Applied) -> None:
         registry = self.registry
         previous = registry.known(message.hostname, message.node_id)
         if (

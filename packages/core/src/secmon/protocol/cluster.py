@@ -37,6 +37,7 @@ class NodeJoined:
     monitors: list[str] = field(default_factory=list)
     serial: int = 0
     next_serial: int = 1
+    hostname_unique: bool = True  # the hub's ASSUME_HOSTNAME_UNIQUE: every hub applies the join by it
 
 
 @dataclass(frozen=True, slots=True)
