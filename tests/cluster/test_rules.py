@@ -124,3 +124,14 @@ async def test_stream_messages_gone_before_they_were_applied_are_said(hub, caplo
     assert "are gone" not in caplog.text
     hub.apply_stream(7, encode_cluster(HubStarted("b", "r", 7.0)), "")
     assert "cluster stream messages 3 to 6 are gone" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_a_stream_message_the_view_cannot_apply_is_skipped_not_fatal(hub, caplog, monkeypatch):
+    def broken(*args):
+        raise OverflowError("cannot encode int")
+
+    monkeypatch.setattr(hub.view, "apply", broken)
+    hub.apply_stream(1, encode_cluster(HubStarted("b", "r", 1.0)), "")
+    assert hub.view.applied == 1
+    assert "cluster stream message 1 skipped: cannot apply it: cannot encode int" in caplog.text
