@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from secmon.hub.outbox import DATABASE, Outbox, Pending
+from secmon.hub.outbox import CONTROL_RESERVE, DATABASE, Outbox, Pending
 
 
 def item(n: int) -> Pending:
@@ -53,9 +53,9 @@ def test_pop_drops_the_oldest_in_order_and_returns_them(outbox):
 
 def test_a_full_outbox_takes_nothing_more():
     box = Outbox(3)
-    assert [box.put(item(n)) for n in range(1, 6)] == [True, True, True, False, False]
+    assert [box.put(item(n), control=True) for n in range(1, 6)] == [True, True, True, False, False]
     box.pop(2)
-    assert box.put(item(6))
+    assert box.put(item(6), control=True)
     assert ids(box.items()) == ["n1:3", "n1:6"]
 
 
@@ -104,6 +104,16 @@ def test_pop_commits_the_dropped_rows_at_once_and_a_restart_keeps_the_rest(tmp_p
 def test_a_batch_in_memory_is_plain_puts():
     box = Outbox(2)
     with box.batch():
-        assert box.put(item(1)) and box.put(item(2))
+        assert box.put(item(1), control=True) and box.put(item(2), control=True)
         assert not box.put(item(3))
     assert ids(box.items()) == ["n1:1", "n1:2"]
+
+
+def test_events_and_joins_leave_a_reserve_that_only_control_messages_take():
+    box = Outbox(8)
+    assert box.reserve == 4  # half of a small outbox; CONTROL_RESERVE of a large one
+    assert [box.put(item(n)) for n in range(1, 6)] == [True, True, True, True, False]
+    assert not box.room()
+    assert [box.put(item(n), control=True) for n in range(6, 11)] == [True, True, True, True, False]
+    assert len(box) == 8
+    assert Outbox(10_000).reserve == CONTROL_RESERVE

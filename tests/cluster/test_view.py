@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from secmon.hub.registry import NodeRegistry, UpdateRing
-from secmon.hub.view import SLOTS, ClusterView
+from secmon.hub.view import SLOTS, ClusterRing, ClusterView
 from secmon.protocol import decode_body
 from secmon.protocol import messages as m
 from secmon.protocol.cluster import (
@@ -152,3 +152,50 @@ def test_an_event_the_stream_holds_after_later_ones_is_applied_once_and_a_joinin
     assert v.resend_after(entry) == 3
     assert v.apply(5, event("a", "id-1", "web1", 2), now=5.0).frames == []  # and its resend is skipped
     assert v.apply(6, event("a", "id-1", "web1", 1), now=6.0).frames == []
+
+
+def test_a_message_with_a_serial_no_hub_could_encode_is_refused_when_read():
+    from secmon.protocol.errors import InvalidMessage
+
+    huge = 2**64 - 1
+    for bad in (
+        join("evil", "id-9", "x", serial=huge, next_serial=huge),
+        join("evil", "id-9", "x", next_serial=2**53),
+        NodeLeft("evil", "id-9", 1.0, -1),
+        event("evil", "id-9", "x", 2**60),
+    ):
+        try:
+            decode_cluster(encode_cluster(bad))
+        except InvalidMessage as exc:
+            assert "out of range" in str(exc)
+        else:
+            raise AssertionError(f"{bad} was accepted")
+    assert decode_cluster(encode_cluster(join("a", "id-1", "web1", serial=2**53 - 1))).serial == 2**53 - 1
+
+
+def test_a_subscriber_resuming_on_a_cluster_ring_misses_only_what_the_ring_dropped():
+    ring = ClusterRing(4, start=1, first=1)
+    v = ClusterView(NodeRegistry(hostname_unique=True), ring, "a")
+    ring.extend(apply_all(v, STREAM[:4]))  # 4 updates, numbered SLOTS apart
+    assert ring.resume_point(0) == (SLOTS - 1, 0)  # the gaps between numbers are not updates
+    assert ring.resume_point(2 * SLOTS) == (2 * SLOTS, 0)
+    ring.extend(v.apply(5, STREAM[4], now=5.0).frames)  # the oldest falls out
+    assert ring.resume_point(0) == (2 * SLOTS - 1, 1)
+    assert ring.resume_point(3 * SLOTS) == (3 * SLOTS, 0)
+
+
+def test_hostname_uniqueness_is_the_joining_hub_s_word_on_every_hub():
+    def shared_hostname(unique: bool) -> list[NodeJoined]:
+        return [
+            NodeJoined("a", "r1", "id-1", "web", "10.0.0.1", 100.0, [], 0, 1, unique),
+            NodeJoined("a", "r1", "id-2", "web", "10.0.0.2", 101.0, [], 0, 2, unique),
+        ]
+
+    for unique, serials in ((False, [1, 2]), (True, [1])):
+        views = [
+            ClusterView(NodeRegistry(hostname_unique=mine), UpdateRing(1000, start=1, first=1), "b")
+            for mine in (True, False)
+        ]
+        for v in views:
+            apply_all(v, shared_hostname(unique))
+            assert sorted(v.registry.nodes) == serials

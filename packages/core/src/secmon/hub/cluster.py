@@ -47,9 +47,9 @@ from ..protocol.cluster import (
 from .hub import ConnectedNode, Hub
 from .nodes import NodeConnection
 from .outbox import Outbox, Pending
-from .registry import NodeEntry, UpdateRing
+from .registry import NodeEntry
 from .remote import RemoteCommands
-from .view import Applied, ClusterView
+from .view import Applied, ClusterRing, ClusterView
 
 log = logging.getLogger("secmon.hub")
 
@@ -61,6 +61,10 @@ RECONNECT_WAIT = 1.0  # seconds between attempts to reach NATS once it is gone
 PUBLISH_WINDOW = 256
 # Heartbeats a hub may miss before another hub tells the cluster it is lost (its nodes disconnected).
 MISSED_HEARTBEATS = 3
+NO_LIMIT = 2**63  # above every event seq
+# Heartbeats heard are kept per hub name: names longer than this, or more hubs than this, are ignored.
+MAX_HUB_NAME = 255  # bytes
+MAX_HUBS = 10_000
 
 
 def subject_token(name: str) -> str:
@@ -108,6 +112,43 @@ def nats_reason(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
+def denied(exc: BaseException | None) -> bool:
+    """NATS refused one of our operations by the account's permissions (a publish, a subscribe)."""
+    return exc is not None and "permissions violation" in str(exc).lower()
+
+
+def publish_failure(exc: BaseException, last_error: BaseException | None, timeout: float) -> str:
+    """One line for a failed publish: NATS's own word when it denied us (the publish only sees a timeout)."""
+    if denied(last_error):
+        assert last_error is not None
+        return f"NATS denied the publish: {nats_reason(last_error)}"
+    if isinstance(exc, TimeoutError):
+        return f"no publish acknowledgement within {timeout:g} s"
+    return nats_reason(exc)
+
+
+async def ensure_stream(js: Any, config: api.StreamConfig) -> bool:
+    """Make sure the stream exists: True when we created it.
+
+    Hubs starting together may all find it missing; those that lose the race to
+    create it are refused, and find it there when they look again.
+    """
+    try:
+        await js.stream_info(config.name)
+        return False
+    except nats.js.errors.NotFoundError:
+        pass
+    try:
+        await js.add_stream(config)
+        return True
+    except nats.js.errors.APIError as exc:
+        try:
+            await js.stream_info(config.name)  # another hub made it meanwhile
+        except nats.js.errors.NotFoundError:
+            raise exc from None
+        return False
+
+
 class ClusterNodeConnection(NodeConnection):
     """A node's connection on a cluster hub: acknowledged only what is durable (docs/cluster.md).
 
@@ -135,7 +176,7 @@ class ClusterHub(Hub):
         self.name = settings.nats.hub_name
         self.run = uuid.uuid4().hex[:12]  # this run of the hub, in its message ids and joins
         self._sent = 0
-        self.ring = UpdateRing(settings.ring_size, start=1, first=1)
+        self.ring = ClusterRing(settings.ring_size, start=1, first=1)
         self.view = ClusterView(self.registry, self.ring, self.name)
         self.outbox = outbox
         self.node_connection_type = ClusterNodeConnection
@@ -150,6 +191,8 @@ class ClusterHub(Hub):
         self.heard: dict[str, float] = {}  # hub name → when (monotonic) its last heartbeat came
         self.lost: set[str] = set()  # hubs this hub said were lost, until heard again
         self.up_at = 0.0  # when (monotonic) the link last came up
+        self.clash = anyio.Event()  # set when another running hub has this hub's name
+        self._started = False  # this run's HubStarted came back from the stream
         self.link = ClusterLink(self)
         self.commands = RemoteCommands(self, subject_token, nats_reason)  # commands across hubs (hub/remote.py)
 
@@ -162,8 +205,14 @@ class ClusterHub(Hub):
     def send(self, message: ClusterMessage, msg_id: str | None = None, node_id: str = "", seq: int = 0) -> bool:
         """Put a message in the outbox (applied at once, provisionally, while NATS is away); False when full."""
         item = Pending(msg_id or self._message_id(), encode_cluster(message), node_id, seq)
-        if not self.outbox.put(item):
-            if not self._outbox_full_said:
+        control = not isinstance(message, NodeAuthEvent | NodeJoined)  # may use the outbox's reserve
+        if not self.outbox.put(item, control):
+            if control:  # rare, and the cluster will not know: said each time
+                log.error(
+                    "cluster outbox full (%d messages, SECMON_NATS_OUTBOX): %s of node %r from hub %s dropped",
+                    self.outbox.limit, type(message).__name__, getattr(message, "node_id", ""), message.hub,
+                )  # fmt: skip
+            elif not self._outbox_full_said:
                 self._outbox_full_said = True
                 log.warning(
                     "cluster outbox full (%d messages, SECMON_NATS_OUTBOX): nodes keep their new events until it "
@@ -205,7 +254,7 @@ class ClusterHub(Hub):
         serial, next_serial = self.view.hints(hello.hostname, hello.node_id)
         message = NodeJoined(
             self.name, self.run, hello.node_id, hello.hostname, address, time.time(), list(hello.monitors), serial,
-            next_serial,
+            next_serial, self.settings.hostname_unique,
         )  # fmt: skip
         msg_id = self._message_id()
         applied = self.waiters[msg_id] = anyio.Event()
@@ -221,12 +270,25 @@ class ClusterHub(Hub):
         assert view is not None  # the join was applied, from the stream or here
         return NodeEntry(
             view.serial, hello.hostname, address, hello.node_id, list(hello.monitors),
-            last_event_seq=self.view.resend_after(view), hub=self.name,
+            last_event_seq=min(self.view.resend_after(view), self._held_after(hello.node_id)), hub=self.name,
         )  # fmt: skip
 
-    def join_refusal(self) -> str | None:
-        if len(self.outbox) >= self.outbox.limit:
-            return f"the hub's cluster outbox is full ({self.outbox.limit} messages wait for NATS)"
+    def _held_after(self, node_id: str) -> int:
+        """The node's seq before its first event only the outbox in memory holds: a crash would lose the rest.
+
+        Provisional applies raise the view's last seq during an outage; a node
+        welcomed with it would drop events that are not durable yet.
+        """
+        if self.outbox.durable:
+            return NO_LIMIT
+        return min((item.event_seq - 1 for item in self.outbox.items() if item.event_seq and item.node_id == node_id),
+                   default=NO_LIMIT)  # fmt: skip
+
+    def join_refusal(self, hello: m.Hello) -> str | None:
+        if not hello.node_id:  # the cluster knows a node by its id: without one, its departure could not be told
+            return "a node in a cluster needs a node id (its hello has none)"
+        if not self.outbox.room():
+            return f"the hub's cluster outbox is full ({len(self.outbox)} messages wait for NATS)"
         return None
 
     def node_connected(self, conn: ConnectedNode) -> None:
@@ -262,16 +324,34 @@ class ClusterHub(Hub):
                 and entry.disconnected_at is not None
                 and now - entry.disconnected_at >= grace
                 and entry.node_id not in self._forgetting
+                # named by its holder, as the rule reads (a lost hub cannot say it itself); not taken: tried again
+                and self.send(NodeForgotten(entry.hub, entry.node_id, entry.serial))
             ):
                 self._forgetting.add(entry.node_id)
                 log.info("forgetting node %d (%s) after the grace period", entry.serial, entry.hostname)
-                # named by its holder, as the rule reads (a lost hub cannot say it itself)
-                self.send(NodeForgotten(entry.hub, entry.node_id, entry.serial))
 
-    def alive(self, hub: str) -> None:
-        """A heartbeat of ``hub`` came (core NATS, not the stream)."""
+    def alive(self, hub: str, run: str = "") -> None:
+        """A heartbeat of ``hub``'s ``run`` came (core NATS, not the stream)."""
+        if hub == self.name and run and run != self.run:
+            self.name_clash("heard its heartbeat")
+            return
+        if len(hub.encode()) > MAX_HUB_NAME or (hub not in self.heard and len(self.heard) >= MAX_HUBS):
+            return  # not a hub name, or more hubs than a cluster has: whatever sent it is not one of us
         self.heard[hub] = time.monotonic()
         self.lost.discard(hub)
+
+    def name_clash(self, how: str) -> None:
+        """Another running hub has this hub's name: each would disconnect the other's nodes. This hub stops."""
+        if not self.clash.is_set():
+            log.error(
+                "another hub runs with this hub's name %r (SECMON_HUB_NAME; %s): stopping; give each hub its own name",
+                self.name, how,
+            )  # fmt: skip
+            self.clash.set()
+
+    async def _stop_on_clash(self) -> None:
+        await self.clash.wait()
+        raise ConfigError(f"another hub of the cluster runs with this hub's name {self.name!r} (SECMON_HUB_NAME)")
 
     def _judge_hubs(self, now: float) -> None:
         """Tell the cluster about a hub that holds connected nodes but has gone silent.
@@ -283,10 +363,10 @@ class ClusterHub(Hub):
             return
         holders = {entry.hub for entry in self.registry.nodes.values() if entry.connected}
         for hub in holders - {self.name} - self.lost:
-            if now - self.heard.get(hub, self.up_at) > MISSED_HEARTBEATS * self.heartbeat:
+            silent = now - self.heard.get(hub, self.up_at) > MISSED_HEARTBEATS * self.heartbeat
+            if silent and self.send(HubLost(hub, self.name, time.time())):  # not taken: tried again next time
                 self.lost.add(hub)
                 log.warning("hub %s is silent: its nodes are shown disconnected until they connect again", hub)
-                self.send(HubLost(hub, self.name, time.time()))
 
     def _announce_again(self) -> None:
         """Another hub took us for lost: tell the cluster again about every node we hold."""
@@ -296,7 +376,7 @@ class ClusterHub(Hub):
             monitors = list(entry.monitors)
             message = NodeJoined(
                 self.name, self.run, entry.node_id, entry.hostname, entry.address, time.time(), monitors, serial,
-                next_serial,
+                next_serial, self.settings.hostname_unique,
             )  # fmt: skip
             self.send(message)
 
@@ -315,17 +395,34 @@ class ClusterHub(Hub):
 
     def apply_stream(self, stream_seq: int, data: bytes, msg_id: str) -> None:
         """Apply the stream's message at ``stream_seq`` (the consumer calls this in stream order)."""
+        if 0 < self.view.applied < stream_seq - 1:  # the stream's limits dropped them before we read them
+            log.warning(
+                "cluster stream messages %d to %d are gone (SECMON_NATS_MAX_AGE / MAX_BYTES) before this hub applied "
+                "them: its view may miss their changes",
+                self.view.applied + 1, stream_seq - 1,
+            )  # fmt: skip
         try:
             message = decode_cluster(data)
         except RemoteProtocolError as exc:
             log.warning("cluster stream message %d skipped: %s", stream_seq, exc)
             self.view.applied = max(self.view.applied, stream_seq)
             return
-        self._take(self.view.apply(stream_seq, message, anyio.current_time()))
+        try:
+            applied = self.view.apply(stream_seq, message, anyio.current_time())
+        except Exception as exc:  # a message the checks let through but the view cannot take: every hub skips it
+            log.error("cluster stream message %d skipped: cannot apply it: %s", stream_seq, exc)
+            self.view.applied = max(self.view.applied, stream_seq)
+            applied = Applied()
+        self._take(applied)
         while self.unapplied and self.unapplied[0][0] <= stream_seq:
             self.unapplied.popleft()
         if isinstance(message, NodeForgotten):
             self._forgetting.discard(message.node_id)
+        elif isinstance(message, HubStarted) and message.hub == self.name:
+            if message.run == self.run:
+                self._started = True
+            elif self._started:  # a start after ours, of another run: not our own past
+                self.name_clash(f"it started, stream message {stream_seq}")
         elif isinstance(message, HubLost) and message.hub == self.name:
             log.warning("hub %s took this hub for lost; telling the cluster about our nodes again", message.by)
             self._announce_again()
@@ -410,6 +507,7 @@ class ClusterHub(Hub):
 
     async def start(self, tg: TaskGroup) -> None:
         """Join the cluster: connect, catch up with the stream, say this hub (re)started; then run the link."""
+        tg.start_soon(self._stop_on_clash)
         await self.link.start(tg)
         self.send(HubStarted(self.name, self.run, time.time()))
         tg.start_soon(self.commands.run)
@@ -440,6 +538,7 @@ class ClusterLink:
         self._wake = anyio.Event()
         self._connected = anyio.Event()
         self.last_error: BaseException | None = None  # what NATS last said went wrong
+        self._denied_said = ""  # the last permissions violation logged
 
     def wake(self) -> None:
         self._wake.set()
@@ -508,7 +607,11 @@ class ClusterLink:
             # and under load the next attempt may see only "connection reset"
             if self.last_error is None or not refused(self.last_error):
                 self.last_error = exc
-            log.debug("NATS: %s", nats_reason(exc))
+            if denied(exc) and str(exc) != self._denied_said:  # the account's permissions: said once per change
+                self._denied_said = str(exc)
+                log.warning("NATS: %s", nats_reason(exc))
+            else:
+                log.debug("NATS: %s", nats_reason(exc))
 
         options: dict[str, Any] = dict(
             servers=list(settings.servers),
@@ -551,10 +654,7 @@ class ClusterLink:
             duplicate_window=DUPLICATE_WINDOW,
         )
         try:
-            try:
-                await js.stream_info(self.stream)
-            except nats.js.errors.NotFoundError:
-                await js.add_stream(config)
+            if await ensure_stream(js, config):
                 log.info("cluster: created stream %s (subjects %s.>)", self.stream, self.prefix)
         except Exception as exc:
             await nc.close()
@@ -612,10 +712,14 @@ class ClusterLink:
         hub = self.hub
 
         async def heard(msg: Any) -> None:
-            hub.alive(msg.data.decode(errors="replace"))
+            name, _, run = msg.data.decode(errors="replace").rpartition("\n")
+            if name:
+                hub.alive(name, run)
+            else:  # a hub that sends no run: its name alone
+                hub.alive(run)
 
         await self.nc.subscribe(f"{self.alive_prefix}.>", cb=heard)
-        me = hub.name.encode()
+        me = f"{hub.name}\n{hub.run}".encode()  # the run tells two hubs of one name apart
         subject = f"{self.alive_prefix}.{subject_token(hub.name)}"
         while True:
             if self.nc.is_connected:
@@ -669,8 +773,8 @@ class ClusterLink:
                 for future in in_flight:
                     future.cancel()  # a late ack finds no one waiting; the message is sent again
                 in_flight.clear()
-                reason = f"no publish acknowledgement within {timeout:g} s" if isinstance(exc, TimeoutError) else None
-                hub.link_lost(reason or nats_reason(exc))
+                hub.link_lost(publish_failure(exc, self.last_error, timeout))
+                self.last_error = None  # said: a later failure is judged by what comes after it
                 await anyio.sleep(RECONNECT_WAIT / 4)
                 continue
             hub.link_restored()

@@ -187,7 +187,7 @@ class Hub:
 
     # --- node lifecycle ----------------------------------------------------
 
-    def join_refusal(self) -> str | None:
+    def join_refusal(self, hello: m.Hello) -> str | None:
         """Why this hub cannot take a node now, beyond the hello's own checks (a cluster's full outbox)."""
         return None
 

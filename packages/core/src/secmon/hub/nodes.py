@@ -134,7 +134,7 @@ def check_node_hello(hub: Hub, hello: m.Hello) -> str | None:
         return "wrong or missing token"
     if len(hub.nodes) >= hub.settings.max_nodes:
         return f"the hub already serves its limit of {hub.settings.max_nodes} nodes"
-    return hub.join_refusal()
+    return hub.join_refusal(hello)
 
 
 def report_takeover(serial: int, takeover: Takeover) -> None:

@@ -22,6 +22,9 @@ from pathlib import Path
 from ..config import state_directory, state_error
 
 DATABASE = "outbox.sqlite3"  # in SECMON_STATE_DIR
+# Room kept for control messages (a node left, forgotten, a hub lost): events and joins are refused
+# this far below the limit, so a flood of events cannot crowd out a node's departure.
+CONTROL_RESERVE = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,7 @@ class Outbox:
     def __init__(self, limit: int, directory: Path | None = None) -> None:
         """Open the outbox; with ``directory``, what a previous run left unpublished is still there."""
         self.limit = limit
+        self.reserve = min(CONTROL_RESERVE, limit // 2)  # places only control messages may take
         self._items: deque[Pending] = deque()
         self.db: sqlite3.Connection | None = None
         self._batching = False
@@ -89,9 +93,13 @@ class Outbox:
         finally:
             self._batching = False
 
-    def put(self, item: Pending) -> bool:
-        """Keep a message after the others; False (nothing kept) when the outbox is full."""
-        if len(self._items) >= self.limit:
+    def room(self, control: bool = False) -> bool:
+        """Whether a message fits: a control message up to the limit, any other up to the reserve."""
+        return len(self._items) < (self.limit if control else self.limit - self.reserve)
+
+    def put(self, item: Pending, control: bool = False) -> bool:
+        """Keep a message after the others; False (nothing kept) when there is no ``room`` for it."""
+        if not self.room(control):
             return False
         if self.db is not None:
             cursor = self.db.execute(

@@ -42,6 +42,27 @@ SLOTS = 65_536
 MAX_HOLES = 1_024
 
 
+@dataclass(slots=True)
+class ClusterRing(UpdateRing):
+    """The ring of a cluster hub, whose update numbers have gaps (stream seq × SLOTS).
+
+    The numbers between two held updates say nothing of how many updates there
+    were, so a resuming subscriber's missed count is at most the updates this ring
+    has dropped (the ring starts empty at every start).
+    """
+
+    gone: int = field(init=False, default=0)  # updates dropped from the ring since it was made
+
+    def extend(self, frames: list[UpdateFrame]) -> None:
+        held = self.held + sum(frame.count for frame in frames)
+        super(ClusterRing, self).extend(frames)
+        self.gone += held - self.held
+
+    def resume_point(self, seq: int) -> tuple[int, int]:
+        point, missed = super(ClusterRing, self).resume_point(seq)
+        return point, min(missed, self.gone)
+
+
 @dataclass(frozen=True, slots=True)
 class Displaced:
     """A node whose entry another connection now holds: the hub holding the old link closes it."""
@@ -147,6 +168,15 @@ class ClusterView:
         return applied
 
     def _join(self, message: NodeJoined, now: float, numbers: Iterator[int], applied: Applied) -> None:
+        # the publishing hub's setting decides, not this hub's: every hub builds the same view
+        registry, kept = self.registry, self.registry.hostname_unique
+        registry.hostname_unique = message.hostname_unique
+        try:
+            self._join_as_told(message, now, numbers, applied)
+        finally:
+            registry.hostname_unique = kept
+
+    def _join_as_told(self, message: NodeJoined, now: float, numbers: Iterator[int], applied: Applied) -> None:
         registry = self.registry
         previous = registry.known(message.hostname, message.node_id)
         if (

@@ -37,6 +37,7 @@ class NodeJoined:
     monitors: list[str] = field(default_factory=list)
     serial: int = 0
     next_serial: int = 1
+    hostname_unique: bool = True  # the hub's ASSUME_HOSTNAME_UNIQUE: every hub applies the join by it
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,17 +115,35 @@ CLUSTER_TYPES: dict[str, type] = {cls.TAG: cls for cls in ClusterMessage.__args_
 
 _check_event = record_checker(AuthEvent)
 
+# Serials and seqs a view may take from a message: below 2**53 (exact as a float in JSON too), so
+# every number it gives on (a serial, next_serial + 1) stays encodable. One hub's bad message must
+# not stop every hub that applies it.
+MAX_NUMBER = 2**53
+
+
+def _check_numbers(message: Any, path: str) -> None:
+    for name in ("serial", "next_serial"):
+        value = getattr(message, name, 0)
+        if not 0 <= value < MAX_NUMBER:
+            raise InvalidMessage(f"{path}.{name}: {value} is out of range (0 to 2**53 - 1)")
+
 
 def _converters() -> dict[str, DecodedConverter]:
-    converters: dict[str, DecodedConverter] = {tag: record_converter(cls) for tag, cls in CLUSTER_TYPES.items()}
-    plain = converters[NodeAuthEvent.TAG]
+    converters: dict[str, DecodedConverter] = {}
+    for tag, cls in CLUSTER_TYPES.items():
+        plain = record_converter(cls)
 
-    def auth_event(raw: Any, path: str) -> Any:
-        message: Any = plain(raw, path)
-        _check_event(message.event, f"{path}.event")
-        return message
+        def checked(raw: Any, path: str, plain: DecodedConverter = plain) -> Any:
+            message: Any = plain(raw, path)
+            _check_numbers(message, path)
+            if isinstance(message, NodeAuthEvent):
+                _check_event(message.event, f"{path}.event")
+                seq = message.event["seq"]
+                if not 0 <= seq < MAX_NUMBER:
+                    raise InvalidMessage(f"{path}.event.seq: {seq} is out of range (0 to 2**53 - 1)")
+            return message
 
-    converters[NodeAuthEvent.TAG] = auth_event
+        converters[tag] = checked
     return converters
 
 
