@@ -62,6 +62,33 @@ ANSWER_BUDGET = 8 * 1024 * 1024
 EVENT_OVERHEAD = 200  # bytes an event takes in an answer besides its text fields
 
 
+def _series_request(request: m.QueryStats) -> tuple[float, str]:
+    """A series' bucket and grouping, checked."""
+    bucket = request.bucket
+    if not (bucket >= 1 and math.isfinite(bucket)):
+        raise BadQuery(f"bucket: must be at least 1 second, got {bucket:g}")
+    group = request.group
+    if group and group not in ("node", "kind"):
+        raise BadQuery(f"group: must be node or kind, got {group!r}")
+    return bucket, group
+
+
+def _buckets(query: m.EventFilter, oldest: float | None, bucket: float, now: float) -> tuple[int, int] | None:
+    """The first and last bucket numbers of a series (the first holds ``since``, or the oldest event
+    asked about; the last ``until``, or now); None when nothing is held and no ``since`` was given."""
+    if oldest is None and query.since_time is None:
+        return None
+    first = math.floor((query.since_time if query.since_time is not None else oldest) / bucket)  # type: ignore[operator]
+    last = math.floor((query.until_time if query.until_time is not None else now) / bucket)
+    size = last - first + 1
+    if size > MAX_BUCKETS:
+        raise BadQuery(
+            f"bucket: {bucket:g} s makes {size} buckets over this range, at most {MAX_BUCKETS}:"
+            " choose a larger bucket or a later since"
+        )
+    return first, last
+
+
 def _is_serial(node: str) -> bool:
     """A node query that names a serial: ASCII digits that fit a serial (never ``²`` or 5,000 digits)."""
     return node.isascii() and node.isdigit() and len(node) <= 18
@@ -837,26 +864,16 @@ class EventHistory:
 
     def _series(self, request: m.QueryStats, last_seq: int, now: float, rollups: bool) -> m.EventStats:
         """Counts per bucket (whole buckets: the first holds ``since``, the last ``until`` or now)."""
-        bucket = request.bucket
-        if not (bucket >= 1 and math.isfinite(bucket)):
-            raise BadQuery(f"bucket: must be at least 1 second, got {bucket:g}")
-        group = request.group
-        if group and group not in ("node", "kind"):
-            raise BadQuery(f"group: must be node or kind, got {group!r}")
+        bucket, group = _series_request(request)
         query = request.filter
         # whole buckets: the time bounds become the buckets' own (below)
         where, params = _where(dataclasses.replace(query, since_time=None, until_time=None), last_seq)
         oldest = self._oldest(last_seq, query.since_seq)  # a chart from a sequence starts at its first event
-        if oldest is None and query.since_time is None:
+        span = _buckets(query, oldest, bucket, now)
+        if span is None:
             return m.EventStats(request.request_id, m.BY_TIME, bucket)
-        first = math.floor((query.since_time if query.since_time is not None else oldest) / bucket)  # type: ignore[operator]
-        last = math.floor((query.until_time if query.until_time is not None else now) / bucket)
+        first, last = span
         size = last - first + 1
-        if size > MAX_BUCKETS:
-            raise BadQuery(
-                f"bucket: {bucket:g} s makes {size} buckets over this range, at most {MAX_BUCKETS}:"
-                " choose a larger bucket or a later since"
-            )
         low, high = first * bucket, (last + 1) * bucket  # whole buckets
         key = _KEY_COLUMNS[group] if group else "'all'"
         counts: list[tuple[str, float, int, int]] = []  # key, a time in the bucket, outcome, count
@@ -935,27 +952,17 @@ class EventHistory:
                 raise BadQuery(f"limit: must be 1 to {MAX_STATS_ROWS}, got {request.limit}")
             rows = _ranking_of(_runs_of(newest_first, query, last_seq), _matcher(query), request.by, request.limit)
             return m.EventStats(request.request_id, request.by, request.bucket, rows=rows)
-        bucket = request.bucket
-        if not (bucket >= 1 and math.isfinite(bucket)):
-            raise BadQuery(f"bucket: must be at least 1 second, got {bucket:g}")
-        group = request.group
-        if group and group not in ("node", "kind"):
-            raise BadQuery(f"group: must be node or kind, got {group!r}")
+        bucket, group = _series_request(request)
         runs = newest_first if isinstance(newest_first, list) else list(newest_first)
         after = m.EventFilter(since_seq=query.since_seq)  # a chart from a sequence starts at its first event
         times = [event["time"] for _origin, events in _runs_of(runs, after, last_seq) for event in events]
         oldest = min(times, default=None)
         del times
-        if oldest is None and query.since_time is None:
+        span = _buckets(query, oldest, bucket, now)
+        if span is None:
             return m.EventStats(request.request_id, m.BY_TIME, bucket)
-        first = math.floor((query.since_time if query.since_time is not None else oldest) / bucket)  # type: ignore[operator]
-        last = math.floor((query.until_time if query.until_time is not None else now) / bucket)
+        first, last = span
         size = last - first + 1
-        if size > MAX_BUCKETS:
-            raise BadQuery(
-                f"bucket: {bucket:g} s makes {size} buckets over this range, at most {MAX_BUCKETS}:"
-                " choose a larger bucket or a later since"
-            )
         # whole buckets: the time bounds are the buckets' own
         test = _matcher(dataclasses.replace(query, since_time=None, until_time=None))
         low, high = first * bucket, (last + 1) * bucket
