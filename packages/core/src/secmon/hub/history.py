@@ -328,9 +328,9 @@ def _matcher(query: m.EventFilter) -> Callable[[dict[str, Any]], bool] | None:
 
 def _runs_of(
     newest_first: Iterable[Run], query: m.EventFilter, last_seq: int
-) -> Iterator[tuple[EventOrigin, list[dict[str, Any]]]]:
+) -> Iterator[tuple[int, EventOrigin, list[dict[str, Any]]]]:
     """The held runs' events that a filter's sequences and nodes let through, newest run first, each
-    run's in its order: runs are held in sequence order, and a run is one node's."""
+    run's in its order with the sequence of its first: runs are held in sequence order, and a run is one node's."""
     high = min(last_seq, query.until_seq) if query.until_seq is not None else last_seq
     low = query.since_seq if query.since_seq is not None else -1
     nodes = set(query.nodes)
@@ -343,13 +343,14 @@ def _runs_of(
             return
         if nodes and not (origin.hostname in nodes or origin.address in nodes or origin.serial in serials):
             continue
-        if first <= low or last > high:
-            events = events[max(0, low + 1 - first) : high + 1 - first]
-        yield origin, events
+        start = max(first, low + 1)
+        if start > first or last > high:
+            events = events[start - first : high + 1 - first]
+        yield start, origin, events
 
 
 def _ranking_of(
-    pieces: Iterable[tuple[EventOrigin, list[dict[str, Any]]]],
+    pieces: Iterable[tuple[int, EventOrigin, list[dict[str, Any]]]],
     test: Callable[[dict[str, Any]], bool] | None,
     by: str,
     limit: int,
@@ -358,7 +359,7 @@ def _ranking_of(
     column = _KEY_COLUMNS[by]
     totals: dict[Any, list[Any]] = {}
     failing = FAILURE_KINDS
-    for origin, events in pieces:
+    for _start, origin, events in pieces:
         hostname = origin.hostname
         for event in events:
             if test is not None and not test(event):
@@ -717,23 +718,12 @@ class EventHistory:
         if not 1 <= limit <= MAX_LIMIT:
             raise BadQuery(f"limit: must be 1 to {MAX_LIMIT}, got {limit}")
         test = _matcher(query)
-        high = min(last_seq, query.until_seq) if query.until_seq is not None else last_seq
-        low = query.since_seq if query.since_seq is not None else -1
-        nodes = set(query.nodes)
-        serials = {int(n) for n in query.nodes if _is_serial(n)}
         found: list[tuple[int, EventOrigin, dict[str, Any]]] = []
-        for first, origin, _node_id, events in newest_first:
-            last = first + len(events) - 1
-            if first > high:
-                continue
-            if last <= low:
-                break
-            if nodes and not (origin.hostname in nodes or origin.address in nodes or origin.serial in serials):
-                continue
-            for index in range(min(last, high) - first, max(low + 1 - first, 0) - 1, -1):
+        for start, origin, events in _runs_of(newest_first, query, last_seq):
+            for index in range(len(events) - 1, -1, -1):
                 event = events[index]
                 if test is None or test(event):
-                    found.append((first + index, origin, event))
+                    found.append((start + index, origin, event))
             if len(found) > limit:
                 break
         events_found = [
@@ -955,7 +945,7 @@ class EventHistory:
         bucket, group = _series_request(request)
         runs = newest_first if isinstance(newest_first, list) else list(newest_first)
         after = m.EventFilter(since_seq=query.since_seq)  # a chart from a sequence starts at its first event
-        times = [event["time"] for _origin, events in _runs_of(runs, after, last_seq) for event in events]
+        times = [event["time"] for _start, _origin, events in _runs_of(runs, after, last_seq) for event in events]
         oldest = min(times, default=None)
         del times
         span = _buckets(query, oldest, bucket, now)
@@ -969,7 +959,7 @@ class EventHistory:
         columns: dict[str, list[list[int]]] = {}
         outcome_of = _OUTCOME.get
         floor = math.floor
-        for origin, events in _runs_of(runs, query, last_seq):
+        for _start, origin, events in _runs_of(runs, query, last_seq):
             for event in events:
                 when = event["time"]
                 if not low <= when < high or (test is not None and not test(event)):
