@@ -60,6 +60,15 @@ SAMPLES: dict[type, m.Message] = {
     m.EventStats: m.EventStats(1, "source", 3600.0, rows=[m.StatsRow("192.0.2.9", 2, 2, 1, 1, 1.0, 2.0)]),
     m.GetStatus: m.GetStatus(2),
     m.HubStatus: m.HubStatus(2, 3, "web1:9992", "secmon", True, 1.5, 4, 5 * 65536),
+    m.NoticeUpdate: m.NoticeUpdate(2, 1.5, "node_down", m.NodeRef(1, "alpha", "127.0.0.1"), m.Outage(1.0, 60.0)),
+    m.AddMute: m.AddMute(3, user="backup"),
+    m.ListMutes: m.ListMutes(3),
+    m.RemoveMute: m.RemoveMute(3, 1),
+    m.MuteRules: m.MuteRules(3, [m.MuteRule(1, user="backup")]),
+    m.QueryAudit: m.QueryAudit(4),
+    m.AuditList: m.AuditList(4, []),
+    m.QueryNotices: m.QueryNotices(5),
+    m.NoticeList: m.NoticeList(5, 9, []),
 }
 EVERYONES = {m.Keepalive, m.Error}
 

@@ -25,6 +25,22 @@ SESSION = m.Session("alice", "pts/0", "192.0.2.7", 1764382141.5)
 PEER = m.WgPeer("wg0", "k" * 44, None, None)
 EVENT = m.AuthEvent(7, 1764382141.0, "ssh_accepted", "sshd", 42, "root", "2001:db8::1", 22, "publickey")
 NODE = m.NodeInfo(3, "web-1", "10.0.0.3", True, 1764382141.0, [SESSION], "wg not found", "ok", ["who"], ["uptime"])
+GEO = m.SourceContext("DE", "Germany", "Berlin", 64496, "Example & <Org>")
+CONTEXT = m.EventContext(GEO, ["host", "asn"], 3, [1, 2], 0)
+RULE = m.MuteRule(4, "203.0.113.0/24", "backup", None, "ssh_failed_password", 1.5, None, "scanner", "uid 0 (root)")
+RECORD = m.CommandRecord(
+    9, 1.5, m.Requester(1000, "alice", "telegram:42 @alice"), "uptime", "-",
+    [m.CommandOutcome(3, "web-1", m.SUCCESS, 0, 2.5)], 2.5,
+)  # fmt: skip
+NOTICES = [
+    m.NoticeUpdate(50, 1.5, "node_down", node=m.NodeRef(3, "web-1", "10.0.0.3"), outage=m.Outage(1.0, 60.0)),
+    m.NoticeUpdate(51, 1.5, "collector_failed", node=m.NodeRef(3, "web-1", "10.0.0.3"),
+                   collector=m.CollectorState("auth", "journalctl exited")),
+    m.NoticeUpdate(52, 1.5, "mute_added", mute=m.MuteChange(RULE, "uid 0 (root)")),
+    m.NoticeUpdate(53, 1.5, "source_failing",
+                   source=m.SourceFailures("203.0.113.9", 30, 3, 2, 1.0, 2.0, ["a", "b"], ["root"], GEO)),
+    m.NoticeUpdate(54, 1.5, "command_run", command=RECORD),
+]  # fmt: skip
 
 SAMPLES: list[m.Message] = [
     m.Hello(m.PROTOCOL_VERSION, m.ROLE_NODE, "web-1", "abc", ["who", "wg"], "secret"),
@@ -47,7 +63,19 @@ SAMPLES: list[m.Message] = [
     m.NodeUpdate(46, NODE, ["sessions"]),
     m.AuthUpdate(47, 3, "web-1", "10.0.0.3", EVENT),
     m.AuthUpdates(48, 3, "web-1", "10.0.0.3", [EVENT, EVENT]),
+    m.AuthUpdate(47, 3, "web-1", "10.0.0.3", EVENT, CONTEXT),
+    m.AuthUpdates(48, 3, "web-1", "10.0.0.3", [EVENT, EVENT], [None, CONTEXT]),
+    *NOTICES,
+    m.AddMute(7, source="203.0.113.0/24", kind="ssh_failed_password", duration=3600.0, reason="scan", on_behalf="x"),
+    m.ListMutes(8),
+    m.RemoveMute(9, 4, "http:ops"),
+    m.MuteRules(7, [RULE]),
+    m.QueryAudit(10, 1.5, 20),
+    m.AuditList(10, [RECORD], True),
+    m.QueryNotices(11, None, 5),
+    m.NoticeList(11, 54, NOTICES, False),
     m.Execute(4, "-", "uptime", False, 2.5),
+    m.Execute(4, "-", "uptime", False, 2.5, "telegram:42 @alice"),
     m.Started(4, [1, 2, 3]),
     m.Cancel(4),
     m.QueryEvents(

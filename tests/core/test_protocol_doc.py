@@ -25,8 +25,12 @@ PROTOCOL = DOCS / "protocol.md"
 SOURCES = [ROOT / "packages" / package / "src" for package in ("core", "http", "telegram", "discord")]
 RECORDS = {
     cls.__name__: cls
-    for cls in (m.Session, m.WgPeer, m.AuthEvent, m.NodeInfo, m.EventFilter, m.StoredEvent, m.StatsSeries, m.StatsRow)
-}
+    for cls in (
+        m.Session, m.WgPeer, m.AuthEvent, m.NodeInfo, m.EventFilter, m.StoredEvent, m.StatsSeries, m.StatsRow,
+        m.SourceContext, m.EventContext, m.MuteRule, m.Requester, m.CommandOutcome, m.CommandRecord, m.NodeRef,
+        m.Outage, m.CollectorState, m.MuteChange, m.SourceFailures,
+    )
+}  # fmt: skip
 MESSAGES = {cls.__name__: cls for cls in m.MESSAGE_TYPES.values()}
 ROLES = {"node": Role.NODE, "client": Role.CLIENT, "hub": Role.HUB}
 # Error and Keepalive are everyone's, so RULES leaves them out; the table says so in these words.

@@ -47,11 +47,21 @@ from .protocol.codec import Decoded
 
 log = logging.getLogger(__name__)
 
-Update = m.NodeUpdate | m.AuthUpdate
+Update = m.NodeUpdate | m.AuthUpdate | m.NoticeUpdate
 ExecuteItem = m.Started | m.CommandOutput | m.CommandResult
 # What the hub sends about one request: its answer, or an Error naming its id.
 Answer = (
-    m.NodeList | m.Subscribed | m.Started | m.CommandOutput | m.CommandResult | m.EventList | m.EventStats | m.HubStatus
+    m.NodeList
+    | m.Subscribed
+    | m.Started
+    | m.CommandOutput
+    | m.CommandResult
+    | m.EventList
+    | m.EventStats
+    | m.HubStatus
+    | m.MuteRules
+    | m.AuditList
+    | m.NoticeList
 )
 Reply = Answer | m.Error
 Expected = TypeVar("Expected", bound=Answer)
@@ -210,7 +220,7 @@ class HubClient:
         """Hand each message on; the connection has let through only what a hub may send a client."""
         for message in batch:
             match message:
-                case m.NodeUpdate() | m.AuthUpdate():
+                case m.NodeUpdate() | m.AuthUpdate() | m.NoticeUpdate():
                     self._hand_on(message)
                 case m.AuthUpdates():
                     for update in message.updates():
@@ -221,7 +231,7 @@ class HubClient:
                     self._failure = f"the hub ended the connection: {message.message}"
                 case m.NodeList() | m.Subscribed() | m.Started() | m.CommandOutput() | m.CommandResult() | m.Error():
                     self._reply(message)
-                case m.EventList() | m.EventStats() | m.HubStatus():
+                case m.EventList() | m.EventStats() | m.HubStatus() | m.MuteRules() | m.AuditList() | m.NoticeList():
                     self._reply(message)
 
     def _reply(self, message: Reply) -> None:
@@ -339,6 +349,47 @@ class HubClient:
         request = m.QueryStats(request_id, query or m.EventFilter(), by, bucket, group, limit)
         return await self._ask(request, request_id, receive, m.EventStats)
 
+    async def mutes(self) -> list[m.MuteRule]:
+        """The mute rules in force, by id."""
+        request_id, receive = self._open()
+        return (await self._ask(m.ListMutes(request_id), request_id, receive, m.MuteRules)).rules
+
+    async def add_mute(
+        self,
+        *,
+        source: str | None = None,
+        user: str | None = None,
+        node: str | None = None,
+        kind: str | None = None,
+        duration: float | None = None,
+        reason: str = "",
+        on_behalf: str = "",
+    ) -> m.MuteRule:
+        """Add a mute rule; every field given must match an event for the rule to mute it.
+
+        ``duration`` seconds until it expires (None: never). Raises BadQuery when the hub
+        refuses the rule (no field given, a source that is no address or network, ...).
+        """
+        request_id, receive = self._open()
+        request = m.AddMute(request_id, source, user, node, kind, duration, reason, on_behalf)
+        return (await self._ask(request, request_id, receive, m.MuteRules)).rules[0]
+
+    async def remove_mute(self, rule_id: int, *, on_behalf: str = "") -> m.MuteRule:
+        """Remove mute rule ``rule_id``; the removed rule. Raises RequestFailed when there is none."""
+        request_id, receive = self._open()
+        request = m.RemoveMute(request_id, rule_id, on_behalf)
+        return (await self._ask(request, request_id, receive, m.MuteRules)).rules[0]
+
+    async def audit(self, since: float | None = None, limit: int = 100) -> m.AuditList:
+        """The latest ``limit`` command records started at or after ``since`` (Unix time), oldest first."""
+        request_id, receive = self._open()
+        return await self._ask(m.QueryAudit(request_id, since, limit), request_id, receive, m.AuditList)
+
+    async def notices(self, since: float | None = None, limit: int = 100) -> m.NoticeList:
+        """The latest ``limit`` notices at or after ``since`` (Unix time), oldest first."""
+        request_id, receive = self._open()
+        return await self._ask(m.QueryNotices(request_id, since, limit), request_id, receive, m.NoticeList)
+
     async def subscribe(self, since: int | None = None) -> Subscription:
         """Start receiving updates, first those after ``since`` that the hub still holds."""
         if self._updates is not None:
@@ -350,16 +401,17 @@ class HubClient:
         return Subscription(self, updates, reply)
 
     async def execute(
-        self, target: str, label: str, *, stream: bool = True, wait: float = 0.0
+        self, target: str, label: str, *, stream: bool = True, wait: float = 0.0, on_behalf: str = ""
     ) -> AsyncIterator[ExecuteItem]:
         """Run ``label`` on one node or on every connected one (``"-"``).
 
         Yields Started (the serials it runs on), then CommandOutput lines when
         streaming, and one CommandResult per node. Leaving the loop early, or
-        being cancelled, cancels the command on the nodes.
+        being cancelled, cancels the command on the nodes. ``on_behalf`` names who
+        the caller runs it for, in the hub's audit ("telegram:ID @name", "http:NAME").
         """
         request_id, receive = self._open()
-        self._link.send(m.Execute(request_id, target, label, stream, wait))
+        self._link.send(m.Execute(request_id, target, label, stream, wait, on_behalf))
         finished = False
         try:
             started = await self._next(receive, m.Started)

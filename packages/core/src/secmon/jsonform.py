@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from .protocol import messages as m
+from .protocol import notices
 from .protocol.kinds import FAILURE_KINDS, label
 
 Item = TypeVar("Item")
@@ -94,9 +95,112 @@ def event_json(event: m.AuthEvent) -> dict[str, Any]:
     }
 
 
-def update_json(update: m.NodeUpdate | m.AuthUpdate) -> dict[str, Any]:
+def source_json(source: m.SourceContext | None) -> dict[str, Any] | None:
+    """GeoIP context of a source address: country (ISO code and name), city, ASN and organisation."""
+    if source is None:
+        return None
+    return {
+        "country": source.country,
+        "country_name": source.country_name,
+        "city": source.city,
+        "asn": source.asn,
+        "org": source.org,
+    }
+
+
+def context_json(context: m.EventContext | None) -> dict[str, Any]:
+    """What the hub adds to an auth event; every field present, empty when the hub added nothing."""
+    if context is None:
+        return {"source": None, "new": [], "after_failures": 0, "muted": [], "summarized": None}
+    return {
+        "source": source_json(context.source),
+        "new": list(context.new),
+        "after_failures": context.after_failures,
+        "muted": list(context.muted),
+        "summarized": context.summarized or None,
+    }
+
+
+def mute_json(rule: m.MuteRule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "source": rule.source,
+        "user": rule.user,
+        "node": rule.node,
+        "kind": rule.kind,
+        "created": iso(rule.created),
+        "expires": iso(rule.expires),
+        "reason": rule.reason,
+        "by": rule.by,
+    }
+
+
+def requester_json(requester: m.Requester) -> dict[str, Any]:
+    return {"uid": requester.uid, "user": requester.user, "on_behalf": requester.on_behalf or None}
+
+
+def command_record_json(record: m.CommandRecord) -> dict[str, Any]:
+    """One audited command request: who asked, what, where, and each node's outcome."""
+    return {
+        "id": record.id,
+        "time": iso(record.time),
+        "requester": requester_json(record.requester),
+        "label": record.label,
+        "target": record.target,
+        "outcomes": [
+            {"serial": o.serial, "hostname": o.hostname, "status": o.status, "exit_code": o.exit_code,
+             "finished": iso(o.finished)}
+            for o in record.outcomes
+        ],
+        "finished": iso(record.finished),
+    }  # fmt: skip
+
+
+def _outage_json(outage: m.Outage) -> dict[str, Any]:
+    return {"since": iso(outage.since), "down_after": outage.down_after, "away": outage.away, "events": outage.events}
+
+
+def notice_json(notice: m.NoticeUpdate) -> dict[str, Any]:
+    """A notice as an update: its kind, label and severity, and the fields of its kind (others null)."""
+    node = notice.node
+    outage = notice.outage
+    collector = notice.collector
+    mute = notice.mute
+    source = notice.source
+    return {
+        "seq": notice.seq,
+        "type": "notice",
+        "time": iso(notice.time),
+        "kind": notice.kind,
+        "label": notices.label(notice.kind),
+        "severity": notices.severity(notice.kind),
+        "node": None if node is None else {"serial": node.serial, "hostname": node.hostname, "address": node.address},
+        "outage": None if outage is None else _outage_json(outage),
+        "collector": None if collector is None else {"collector": collector.collector, "message": collector.message},
+        "mute": None if mute is None else {"rule": mute_json(mute.rule), "by": mute.by},
+        "source": None
+        if source is None
+        else {
+            "source": source.source,
+            "failures": source.failures,
+            "node_count": source.node_count,
+            "user_count": source.user_count,
+            "first": iso(source.first),
+            "last": iso(source.last),
+            "nodes": list(source.nodes),
+            "users": list(source.users),
+            "context": source_json(source.context),
+            "ended": source.ended,
+        },
+        "command": None if notice.command is None else command_record_json(notice.command),
+    }
+
+
+def update_json(update: m.NodeUpdate | m.AuthUpdate | m.NoticeUpdate) -> dict[str, Any]:
     if isinstance(update, m.NodeUpdate):
         return {"seq": update.seq, "type": "node", "changed": list(update.changed), "node": node_json(update.node)}
+    if isinstance(update, m.NoticeUpdate):
+        return notice_json(update)
     return {
         "seq": update.seq,
         "type": "auth",
@@ -104,6 +208,7 @@ def update_json(update: m.NodeUpdate | m.AuthUpdate) -> dict[str, Any]:
         "hostname": update.hostname,
         "address": update.address,
         "event": event_json(update.event),
+        "context": context_json(update.context),
     }
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..protocol import messages as m
+from ..protocol import notices
 from ..protocol.kinds import FAILURE_KINDS
 
 Item = TypeVar("Item")
@@ -177,7 +178,9 @@ def describe_event(event: m.AuthEvent) -> str:
     return " ".join(parts)
 
 
-def update_line(update: m.NodeUpdate | m.AuthUpdate, paint: Painter) -> str:
+def update_line(update: m.NodeUpdate | m.AuthUpdate | m.NoticeUpdate, paint: Painter) -> str:
+    if isinstance(update, m.NoticeUpdate):
+        return f"[{update.seq}] {local_time(update.time)} {notices.label(update.kind)}"
     if isinstance(update, m.AuthUpdate):
         event = update.event
         text = describe_event(event)

@@ -84,7 +84,21 @@ RULES: dict[tuple[Role, Role], Rules] = {
     (Role.CLIENT, Role.HUB): Rules(
         opening=frozenset({m.Hello}),
         then=frozenset(
-            {m.ListNodes, m.FindNode, m.Subscribe, m.Execute, m.Cancel, m.QueryEvents, m.QueryStats, m.GetStatus}
+            {
+                m.ListNodes,
+                m.FindNode,
+                m.Subscribe,
+                m.Execute,
+                m.Cancel,
+                m.QueryEvents,
+                m.QueryStats,
+                m.GetStatus,
+                m.AddMute,
+                m.ListMutes,
+                m.RemoveMute,
+                m.QueryAudit,
+                m.QueryNotices,
+            }
         ),
     ),
     (Role.HUB, Role.CLIENT): Rules(
@@ -96,12 +110,16 @@ RULES: dict[tuple[Role, Role], Rules] = {
                 m.NodeUpdate,
                 m.AuthUpdate,
                 m.AuthUpdates,
+                m.NoticeUpdate,
                 m.Started,
                 m.CommandOutput,
                 m.CommandResult,
                 m.EventList,
                 m.EventStats,
                 m.HubStatus,
+                m.MuteRules,
+                m.AuditList,
+                m.NoticeList,
             }
         ),
     ),

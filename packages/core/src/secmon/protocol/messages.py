@@ -9,10 +9,12 @@ Who sends what:
     node → hub     Hello, StateUpdate, AuthEvents, CommandOutput, CommandResult
     hub → node     Welcome, Ack, RunCommand, CancelCommand
     client → hub   Hello, ListNodes, FindNode, Subscribe, Execute, Cancel,
-                   QueryEvents, QueryStats, GetStatus
+                   QueryEvents, QueryStats, GetStatus, AddMute, ListMutes,
+                   RemoveMute, QueryAudit, QueryNotices
     hub → client   Welcome, NodeList, Subscribed, NodeUpdate, AuthUpdate,
-                   AuthUpdates, Started, CommandOutput, CommandResult,
-                   EventList, EventStats, HubStatus
+                   AuthUpdates, NoticeUpdate, Started, CommandOutput,
+                   CommandResult, EventList, EventStats, HubStatus, MuteRules,
+                   AuditList, NoticeList
     any            Keepalive, Error
 """
 
@@ -141,6 +143,7 @@ class StoredEvent:
     hostname: str
     address: str
     event: AuthEvent
+    context: EventContext | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,156 @@ class StatsRow:
     users: int
     first: float
     last: float
+
+
+@dataclass(frozen=True, slots=True)
+class SourceContext:
+    """What the hub's GeoIP databases say of an event's source address; None where they say nothing.
+
+    ``country`` is the ISO 3166 code, ``country_name`` its English name; ``asn`` and
+    ``org`` the autonomous system and its organisation.
+    """
+
+    country: str | None = None
+    country_name: str | None = None
+    city: str | None = None
+    asn: int | None = None
+    org: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    """What the hub adds to an auth event it broadcasts, decided once for every client.
+
+    ``source``: GeoIP context of the event's host. ``new``: for an accepted login, what
+    was never seen before for that user on any node, of "host", "asn" and "country"
+    (notices.NEW_*). ``after_failures``: for a success, the failures from its source
+    (fleet-wide) in the watch window before it. ``muted``: the ids of the mute rules that
+    match it (notifiers skip it; everyone else shows it marked). ``summarized``: the seq
+    of the source_failing notice that covers this failure (notifiers skip it).
+    """
+
+    source: SourceContext | None = None
+    new: list[str] = field(default_factory=list)
+    after_failures: int = 0
+    muted: list[int] = field(default_factory=list)
+    summarized: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MuteRule:
+    """A rule that mutes the auth events it matches: every field set must match (None: any).
+
+    ``source`` is an address or CIDR network; ``node`` a serial, hostname or address;
+    ``kind`` an event kind. ``expires`` is a Unix time, None for never. ``by`` is who
+    made it (see Requester.describe).
+    """
+
+    id: int
+    source: str | None = None
+    user: str | None = None
+    node: str | None = None
+    kind: str | None = None
+    created: float = 0.0
+    expires: float | None = None
+    reason: str = ""
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asked for something: the Unix user of the client's socket (peer credentials) and,
+    when that client acts for someone else, who (``on_behalf``: "telegram:ID @name",
+    "http:TOKEN-NAME")."""
+
+    uid: int
+    user: str
+    on_behalf: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    """How a command ended on one node (``status`` as in CommandResult)."""
+
+    serial: int
+    hostname: str
+    status: str
+    exit_code: int | None = None
+    finished: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    """One command request as the hub's audit keeps it: who, what, where, how it ended.
+
+    ``target`` is what was asked for (a node query, or "-"); ``outcomes`` one per node
+    it ran on; ``finished`` is None while a node has not answered.
+    """
+
+    id: int
+    time: float
+    requester: Requester
+    label: str
+    target: str
+    outcomes: list[CommandOutcome] = field(default_factory=list)
+    finished: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRef:
+    """The node a notice is about."""
+
+    serial: int
+    hostname: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A node's absence: gone since ``since`` (Unix time, its link ended); for node_back,
+    ``away`` seconds in all and ``events`` the auth events it then delivered that were
+    written while it was away."""
+
+    since: float
+    down_after: float
+    away: float | None = None
+    events: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorState:
+    """A node's collector (``sessions``, ``wg_peers`` or ``auth``) failing (why), or working again ("")."""
+
+    collector: str
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MuteChange:
+    """A mute rule added, removed or expired, and who did it ("" for the hub itself)."""
+
+    rule: MuteRule
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFailures:
+    """Failures from one source across the fleet within the watch window.
+
+    ``nodes`` and ``users`` list the first few (notices.MAX_LISTED); the counts say how
+    many in all. ``ended``: the source has been quiet for a whole window; these are its totals.
+    """
+
+    source: str
+    failures: int
+    node_count: int
+    user_count: int
+    first: float
+    last: float
+    nodes: list[str] = field(default_factory=list)
+    users: list[str] = field(default_factory=list)
+    context: SourceContext | None = None
+    ended: bool = False
 
 
 # --- messages --------------------------------------------------------------
@@ -344,6 +497,7 @@ class AuthUpdate:
     hostname: str
     address: str
     event: AuthEvent
+    context: EventContext | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +506,7 @@ class AuthUpdates:
 
     The hub sends this instead of one AuthUpdate per event when a node's frame
     brought several; the client library hands them on as AuthUpdates one by one.
+    ``contexts``, when present, has one entry per event (None for an event with none).
     """
 
     TAG: ClassVar[str] = "auth_updates"
@@ -360,13 +515,44 @@ class AuthUpdates:
     hostname: str
     address: str
     events: list[AuthEvent]
+    contexts: list[EventContext | None] | None = None
 
     def updates(self) -> list[AuthUpdate]:
         """One AuthUpdate per event, as if each had come alone."""
+        contexts = self.contexts
         return [
-            AuthUpdate(self.seq + index, self.serial, self.hostname, self.address, event)
+            AuthUpdate(
+                self.seq + index,
+                self.serial,
+                self.hostname,
+                self.address,
+                event,
+                contexts[index] if contexts is not None and index < len(contexts) else None,
+            )
             for index, event in enumerate(self.events)
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeUpdate:
+    """Something the hub noticed, broadcast like an update: sequenced, resumable, in the ring.
+
+    ``kind`` is one of notices.NOTICE_KINDS and says which fields are set:
+    node_down, node_back: ``node`` and ``outage``; collector_failed, collector_ok:
+    ``node`` and ``collector``; mute_added, mute_removed, mute_expired: ``mute``;
+    source_failing: ``source``; command_run: ``command``.
+    """
+
+    TAG: ClassVar[str] = "notice"
+    seq: int
+    time: float
+    kind: str
+    node: NodeRef | None = None
+    outage: Outage | None = None
+    collector: CollectorState | None = None
+    mute: MuteChange | None = None
+    source: SourceFailures | None = None
+    command: CommandRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +593,7 @@ class Execute:
     label: str
     stream: bool = True
     wait: float = 0.0
+    on_behalf: str = ""  # who the client asks for (Requester.on_behalf), "" for its own Unix user
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,7 +640,7 @@ class EventList:
 
     def updates(self) -> list[AuthUpdate]:
         """Each event as the AuthUpdate that broadcast it."""
-        return [AuthUpdate(e.seq, e.serial, e.hostname, e.address, e.event) for e in self.events]
+        return [AuthUpdate(e.seq, e.serial, e.hostname, e.address, e.event, e.context) for e in self.events]
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,6 +672,89 @@ class EventStats:
     rows: list[StatsRow] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class AddMute:
+    """Add a mute rule (fields as in MuteRule); ``duration`` seconds until it expires, None for never."""
+
+    TAG: ClassVar[str] = "add_mute"
+    request_id: int
+    source: str | None = None
+    user: str | None = None
+    node: str | None = None
+    kind: str | None = None
+    duration: float | None = None
+    reason: str = ""
+    on_behalf: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ListMutes:
+    """Ask for the mute rules in force."""
+
+    TAG: ClassVar[str] = "list_mutes"
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveMute:
+    """Remove the mute rule ``id``."""
+
+    TAG: ClassVar[str] = "remove_mute"
+    request_id: int
+    id: int
+    on_behalf: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MuteRules:
+    """The answer to AddMute (the new rule), RemoveMute (the removed one) and ListMutes (all in force)."""
+
+    TAG: ClassVar[str] = "mute_rules"
+    request_id: int
+    rules: list[MuteRule]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryAudit:
+    """Ask for the latest ``limit`` command records started at or after ``since`` (Unix time)."""
+
+    TAG: ClassVar[str] = "query_audit"
+    request_id: int
+    since: float | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class AuditList:
+    """The answer to QueryAudit, oldest first; ``more``: older records pass too."""
+
+    TAG: ClassVar[str] = "audit_list"
+    request_id: int
+    records: list[CommandRecord]
+    more: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QueryNotices:
+    """Ask for the latest ``limit`` notices at or after ``since`` (Unix time)."""
+
+    TAG: ClassVar[str] = "query_notices"
+    request_id: int
+    since: float | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeList:
+    """The answer to QueryNotices, oldest first; ``last_seq`` as in EventList."""
+
+    TAG: ClassVar[str] = "notice_list"
+    request_id: int
+    last_seq: int
+    notices: list[NoticeUpdate]
+    more: bool = False
+
+
 Message = (
     Hello
     | Welcome
@@ -514,6 +784,15 @@ Message = (
     | EventStats
     | GetStatus
     | HubStatus
+    | NoticeUpdate
+    | AddMute
+    | ListMutes
+    | RemoveMute
+    | MuteRules
+    | QueryAudit
+    | AuditList
+    | QueryNotices
+    | NoticeList
 )
 
 MESSAGE_TYPES: dict[str, type] = {cls.TAG: cls for cls in Message.__args__}

@@ -217,6 +217,10 @@ def _generate(cls: type, construct: bool) -> Converter:
         elif not construct and _base(hints[f.name]) is float:
             check.append(f"        value[{f.name!r}] = {var}")
         body.extend(check)
+    tag = getattr(cls, "TAG", None)
+    if tag is not None:  # a message carried inside another (NoticeList) keeps its tag; it must be its own
+        body.append(f"    if value.get('t', _MISSING) == {tag!r}:")
+        body.append("        present += 1")
     body.append("    if present != len(value):")
     body.append("        known = {" + ", ".join(repr(f.name) for f in dataclasses.fields(cls)) + "}")
     body.append("        extra = sorted(str(k) for k in value if k not in known)")
