@@ -86,6 +86,7 @@ class ClientConnection:
     link: HubLink
     tg: TaskGroup
     name: str
+    requester: m.Requester  # who the socket's peer is (its uid); a request may add on_behalf
     relays: set[Relay] = field(default_factory=set)
     executing: int = 0
     querying: int = 0
@@ -274,6 +275,14 @@ async def _refuse_before_hello(link: HubLink, text: str) -> None:
     await link.finish()
 
 
+def user_name(uid: int) -> str:
+    """The user name of ``uid``, or "" when the system has none."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return ""
+
+
 async def serve_client(hub: Hub, link: HubLink) -> None:
     """Serve one client connection to its end; never raises."""
     uid, gid = peer_credentials(link) or (-1, -1)
@@ -292,7 +301,7 @@ async def serve_client(hub: Hub, link: HubLink) -> None:
             return
         link.send(m.Welcome(m.PROTOCOL_VERSION, keepalive=link.keepalive))
         async with anyio.create_task_group() as tg:
-            conn = ClientConnection(hub, link, tg, name)
+            conn = ClientConnection(hub, link, tg, name, m.Requester(uid, user_name(uid)))
             try:
                 reason = await link.run(conn.on_messages)
             finally:

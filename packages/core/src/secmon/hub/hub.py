@@ -23,6 +23,7 @@ import anyio
 from ..config import HubSettings
 from ..protocol import messages as m
 from ..protocol.batches import MAX_BATCH, EventOrigin, EventRun, UpdateFrame, auth_update_frames, node_update_frame
+from ..protocol.codec import encode
 from .history import EventHistory
 from .registry import NodeEntry, NodeRegistry, UpdateRing
 from .store import HubStore
@@ -174,6 +175,13 @@ class Hub:
         self.publish(auth_update_frames(origin, first, run, self.batch_limit), entry)
         if self.history is not None:
             self.history.add(first, origin, entry.node_id, run.events)
+
+    def notice(self, kind: str, **fields: Any) -> m.NoticeUpdate:
+        """Broadcast a notice of ``kind`` (notices.NOTICE_KINDS) with the fields of its kind, numbered
+        on from the ring like any update; subscribers get it, and the ring and store keep it."""
+        notice = m.NoticeUpdate(self.ring.next_seq(), time.time(), kind, **fields)
+        self.publish([UpdateFrame(notice.seq, notice.seq, encode(notice))])
+        return notice
 
     def status(self, request_id: int) -> m.HubStatus:
         """The answer to a client's GetStatus."""

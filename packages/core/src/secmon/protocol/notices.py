@@ -72,6 +72,12 @@ LABELS: Mapping[str, str] = MappingProxyType(
 )
 
 
+def requester_text(requester: m.Requester) -> str:
+    """Who asked, in words every medium shows: "alice (uid 1000)", "telegram:42 @alice via secmon (uid 998)"."""
+    user = f"{requester.user} (uid {requester.uid})" if requester.user else f"uid {requester.uid}"
+    return f"{requester.on_behalf} via {user}" if requester.on_behalf else user
+
+
 def label(kind: str) -> str:
     """The human label of a notice kind; one this version does not know, in words."""
     return LABELS.get(kind) or kind.replace("_", " ")
