@@ -57,10 +57,14 @@ class OutageTracker:
     _absent: dict[int, _Absence] = field(default_factory=dict)
     returning: set[int] = field(default_factory=set)  # serials back after node_down, node_back not given yet
 
-    def left(self, serial: int, node: m.NodeRef, now: float, wall: float) -> OutageNotice | None:
-        """A node's link ended at ``wall``; a node_back still owed from its last return is due now."""
+    def left(self, serial: int, node: m.NodeRef, now: float, wall: float, said: bool = False) -> OutageNotice | None:
+        """A node's link ended at ``wall``; a node_back still owed from its last return is due now.
+
+        ``said``: take its node_down as given already (a cluster hub catching up with what
+        the running hubs told while it was away).
+        """
         owed = self._back(serial) if serial in self.returning else None
-        self._absent[serial] = _Absence(node, wall, now)
+        self._absent[serial] = _Absence(node, wall, now, said)
         return owed
 
     def joined(self, serial: int, node: m.NodeRef, now: float, wall: float) -> None:

@@ -286,6 +286,10 @@ class Hub:
             self.outages.forgotten(entry.serial)
             self.collectors.forgotten(entry.serial)
 
+    def returning_events(self, serial: int, events: list[dict[str, Any]]) -> None:
+        """Events a node delivered while its node_back is owed (its connection calls this)."""
+        self.outages.delivered(serial, events)
+
     def outage_notice(self, due: OutageNotice) -> None:
         """Give a node_down or node_back notice, and log it."""
         outage = due.outage

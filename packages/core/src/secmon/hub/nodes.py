@@ -53,7 +53,7 @@ class NodeConnection:
         if len(events) == 1 and (seq := events[0]["seq"]) > entry.last_event_seq:
             entry.last_event_seq = seq
             if self.hub.outages.returning:  # back after node_down: its node_back counts what it kept
-                self.hub.outages.delivered(entry.serial, events)
+                self.hub.returning_events(entry.serial, events)
             self.hub.publish_events(entry, run, self.origin)
             self.unacknowledged += 1
             if self.unacknowledged >= ACK_EVERY:
@@ -109,7 +109,7 @@ class NodeConnection:
                     hub.finish_relay(relay, result)
         if fresh:
             if hub.outages.returning:
-                hub.outages.delivered(entry.serial, fresh)
+                hub.returning_events(entry.serial, fresh)
             hub.publish_events(entry, EventRun(fresh, pieces), self.origin)
         if events_seen:
             self.unacknowledged += len(fresh) or 1
