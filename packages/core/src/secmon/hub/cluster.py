@@ -470,7 +470,8 @@ class ClusterHub(Hub):
         cluster tells its subscribers about every node, from the same stream.
 
         While catching up at start, a node whose link ended NODE_DOWN_AFTER ago or more is taken as
-        said down (the hubs running then said it), and collectors' states are learned, not told.
+        said down (the hubs running then said it), one that came back is no news, and collectors'
+        states are learned, not told.
         """
         now, wall = anyio.current_time(), time.time()
         telling = self.caught_up
@@ -483,7 +484,9 @@ class ClusterHub(Hub):
                 continue
             if "connected" in changed:
                 when = entry.last_state_update or wall  # the time in the message: when it joined or left
-                if entry.connected:
+                if not telling and entry.connected:
+                    outages.forgotten(serial)  # back before this hub started: the running hubs told it
+                elif entry.connected:
                     outages.joined(serial, node_ref(entry), now, when)
                 else:
                     said = not telling and wall - when >= outages.down_after
