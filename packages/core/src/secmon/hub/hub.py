@@ -265,7 +265,7 @@ class Hub:
         instead of a timer per connection; its period is a quarter of the shortest of these times,
         so each comes at most that late."""
         settings = self.settings
-        shortest = min(settings.disconnect_grace, settings.link.keepalive, settings.node_down_after or 4.0)
+        shortest = min(settings.disconnect_grace, settings.link.keepalive, settings.node_down_after)
         period = max(0.01, min(1.0, shortest / 4))
         while True:
             await anyio.sleep(period)
