@@ -4,6 +4,7 @@ a collector failing and fixed, commands from clients with and without on_behalf,
 from __future__ import annotations
 
 import json
+import math
 import os
 import pwd
 import signal
@@ -16,7 +17,7 @@ import pytest
 from conftest import Daemon, secmon_argv, wait_until
 
 from secmon.client import HubClient
-from secmon.errors import UnknownNode
+from secmon.errors import BadQuery, UnknownNode
 from secmon.protocol import messages as m
 from secmon.protocol import notices
 
@@ -95,7 +96,7 @@ def test_a_killed_node_gives_node_down_in_time_and_node_back_with_what_it_wrote_
 
 def test_a_node_back_within_node_down_after_gives_no_notice(cluster, workdir):
     (workdir / "auth.log").write_text("")
-    hub = cluster.start_hub(NODE_DOWN_AFTER="2", DISCONNECT_GRACE_PERIOD="60")
+    hub = cluster.start_hub(NODE_DOWN_AFTER="4", DISCONNECT_GRACE_PERIOD="60")
     watcher = subscriber(cluster)
     node = cluster.start_node("auth", "--reconnect", hostname="blip")
     wait_until(lambda: connected_update(watcher, "blip") >= 1, what="the node")
@@ -105,9 +106,9 @@ def test_a_node_back_within_node_down_after_gives_no_notice(cluster, workdir):
     cluster.daemons.remove(node)
     cluster.start_node("auth", "--reconnect", hostname="blip")
     wait_until(lambda: connected_update(watcher, "blip") >= 3, what="the node gone and back")  # up, down, up
-    assert time.monotonic() - killed < 2, "the node took longer than NODE_DOWN_AFTER to come back"
+    assert time.monotonic() - killed < 4, "the node took longer than NODE_DOWN_AFTER to come back"
     # past NODE_DOWN_AFTER since it left, with sweeps every half second: a node_down would be out
-    wait_until(lambda: time.monotonic() - killed > 3, what="NODE_DOWN_AFTER and a sweep to pass")
+    wait_until(lambda: time.monotonic() - killed > 5, what="NODE_DOWN_AFTER and a sweep to pass")
     assert not seen(watcher, notices.NODE_DOWN) and not seen(watcher, notices.NODE_BACK)
     assert hub.count(r"is down|is back") == 0
 
@@ -170,6 +171,9 @@ def test_commands_are_audited_with_who_asked_and_survive_a_hub_restart(cluster, 
             with anyio.fail_after(10):
                 while len((notes := await client.notices()).notices) < 3:  # the last is in before the answer
                     await anyio.sleep(0.05)
+            for bad in (client.audit(limit=0), client.notices(since=math.nan), client.audit(limit=10_001)):
+                with pytest.raises(BadQuery):
+                    await bad
             return mine, theirs, await client.audit(), notes
 
     mine, theirs, audit, notes = anyio.run(run)
