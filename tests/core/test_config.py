@@ -406,6 +406,16 @@ def test_check_hub_opens_the_history_database_too(clean_env, tmp_path):
     assert problem.startswith(f"state database {state / 'history.sqlite3'} is unreadable")
 
 
+@pytest.mark.parametrize("database", ["audit.sqlite3", "notices.sqlite3"])
+def test_check_hub_opens_the_audit_and_notice_databases_too(clean_env, tmp_path, database):
+    state = tmp_path / "state"
+    state.mkdir()
+    env = {**clean_env, "SECMON_STATE_DIR": str(state)}
+    (state / database).write_bytes(b"not a database at all, just text " * 10)
+    [problem] = check_configuration(env, ["hub"])
+    assert problem.startswith(f"state database {state / database} is unreadable")
+
+
 def test_check_reads_auth_log_as_the_node_does(clean_env, tmp_path, monkeypatch):
     import shutil
 
