@@ -113,6 +113,35 @@ def test_history_days_keep_at_least_an_hour(raw, message):
     assert HubSettings.from_env({}).history_days == 30.0
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"NODE_DOWN_AFTER": "0"}, "NODE_DOWN_AFTER must be more than 0 seconds, got 0"),
+        ({"NODE_DOWN_AFTER": "soon"}, "NODE_DOWN_AFTER must be a number of seconds, got 'soon'"),
+        (
+            {"NODE_DOWN_AFTER": "300"},
+            "NODE_DOWN_AFTER (300 s) must be shorter than DISCONNECT_GRACE_PERIOD (300 s): "
+            "a node forgotten before it is said down would never be",
+        ),
+        ({"NODE_DOWN_AFTER": "30", "DISCONNECT_GRACE_PERIOD": "20"}, "NODE_DOWN_AFTER (30 s) must be shorter"),
+    ],
+)
+def test_node_down_after_is_positive_and_shorter_than_the_grace_period(env, message):
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
+        HubSettings.from_env(env)
+    problems = check_configuration({"SECMON_SOCKET": "/tmp/x.sock", **env}, ["hub"])
+    assert any(p.startswith(message) for p in problems)
+
+
+def test_node_down_after_defaults_to_a_minute_or_half_a_short_grace_period():
+    assert HubSettings.from_env({}).node_down_after == 60.0
+    assert HubSettings.from_env({"DISCONNECT_GRACE_PERIOD": "4"}).node_down_after == 2.0  # set before it existed
+    settings = HubSettings.from_env({"NODE_DOWN_AFTER": "1.5", "SECMON_AUDIT_MAX": "5", "SECMON_NOTICES_MAX": "7"})
+    assert (settings.node_down_after, settings.audit_max, settings.notices_max) == (1.5, 5, 7)
+    with pytest.raises(ConfigError, match=r"^SECMON_AUDIT_MAX must be between 1 and"):
+        HubSettings.from_env({"SECMON_AUDIT_MAX": "0"})
+
+
 def test_infinite_and_nan_seconds_are_refused():
     for raw in ("inf", "nan"):
         with pytest.raises(ConfigError):
@@ -375,6 +404,16 @@ def test_check_hub_opens_the_history_database_too(clean_env, tmp_path):
     (state / "history.sqlite3").write_bytes(b"not a database at all, just text " * 10)
     [problem] = check_configuration(env, ["hub"])
     assert problem.startswith(f"state database {state / 'history.sqlite3'} is unreadable")
+
+
+@pytest.mark.parametrize("database", ["audit.sqlite3", "notices.sqlite3"])
+def test_check_hub_opens_the_audit_and_notice_databases_too(clean_env, tmp_path, database):
+    state = tmp_path / "state"
+    state.mkdir()
+    env = {**clean_env, "SECMON_STATE_DIR": str(state)}
+    (state / database).write_bytes(b"not a database at all, just text " * 10)
+    [problem] = check_configuration(env, ["hub"])
+    assert problem.startswith(f"state database {state / database} is unreadable")
 
 
 def test_check_reads_auth_log_as_the_node_does(clean_env, tmp_path, monkeypatch):

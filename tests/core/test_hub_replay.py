@@ -87,7 +87,7 @@ async def replay(late: int) -> tuple[list[m.Message], Hub, ClientConnection]:
     point, missed = hub.ring.resume_point(0)
     assert missed == 0
     async with anyio.create_task_group() as tg:
-        conn = ClientConnection(hub, link, tg, "test")
+        conn = ClientConnection(hub, link, tg, "test", m.Requester(0, "root"))
         tg.start_soon(conn.replay, point)
         await until(lambda: link.queued == link.max_queue)  # the replay has filled the queue: it waits for room
         publish(hub, late)
@@ -133,7 +133,7 @@ async def test_a_subscriber_resuming_within_a_batch_gets_exactly_the_rest():
     first = hub.ring.oldest
     link, transport = subscriber_link(1000)
     async with anyio.create_task_group() as tg:
-        conn = ClientConnection(hub, link, tg, "test")
+        conn = ClientConnection(hub, link, tg, "test", m.Requester(0, "root"))
         tg.start_soon(conn.replay, first + 4)  # it saw events 1-5: 6 and 7 are in the middle frame
     messages = FrameDecoder().feed(bytes(transport.data))
     assert [type(message) for message in messages] == [m.AuthUpdates, m.AuthUpdates]
@@ -147,7 +147,7 @@ async def test_a_batch_counts_each_of_its_updates_against_a_subscribers_queue():
     link, transport = subscriber_link(5)
     link.pause_writing()  # the subscriber is not reading
     async with anyio.create_task_group() as tg:
-        conn = ClientConnection(hub, link, tg, "test")
+        conn = ClientConnection(hub, link, tg, "test", m.Requester(0, "root"))
         hub.subscribers.add(conn)
         publish_batches(hub, [4])  # one frame, four updates: fits
         assert conn in hub.subscribers and link.queued == 4

@@ -497,3 +497,30 @@ async def test_a_position_saved_for_another_auth_source_is_not_used(tmp_path):
         tg.cancel_scope.cancel()
     assert [event["user"] for event in rec.lines] == ["new"]
     assert rec.positions == [at(log, 77), at(log, 154)]
+
+
+async def test_a_journalctl_that_keeps_dying_stays_failing_across_retries(tmp_path, monkeypatch):
+    """Each restart that dies at once must not say ok in between: the hub would tell every retry as a change."""
+    fake_journalctl(tmp_path, monkeypatch, follow="echo 'Failed to open journal' >&2; exit 3")
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_journal, rec.on_lines, rec.report)
+        await rec.wait(lambda: len(rec.status) >= 4)  # ok, then three failed runs (0.5 s, 1 s between them)
+        tg.cancel_scope.cancel()
+    assert rec.status[0] == m.AUTH_OK  # the first run says ok at once: nothing had failed
+    assert rec.status[1:4] == ["journalctl exited with 3: Failed to open journal"] * 3
+
+
+async def test_a_journalctl_started_again_says_ok_once_it_holds_up(tmp_path, monkeypatch):
+    """After a failure, a journalctl that keeps running (with nothing to print) is ok after JOURNAL_STEADY."""
+    calls = tmp_path / "calls"
+    # the first -f run dies, the next sits silent as a healthy one does
+    follow = f"[ $(grep -c -- '-f -o json' {calls}) -ge 2 ] && exec sleep 3600; echo boom >&2; exit 1"
+    fake_journalctl(tmp_path, monkeypatch, follow=follow)
+    monkeypatch.setattr(sources, "JOURNAL_STEADY", 0.3)
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_journal, rec.on_lines, rec.report)
+        await rec.wait(lambda: len(rec.status) >= 3)
+        tg.cancel_scope.cancel()
+    assert rec.status == [m.AUTH_OK, "journalctl exited with 1: boom", m.AUTH_OK]

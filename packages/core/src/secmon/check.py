@@ -123,7 +123,7 @@ def database_problem(path: Path) -> str | None:
 
 def hub_problems(env: Mapping[str, str], allow_insecure: bool = False) -> list[str]:
     """Everything that would keep ``secmon hub`` from starting with ``env``."""
-    from .hub import history
+    from .hub import audit, history, noticelog
     from .hub.server import check_exposure
     from .hub.store import DATABASE
 
@@ -142,6 +142,9 @@ def hub_problems(env: Mapping[str, str], allow_insecure: bool = False) -> list[s
     if settings.state_dir is not None:
         problems += state_problems(settings.state_dir, DATABASE)
         problems += state_problems(settings.state_dir, history.DATABASE)
+        if settings.nats is None:  # a hub of a cluster keeps its audit and notices in memory
+            problems += state_problems(settings.state_dir, audit.DATABASE)
+            problems += state_problems(settings.state_dir, noticelog.DATABASE)
     return problems
 
 

@@ -321,6 +321,11 @@ def _nats_url(url: str) -> str:
     return url
 
 
+NODE_DOWN_AFTER = 60.0  # seconds; when unset and the grace period is under two minutes, half of it
+AUDIT_MAX = 10_000  # command records kept: months of an operator's commands
+NOTICES_MAX = 10_000  # notices kept for QueryNotices: days of a busy fleet's
+
+
 @dataclass(frozen=True, slots=True)
 class HubSettings:
     bind_ip: str
@@ -338,6 +343,10 @@ class HubSettings:
     history_days: float  # auth events older than this leave the history
     history_max_events: int  # the history keeps at most this many, the oldest leaving first
     nats: NatsSettings | None = None  # set: this hub is one of a cluster (SECMON_NATS_URL)
+    # --- notices and the command audit (issue #19) ---
+    node_down_after: float = NODE_DOWN_AFTER  # seconds a node's link may be gone before a node_down notice
+    audit_max: int = AUDIT_MAX  # command records the audit keeps, the oldest leaving first
+    notices_max: int = NOTICES_MAX  # notices the hub keeps for QueryNotices, the oldest leaving first
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HubSettings:
@@ -364,7 +373,29 @@ class HubSettings:
             history_days=env_history_days(env),
             history_max_events=env_int(env, "SECMON_HISTORY_MAX_EVENTS", most, 1, 10**9),
             nats=NatsSettings.from_env(env, bind_port),
+            node_down_after=node_down_after(env),
+            audit_max=env_int(env, "SECMON_AUDIT_MAX", AUDIT_MAX, 1, 10**7),
+            notices_max=env_int(env, "SECMON_NOTICES_MAX", NOTICES_MAX, 1, 10**7),
         )
+
+
+def node_down_after(env: Mapping[str, str]) -> float:
+    """NODE_DOWN_AFTER: more than 0 and shorter than DISCONNECT_GRACE_PERIOD (a node forgotten first
+    would never be said down). Unset, 60 s, or half a grace period shorter than two minutes."""
+    grace = env_float(env, "DISCONNECT_GRACE_PERIOD", 300.0)
+    if _get(env, "NODE_DOWN_AFTER") is None:  # a short grace set before this setting existed still starts
+        down_after = min(NODE_DOWN_AFTER, grace / 2)
+    else:
+        down_after = env_float(env, "NODE_DOWN_AFTER", NODE_DOWN_AFTER)
+    if down_after <= 0 and _get(env, "NODE_DOWN_AFTER") is not None:
+        raise ConfigError(f"NODE_DOWN_AFTER must be more than 0 seconds, got {down_after:g}", "NODE_DOWN_AFTER")
+    if down_after >= grace and down_after > 0:
+        raise ConfigError(
+            f"NODE_DOWN_AFTER ({down_after:g} s) must be shorter than DISCONNECT_GRACE_PERIOD ({grace:g} s): "
+            "a node forgotten before it is said down would never be",
+            "NODE_DOWN_AFTER",
+        )
+    return down_after
 
 
 def env_history_days(env: Mapping[str, str]) -> float:

@@ -48,6 +48,10 @@ COMPRESSED = (".gz", ".xz", ".bz2", ".zst", ".lz4")
 ABSENT = FilePosition("", 0, 0, 0)
 # Seconds a look for the journal's newest entry may take; after that the follower starts without it.
 NEWEST_TIMEOUT = 10.0
+# Seconds a journalctl started again after a failure must keep running (or deliver lines) before the
+# auth attribute says ok: one that dies at once would otherwise flip it between ok and failing on
+# every retry, and the hub would tell each flip.
+JOURNAL_STEADY = 2.0
 
 SetAttribute = Callable[[str, Any], None]
 # Each batch comes with the source's position just after it (None where the source gave none).
@@ -288,6 +292,17 @@ async def follow_journal(
     matches = [f"SYSLOG_IDENTIFIER={name}" for name in JOURNAL_IDENTIFIERS]
     cursor = resume.cursor if resume is not None else None
     delay = 0.5
+    failed = False  # the last journalctl ended in failure: the next says ok only once it holds up
+
+    def working() -> None:
+        nonlocal failed
+        failed = False
+        report("auth", m.AUTH_OK)
+
+    async def working_after(seconds: float) -> None:
+        await anyio.sleep(seconds)
+        working()
+
     while True:
         if not journal_files_exist(directories):
             report("auth", f"waiting for the journal: no journal files in {' or '.join(map(str, directories))}")
@@ -302,24 +317,34 @@ async def follow_journal(
         read = False
         try:
             async with await anyio.open_process(argv, stdin=DEVNULL, stdout=PIPE, stderr=PIPE) as process:
-                report("auth", m.AUTH_OK)
                 splitter = _log_splitter()
                 assert process.stdout is not None  # opened with stdout=PIPE
-                async for chunk in process.stdout:
-                    delay = 0.5
-                    if lines := _text(splitter.feed(chunk)):
-                        read = True
-                        cursor = next(filter(None, map(_cursor, reversed(lines))), cursor)
-                        on_lines(lines, JournalCursor(where, cursor) if cursor else None)
+                async with anyio.create_task_group() as steady:
+                    if failed:
+                        steady.start_soon(working_after, JOURNAL_STEADY)
+                    else:
+                        working()
+                    async for chunk in process.stdout:
+                        delay = 0.5
+                        if failed:
+                            working()
+                        if lines := _text(splitter.feed(chunk)):
+                            read = True
+                            cursor = next(filter(None, map(_cursor, reversed(lines))), cursor)
+                            on_lines(lines, JournalCursor(where, cursor) if cursor else None)
+                    steady.cancel_scope.cancel()
                 errors = (await process.stderr.receive(4096)).decode(errors="replace").strip() if process.stderr else ""
                 code = await process.wait()
+            failed = True
             report("auth", f"journalctl exited with {code}: {errors[:300] or 'no message'}")
             if not read and cursor and "cursor" in errors:
                 log.warning("journalctl cannot start after cursor %r (%s); following from now on", cursor[:200], errors)
                 cursor = None
         except anyio.EndOfStream:
+            failed = True
             report("auth", "journalctl exited")
         except OSError as exc:
+            failed = True
             report("auth", f"cannot run journalctl: {exc.strerror}")
         await anyio.sleep(delay)
         delay = min(delay * 2, MAX_BACKOFF)

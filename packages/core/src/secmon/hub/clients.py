@@ -16,7 +16,7 @@ import socket
 import sqlite3
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 from anyio.abc import TaskGroup
@@ -25,7 +25,7 @@ from ..link import HandshakeFailed
 from ..protocol import messages as m
 from ..protocol.batches import UpdateFrame
 from ..protocol.codec import Decoded
-from ..protocol.queries import query_problem
+from ..protocol.queries import MAX_LIMIT, query_problem, time_problem
 from .history import BadQuery
 from .hub import ConnectedNode, Hub, Relay
 from .wire import HubLink
@@ -33,6 +33,7 @@ from .wire import HubLink
 log = logging.getLogger("secmon.hub")
 
 MAX_REQUESTS_IN_FLIGHT = 64  # commands one client may have running; more is a bug or an abuse
+MAX_ON_BEHALF = 200  # characters of Execute.on_behalf the audit keeps ("telegram:ID @name", "http:NAME")
 MAX_QUERIES_IN_FLIGHT = 4  # history queries one client may have running: each holds a thread of the hub's
 REPLAY_BATCH = 1_000  # held updates looked up at a time while a subscriber catches up
 
@@ -136,6 +137,8 @@ class ClientConnection:
                     else:
                         self.querying += 1
                         self.tg.start_soon(self._query, message)
+                case m.QueryAudit() | m.QueryNotices():
+                    self._records(message)
                 case m.GetStatus():
                     self.link.send(self.hub.status(message.request_id))
                 case m.Cancel():
@@ -167,6 +170,25 @@ class ClientConnection:
             self._error(request.request_id, "history_failed", f"the history could not answer: {exc!r}")
         finally:
             self.querying -= 1
+
+    def _records(self, request: m.QueryAudit | m.QueryNotices) -> None:
+        """Answer from the command audit or the notices kept: the latest ``limit``, oldest first."""
+        if not 1 <= request.limit <= MAX_LIMIT:
+            text = f"limit: must be a whole number from 1 to {MAX_LIMIT}, got {request.limit}"
+            self._error(request.request_id, m.BAD_QUERY, text)
+            return
+        if request.since is not None and (problem := time_problem(request.since, "since")):
+            self._error(request.request_id, m.BAD_QUERY, problem)
+            return
+        hub = self.hub
+        assert hub.audit is not None and hub.notice_log is not None  # the hub made them
+        if isinstance(request, m.QueryAudit):
+            records, more = hub.audit.records(request.since, request.limit)
+            self.link.send(m.AuditList(request.request_id, records, more))
+        else:
+            last_seq = hub.ring.seq  # every notice up to it is in the log: a subscription from it misses none
+            notices, more = hub.notice_log.latest(request.since, request.limit)
+            self.link.send(m.NoticeList(request.request_id, last_seq, notices, more))
 
     def _error(self, request_id: int, code: str, text: str) -> None:
         self.link.send(m.Error(code, text, request_id))
@@ -216,12 +238,18 @@ class ClientConnection:
         self.hub.subscribers.add(self)
 
     async def _execute(self, request: m.Execute) -> None:
+        """Run a command request; it is in the audit whatever happens, as ``requester`` with the
+        request's ``on_behalf`` (a request refused, or ended while it waited for its node, ran nowhere)."""
+        requester = replace(self.requester, on_behalf=request.on_behalf[:MAX_ON_BEHALF])
+        asked = time.time()
+        targets: list[ConnectedNode] | None = None
         try:
             targets = await self._targets(request)
             if targets is None:
                 return
+            audit_id = self.hub.audit_command(requester, request, targets, asked)
             self.link.send(m.Started(request.request_id, [t.entry.serial for t in targets]))
-            relays = [self.hub.start_relay(self, request, node) for node in targets]
+            relays = [self.hub.start_relay(self, request, node, audit_id) for node in targets]
             if request.wait > 0 and relays:
                 await anyio.sleep(request.wait)
                 for relay in relays:
@@ -229,6 +257,8 @@ class ClientConnection:
                         text = f"node did not answer within {request.wait:g} s"
                         self.hub.cancel_relay(relay, m.TIMEOUT, text)
         finally:
+            if targets is None:
+                self.hub.audit_command(requester, request, [], asked)
             self.executing -= 1
 
     async def _targets(self, request: m.Execute) -> list[ConnectedNode] | None:

@@ -30,6 +30,7 @@ from nats.js import api
 from ..config import HubSettings, NatsSettings
 from ..errors import ConfigError
 from ..protocol import messages as m
+from ..protocol import notices
 from ..protocol.batches import EventOrigin, EventRun
 from ..protocol.cluster import (
     ClusterMessage,
@@ -44,7 +45,8 @@ from ..protocol.cluster import (
     decode_cluster,
     encode_cluster,
 )
-from .hub import ConnectedNode, Hub
+from .health import COLLECTORS
+from .hub import ConnectedNode, Hub, node_ref
 from .nodes import NodeConnection
 from .outbox import Outbox, Pending
 from .registry import NodeEntry
@@ -193,6 +195,7 @@ class ClusterHub(Hub):
         self.up_at = 0.0  # when (monotonic) the link last came up
         self.clash = anyio.Event()  # set when another running hub has this hub's name
         self._started = False  # this run's HubStarted came back from the stream
+        self.caught_up = False  # the stream as it stood at start is applied: notices are told from now on
         self.link = ClusterLink(self)
         self.commands = RemoteCommands(self, subject_token, nats_reason)  # commands across hubs (hub/remote.py)
 
@@ -457,9 +460,53 @@ class ClusterHub(Hub):
             if self.history is not None:
                 for run in applied.events:
                     self.history.add(*run)
+            self._notice_nodes(applied)
             if self.node_waiters:  # a command waits for its node: perhaps it connected to another hub
                 self.node_arrived.set()
                 self.node_arrived = anyio.Event()
+
+    def _notice_nodes(self, applied: Applied) -> None:
+        """node_down, node_back and collector notices from what the view applied: every hub of the
+        cluster tells its subscribers about every node, from the same stream.
+
+        While catching up at start, a node whose link ended NODE_DOWN_AFTER ago or more is taken as
+        said down (the hubs running then said it), one that came back is no news, and collectors'
+        states are learned, not told.
+        """
+        now, wall = anyio.current_time(), time.time()
+        telling = self.caught_up
+        outages = self.outages
+        for entry, changed in applied.nodes:
+            serial = entry.serial
+            if "forgotten" in changed:
+                outages.forgotten(serial)
+                self.collectors.forgotten(serial)
+                continue
+            if "connected" in changed:
+                when = entry.last_state_update or wall  # the time in the message: when it joined or left
+                if not telling and entry.connected:
+                    outages.forgotten(serial)  # back before this hub started: the running hubs told it
+                elif entry.connected:
+                    outages.joined(serial, node_ref(entry), now, when)
+                else:
+                    said = not telling and wall - when >= outages.down_after
+                    owed = outages.left(serial, node_ref(entry), now, when, said)
+                    if owed is not None:
+                        self.outage_notice(owed)
+            collectors = [name for name in changed if name in COLLECTORS]
+            if collectors:
+                update = m.StateUpdate(**{name: getattr(entry, name) for name in collectors})
+                for state in self.collectors.changes(serial, update):
+                    if telling:
+                        kind = notices.COLLECTOR_FAILED if state.message else notices.COLLECTOR_OK
+                        self.notice(kind, node=node_ref(entry), collector=state)
+        if outages.returning:
+            for _first, origin, _node_id, events in applied.events:
+                if origin.serial in outages.returning:
+                    outages.delivered(origin.serial, events)
+
+    def returning_events(self, serial: int, events: list[dict[str, Any]]) -> None:
+        """Counted from the view instead (``_notice_nodes``), for every hub's nodes alike."""
 
     # --- the link's state -------------------------------------------------
 
@@ -509,6 +556,7 @@ class ClusterHub(Hub):
         """Join the cluster: connect, catch up with the stream, say this hub (re)started; then run the link."""
         tg.start_soon(self._stop_on_clash)
         await self.link.start(tg)
+        self.caught_up = True
         self.send(HubStarted(self.name, self.run, time.time()))
         tg.start_soon(self.commands.run)
 

@@ -22,9 +22,13 @@ import anyio
 
 from ..config import HubSettings
 from ..protocol import messages as m
+from ..protocol import notices
 from ..protocol.batches import MAX_BATCH, EventOrigin, EventRun, UpdateFrame, auth_update_frames, node_update_frame
 from ..protocol.codec import encode
+from .audit import CommandAudit
+from .health import CollectorWatch, OutageNotice, OutageTracker
 from .history import EventHistory
+from .noticelog import NoticeLog
 from .registry import NodeEntry, NodeRegistry, UpdateRing
 from .store import HubStore
 
@@ -100,6 +104,7 @@ class Relay:
     request_id: int
     node: ConnectedNode
     answered: bool = False
+    audit_id: int = 0  # the command record its outcome goes to (0: none, a command another hub asked for)
 
     @property
     def serial(self) -> int:
@@ -131,9 +136,19 @@ class Hub:
     # In a cluster, the class serve_node makes a node's connection of (cluster.ClusterNodeConnection);
     # None: nodes.NodeConnection. Typed loosely: this module imports no connection module.
     node_connection_type: Any = None
+    # The command audit and the notices kept for queries (in memory unless given ones with a store).
+    audit: CommandAudit | None = None
+    notice_log: NoticeLog | None = None
+    outages: OutageTracker = field(init=False)  # node_down / node_back
+    collectors: CollectorWatch = field(default_factory=CollectorWatch)  # collector_failed / collector_ok
 
     def __post_init__(self) -> None:
         self.registry = NodeRegistry(self.settings.hostname_unique, self.settings.disconnect_grace)
+        self.outages = OutageTracker(self.settings.node_down_after)
+        if self.audit is None:
+            self.audit = CommandAudit(self.settings.audit_max)
+        if self.notice_log is None:
+            self.notice_log = NoticeLog(self.settings.notices_max)
         self.batch_limit = max(1, min(MAX_BATCH, self.settings.subscriber_queue // 2))
         fresh = int(time.time() * 1_000_000)
         if self.store is None:
@@ -181,6 +196,8 @@ class Hub:
         on from the ring like any update; subscribers get it, and the ring and store keep it."""
         notice = m.NoticeUpdate(self.ring.next_seq(), time.time(), kind, **fields)
         self.publish([UpdateFrame(notice.seq, notice.seq, encode(notice))])
+        assert self.notice_log is not None  # __post_init__ made one
+        self.notice_log.add(notice)
         return notice
 
     def status(self, request_id: int) -> m.HubStatus:
@@ -188,10 +205,16 @@ class Hub:
         return m.HubStatus(request_id, len(self.nodes))
 
     def node_state(self, entry: NodeEntry, update: m.StateUpdate) -> None:
-        """A node's StateUpdate: the attributes that really changed are broadcast."""
+        """A node's StateUpdate: the attributes that really changed are broadcast, then a
+        collector_failed or collector_ok notice for each collector that went from working to
+        failing or back."""
+        collectors = self.collectors.changes(entry.serial, update)
         changed = self.registry.apply(entry.serial, update, time.time())
         if changed:
             self.publish_node(entry, changed)
+        for state in collectors:
+            kind = notices.COLLECTOR_FAILED if state.message else notices.COLLECTOR_OK
+            self.notice(kind, node=node_ref(entry), collector=state)
 
     # --- node lifecycle ----------------------------------------------------
 
@@ -219,6 +242,7 @@ class Hub:
             old.fail_relays("node reconnected")
         self.nodes[conn.entry.serial] = conn
         self.publish_node(conn.entry, ["connected"])
+        self.outages.joined(conn.entry.serial, node_ref(conn.entry), anyio.current_time(), time.time())
         self.node_arrived.set()
         self.node_arrived = anyio.Event()
 
@@ -227,15 +251,22 @@ class Hub:
         conn.fail_relays("node disconnected")
         if self.nodes.get(conn.entry.serial) is conn:
             del self.nodes[conn.entry.serial]
-            entry = self.registry.disconnect(conn.entry.serial, anyio.current_time(), time.time())
+            now, wall = anyio.current_time(), time.time()
+            entry = self.registry.disconnect(conn.entry.serial, now, wall)
             if entry is not None:
                 self.publish_node(entry, ["connected"])
+                owed = self.outages.left(entry.serial, node_ref(entry), now, wall)  # a node_back not given yet
+                if owed is not None:
+                    self.outage_notice(owed)
 
     async def housekeeping(self) -> None:
         """Once a period: keepalives for every link, acks for events taken since the last one,
-        and nodes past their grace forgotten. One sweep instead of a timer per connection."""
+        nodes past their grace forgotten, node_down and node_back notices that are due. One sweep
+        instead of a timer per connection; its period is a quarter of the shortest of these times,
+        so each comes at most that late."""
         settings = self.settings
-        period = max(0.01, min(1.0, settings.disconnect_grace / 4, settings.link.keepalive / 4))
+        shortest = min(settings.disconnect_grace, settings.link.keepalive, settings.node_down_after)
+        period = max(0.01, min(1.0, shortest / 4))
         while True:
             await anyio.sleep(period)
             now = time.monotonic()
@@ -244,12 +275,32 @@ class Hub:
             for conn in list(self.nodes.values()):
                 conn.acknowledge()
             self.forget_expired(anyio.current_time())
+            for due in self.outages.sweep(anyio.current_time()):
+                self.outage_notice(due)
 
     def forget_expired(self, now: float) -> None:
         """Forget the nodes past their grace period, and say so."""
         for entry in self.registry.expire(now):
             log.info("forgot node %d (%s) after the grace period", entry.serial, entry.hostname)
             self.publish_node(entry, ["forgotten"])
+            self.outages.forgotten(entry.serial)
+            self.collectors.forgotten(entry.serial)
+
+    def returning_events(self, serial: int, events: list[dict[str, Any]]) -> None:
+        """Events a node delivered while its node_back is owed (its connection calls this)."""
+        self.outages.delivered(serial, events)
+
+    def outage_notice(self, due: OutageNotice) -> None:
+        """Give a node_down or node_back notice, and log it."""
+        outage = due.outage
+        if due.kind == notices.NODE_DOWN:
+            log.warning("node %d (%s) is down: gone %g s", due.node.serial, due.node.hostname, outage.down_after)
+        else:
+            log.info(
+                "node %d (%s) is back after %.0f s, with %d events from its absence",
+                due.node.serial, due.node.hostname, outage.away or 0.0, outage.events,
+            )  # fmt: skip
+        self.notice(due.kind, node=due.node, outage=outage)
 
     # --- command relay -----------------------------------------------------
 
@@ -269,9 +320,22 @@ class Hub:
         finally:
             self.node_waiters -= 1
 
-    def start_relay(self, client: ConnectedClient, request: m.Execute, node: ConnectedNode) -> Relay:
-        """Run a client's command on one node, under a request id of the hub's own."""
-        relay = Relay(self._next_hub_id, client, request.request_id, node)
+    def audit_command(
+        self, requester: m.Requester, request: m.Execute, nodes: list[ConnectedNode], asked: float
+    ) -> int:
+        """Open the audit record of a client's command request that runs on ``nodes`` (none: it ran
+        nowhere, and its command_run notice goes out now); its id, for the relays."""
+        assert self.audit is not None  # __post_init__ made one
+        where = [(node.entry.serial, node.entry.hostname) for node in nodes]
+        record = self.audit.open(requester, request.label, request.target, where, asked)
+        if record.finished is not None:
+            self.notice(notices.COMMAND_RUN, command=record)
+        return record.id
+
+    def start_relay(self, client: ConnectedClient, request: m.Execute, node: ConnectedNode, audit_id: int = 0) -> Relay:
+        """Run a client's command on one node, under a request id of the hub's own; its outcome goes
+        to the audit record ``audit_id``."""
+        relay = Relay(self._next_hub_id, client, request.request_id, node, audit_id=audit_id)
         self._next_hub_id += 1
         self.relays[relay.hub_id] = relay
         node.relays.add(relay)
@@ -282,15 +346,25 @@ class Hub:
         return relay
 
     def finish_relay(self, relay: Relay, result: m.CommandResult) -> None:
-        """Hand a command's result to the client that asked, once."""
+        """Hand a command's result to the client that asked, once; the audit has the node's outcome,
+        and the request's command_run notice goes out with the last one."""
         if self.relays.pop(relay.hub_id, None) is None:
             return
         relay.node.relays.discard(relay)
         relay.client.relays.discard(relay)
         relay.client.link.send(result)
+        if relay.audit_id and self.audit is not None:
+            record = self.audit.outcome(relay.audit_id, relay.serial, result.status, result.exit_code, time.time())
+            if record is not None:
+                self.notice(notices.COMMAND_RUN, command=record)
 
     def cancel_relay(self, relay: Relay, status: str, message: str) -> None:
         """Give up on a relay: the node kills the command, the client gets the result now."""
         relay.node.link.send(m.CancelCommand(relay.hub_id))
         result = m.CommandResult(relay.request_id, status, message=message, serial=relay.serial)
         self.finish_relay(relay, result)
+
+
+def node_ref(entry: NodeEntry) -> m.NodeRef:
+    """The node a notice is about."""
+    return m.NodeRef(entry.serial, entry.hostname, entry.address)

@@ -52,6 +52,8 @@ class NodeConnection:
         entry = self.entry
         if len(events) == 1 and (seq := events[0]["seq"]) > entry.last_event_seq:
             entry.last_event_seq = seq
+            if self.hub.outages.returning:  # back after node_down: its node_back counts what it kept
+                self.hub.returning_events(entry.serial, events)
             self.hub.publish_events(entry, run, self.origin)
             self.unacknowledged += 1
             if self.unacknowledged >= ACK_EVERY:
@@ -106,6 +108,8 @@ class NodeConnection:
                     )
                     hub.finish_relay(relay, result)
         if fresh:
+            if hub.outages.returning:
+                hub.returning_events(entry.serial, fresh)
             hub.publish_events(entry, EventRun(fresh, pieces), self.origin)
         if events_seen:
             self.unacknowledged += len(fresh) or 1

@@ -30,10 +30,12 @@ from ..errors import ConfigError, SecmonError
 from ..protocol import Connection, Role
 from ..protocol.batches import EventRunDecoder
 from ..tls import TlsFiles, hub_context
+from .audit import CommandAudit
 from .clients import serve_client
 from .history import EventHistory, Retention
 from .hub import Hub
 from .nodes import NODE_QUEUE, serve_node
+from .noticelog import NoticeLog
 from .sockets import (
     check_existing_socket,
     check_socket_directory,
@@ -99,7 +101,12 @@ async def serve(
     else:
         store = HubStore(settings.state_dir, settings.ring_size) if settings.state_dir else None
         history = EventHistory(settings.state_dir, Retention(settings.history_days, settings.history_max_events))
-        hub = Hub(settings, token=security.token, links=links, socket_gid=gid, store=store, history=history)
+        audit = CommandAudit(settings.audit_max, settings.state_dir)  # kept with the hub's state, like the ring
+        notice_log = NoticeLog(settings.notices_max, settings.state_dir)
+        hub = Hub(
+            settings, token=security.token, links=links, socket_gid=gid, store=store, history=history, audit=audit,
+            notice_log=notice_log,
+        )  # fmt: skip
         recovered = history.recover(hub.ring.after(history.last_seq, settings.ring_size)) if store else 0
         if recovered:
             text = "history: %d events the last run broadcast but had not written were added from the ring"
@@ -183,6 +190,10 @@ async def serve(
                 path.unlink(missing_ok=True)
     finally:
         history.close()
+        if hub.audit is not None:
+            hub.audit.close()
+        if hub.notice_log is not None:
+            hub.notice_log.close()
 
 
 async def run_until_signalled(settings: HubSettings, security: HubSecurity) -> None:

@@ -81,6 +81,8 @@ class Applied:
     displaced: list[Displaced] = field(default_factory=list)
     # auth events shown, for the history: (first update number, origin, node id, event maps)
     events: list[tuple[int, EventOrigin, str, list[dict[str, Any]]]] = field(default_factory=list)
+    # nodes whose update went out, and what changed ("connected", "forgotten", attributes), for notices
+    nodes: list[tuple[NodeEntry, list[str]]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -247,3 +249,4 @@ class ClusterView:
 
     def _node_update(self, entry: NodeEntry, changed: list[str], numbers: Iterator[int], applied: Applied) -> None:
         applied.frames.append(node_update_frame(next(numbers), entry.info(), changed))
+        applied.nodes.append((entry, changed))
