@@ -443,3 +443,25 @@ def test_build_judge_from_settings(dbs, tmp_path):
     assert judge.seen.db is not None
     judge.close()
     assert build_judge(ContextSettings(), None, 0.0).geoip is None
+
+
+# --- secmon check -------------------------------------------------------------------
+
+
+def test_check_opens_the_geoip_databases_and_reads_the_mute_rules(tmp_path, dbs):
+    from secmon.check import check_configuration
+
+    city, asn = dbs
+    env = {"SECMON_SOCKET": str(tmp_path / "hub.sock"), "GEOIP_CITY_DB": str(city), "GEOIP_ASN_DB": str(asn),
+           "SECMON_STATE_DIR": str(tmp_path / "state")}  # fmt: skip
+    assert check_configuration(env, ["hub"]) == []
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "mutes.json").write_text("[]")
+    broken = {**env, "GEOIP_CITY_DB": str(tmp_path / "none.mmdb"), "GEOIP_ASN_DB": str(city.parent / "garbage")}
+    (city.parent / "garbage").write_text("x" * 100)
+    problems = check_configuration({**broken, "SECMON_FLEET_WINDOW": "0"}, ["hub"])
+    assert problems[0].startswith("SECMON_FLEET_WINDOW must be at least 1 second")
+    assert any(p.startswith("SECMON_STATE_DIR: cannot read the mute rules in") for p in problems)
+    assert f"GEOIP_CITY_DB: cannot read {tmp_path / 'none.mmdb'}: No such file or directory" in problems
+    assert any(p.startswith(f"GEOIP_ASN_DB: cannot read {city.parent / 'garbage'}") for p in problems)
+    assert all("\n" not in p for p in problems) and len(problems) == 4

@@ -29,6 +29,7 @@ from .geoip import GeoIP
 from .mutes import MuteBook
 from .seen import FirstSeen
 
+SHARED_CONTEXTS = 1_024  # contexts of GeoIP and a summary alone kept for reuse; the map starts over when full
 Announce = Callable[[m.SourceFailures], int]  # publishes a source_failing notice; its seq
 NodeNames = tuple[str, str, str]  # the event's node: serial as text, hostname, address
 
@@ -41,6 +42,7 @@ class EventJudge:
         self.seen = seen
         self.fleet = fleet
         self.mutes = mutes
+        self._shared: dict[tuple[int, int], m.EventContext] = {}
 
     def judge(
         self, events: list[dict[str, Any]], node: NodeNames, now: float, clock: float, announce: Announce
@@ -106,12 +108,26 @@ class EventJudge:
                         pairs.append((user, NEW_COUNTRY, source.country))
                     new = self.seen.mark(pairs, now)
             muted = mutes.matching(event, node, bool(new), now) if mutes else []
-            if source is None and not new and not after and not muted and not summarized:
+            if new or after or muted:
+                contexts.append(m.EventContext(source, new, after, muted, summarized))
+            elif source is None and not summarized:
                 contexts.append(None)
                 continue
+            else:  # GeoIP and a summary alone: shared by every event of that source (packed once)
+                contexts.append(self._shared_context(source, summarized))
             any_set = True
-            contexts.append(m.EventContext(source, new, after, muted, summarized))
         return contexts if any_set else None
+
+    def _shared_context(self, source: m.SourceContext | None, summarized: int) -> m.EventContext:
+        """One context object per GeoIP answer and summary: equal ones are the same object."""
+        key = (id(source), summarized)
+        known = self._shared.get(key)
+        if known is not None and known.source is source:
+            return known
+        if len(self._shared) >= SHARED_CONTEXTS:
+            self._shared.clear()
+        context = self._shared[key] = m.EventContext(source, summarized=summarized)
+        return context
 
     def housekeeping(self, now: float, clock: float) -> tuple[list[m.SourceFailures], list[m.MuteRule]]:
         """Once a sweep: the failing sources that ended (totals), and the mute rules that expired.

@@ -194,7 +194,10 @@ class Hub:
         judge = self.judge
         if judge is not None:  # its notices (a source failing) are numbered before these events
             names = (str(origin.serial), origin.hostname, origin.address)
-            contexts = judge.judge(run.events, names, time.time(), time.monotonic(), self._announce_failing)
+            try:
+                contexts = judge.judge(run.events, names, time.time(), time.monotonic(), self._announce_failing)
+            except Exception as exc:  # a bug in judging must not cost the events their relay
+                log.error("event context failed for %d events: %r", len(run.events), exc, exc_info=True)
         first = self.ring.reserve(len(run.events)).start
         self.publish(auth_update_frames(origin, first, run, self.batch_limit, contexts), entry)
         if self.history is not None:
@@ -222,7 +225,7 @@ class Hub:
     def add_mute(self, request: m.AddMute, requester: m.Requester) -> m.MuteRule:
         """Add a mute rule for ``requester`` and say so (a mute_added notice); BadMute names what is wrong."""
         if self.judge is None:
-            raise BadMute("this hub keeps no mute rules")
+            raise BadMute("this hub keeps no mute rules (a hub of a cluster does not yet)")
         by = requester_text(m.Requester(requester.uid, requester.user, request.on_behalf))
         rule = self.judge.mutes.add(request, by, time.time())
         log.info("mute rule %d added by %s", rule.id, by)

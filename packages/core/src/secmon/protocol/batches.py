@@ -282,11 +282,30 @@ _CONTEXTS_KEY = _pack("contexts")
 Contexts = list[m.EventContext | None]
 
 
+# Contexts packed lately, by identity (each entry holds its context, so no id is reused while it is
+# here): the hub shares one context among the events a summary covers, so most are packed once.
+_PACKED_CACHE = 512  # entries at most; the cache starts over when full
+_packed: dict[int, tuple[m.EventContext, bytes]] = {}
+
+
+def _packed_context(context: m.EventContext | None) -> bytes:
+    if context is None:
+        return b"\xc0"
+    known = _packed.get(id(context))
+    if known is not None and known[0] is context:
+        return known[1]
+    packed = encode_body(context)  # type: ignore[arg-type]  # a record packs as a map, as in a message
+    if len(_packed) >= _PACKED_CACHE:
+        _packed.clear()
+    _packed[id(context)] = (context, packed)
+    return packed
+
+
 def _packed_contexts(contexts: Contexts, one: bool) -> bytes:
     """The context field's key and value: one context, or the list of them."""
     if one:
-        return _CONTEXT_KEY + encode_body(contexts[0])  # type: ignore[arg-type]  # records encode like messages
-    return _CONTEXTS_KEY + encode_body(contexts)  # type: ignore[arg-type]
+        return _CONTEXT_KEY + _packed_context(contexts[0])
+    return b"".join((_CONTEXTS_KEY, _packer.pack_array_header(len(contexts)), *map(_packed_context, contexts)))
 
 
 def _auth_update_frame(
@@ -337,9 +356,13 @@ def auth_update_frames(
     """
     events = run.events
     pieces = run.pieces
-    if contexts is not None and len(contexts) != len(events):
-        raise ValueError(f"{len(contexts)} contexts for {len(events)} events")
-    if pieces is not None and len(pieces) == 1 and contexts is None:  # one read, one frame: the usual case
+    if contexts is not None:
+        if len(contexts) != len(events):
+            raise ValueError(f"{len(contexts)} contexts for {len(events)} events")
+        if pieces is not None and len(pieces) == 1 and pieces[0][0] <= limit:  # one read, one frame
+            frame = _auth_update_frame(origin, first, events, pieces[0][1], contexts)
+            return [UpdateFrame(first, first + len(events) - 1, frame)]
+    elif pieces is not None and len(pieces) == 1:  # one read, one frame: the usual case
         count, piece = pieces[0]
         if count == 1:
             body = b"".join((_UPDATE_HEAD, _pack(first), origin.packed, _EVENT_KEY, piece))
