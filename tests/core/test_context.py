@@ -23,9 +23,15 @@ from secmon.hub.geoip import GeoIP, locatable
 from secmon.hub.mutes import MAX_MUTES, BadMute, MuteBook
 from secmon.hub.seen import FirstSeen
 from secmon.protocol import messages as m
+from secmon.protocol.batches import EventOrigin
 
 T0 = 1_764_000_000.0
-NODE = ("3", "web-1", "10.0.0.3")
+NODE = ("3", "web-1", "10.0.0.3")  # as a mute rule sees the node
+ORIGIN = EventOrigin(3, "web-1", "10.0.0.3")
+
+
+def clock() -> float:  # the monotonic clock the judge reads for the GeoIP files' checks
+    return 0.0
 
 
 def event(kind: str = "ssh_failed_password", host: str | None = "192.0.2.7", user: str | None = "root",
@@ -372,31 +378,35 @@ def judge_of(geo: GeoIP | None = None, fleet: FleetWatch | None = None, mutes: M
 def test_with_nothing_configured_failures_have_no_context():
     judge, notices = judge_of(), Notices()
     events = [event(seq=n) for n in range(1, 6)] + [event("ssh_disconnected")]
-    assert judge.judge(events, NODE, T0, 0, notices) is None
+    assert judge.judge(events, ORIGIN, T0, clock, notices) is None
     assert notices.sent == [] and judge.fleet.failures_before("192.0.2.7", T0) == 5
 
 
 def test_first_login_from_an_address_is_new_the_second_not(dbs):
     judge = judge_of(GeoIP(*dbs))
-    first = judge.judge([event("ssh_accepted", user="alice")], NODE, T0, 0, Notices())
+    first = judge.judge([event("ssh_accepted", user="alice")], ORIGIN, T0, clock, Notices())
     source = m.SourceContext("DE", "Germany", "Berlin", 64496, "Example <Net> & Co")
     assert first == [m.EventContext(source, ["host", "asn", "country"])]
-    assert judge.judge([event("ssh_accepted", user="alice")], NODE, T0 + 1, 0, Notices()) == [m.EventContext(source)]
+    assert judge.judge([event("ssh_accepted", user="alice")], ORIGIN, T0 + 1, clock, Notices()) == [
+        m.EventContext(source)
+    ]
     # another address of the same network: only the host is new
-    [other] = judge.judge([event("ssh_accepted", host="192.0.2.99", user="alice")], NODE, T0 + 2, 0, Notices())
+    [other] = judge.judge([event("ssh_accepted", host="192.0.2.99", user="alice")], ORIGIN, T0 + 2, clock, Notices())
     assert other.new == ["host"]
 
 
 def test_without_geoip_a_first_login_is_new_by_host_only():
     judge = judge_of()
-    assert judge.judge([event("ssh_accepted", user="bob")], NODE, T0, 0, Notices()) == [m.EventContext(new=["host"])]
-    assert judge.judge([event("ssh_accepted", user="bob")], NODE, T0, 0, Notices()) is None
+    assert judge.judge([event("ssh_accepted", user="bob")], ORIGIN, T0, clock, Notices()) == [
+        m.EventContext(new=["host"])
+    ]
+    assert judge.judge([event("ssh_accepted", user="bob")], ORIGIN, T0, clock, Notices()) is None
 
 
 def test_a_success_after_failures_says_how_many():
     judge = judge_of()
     events = [event(seq=n) for n in range(1, 4)] + [event("ssh_accepted", user="root", seq=4)]
-    contexts = judge.judge(events, NODE, T0, 0, Notices())
+    contexts = judge.judge(events, ORIGIN, T0, clock, Notices())
     assert contexts == [None, None, None, m.EventContext(new=["host"], after_failures=3)]
 
 
@@ -405,12 +415,12 @@ def test_the_failure_that_crosses_is_announced_first_and_every_failure_from_it_o
     source = m.SourceContext("DE", "Germany", "Berlin", 64496, "Example <Net> & Co")
     seen: list[m.EventContext | None] = []
     for n in range(30):  # ten per node, in reads of one
-        node = (str(n % 3 + 1), f"web-{n % 3 + 1}", f"10.0.0.{n % 3 + 1}")
-        seen += judge.judge([event(seq=n + 1, user=f"u{n % 4}")], node, T0 + n, 0, notices)
+        node = EventOrigin(n % 3 + 1, f"web-{n % 3 + 1}", f"10.0.0.{n % 3 + 1}")
+        seen += judge.judge([event(seq=n + 1, user=f"u{n % 4}")], node, T0 + n, clock, notices)
     [announced] = notices.sent
     assert (announced.failures, announced.node_count, announced.user_count, announced.context) == (30, 3, 4, source)
     assert [c.summarized for c in seen] == [0] * 29 + [1001]
-    [later] = judge.judge([event(seq=99)], NODE, T0 + 40, 0, notices)
+    [later] = judge.judge([event(seq=99)], ORIGIN, T0 + 40, clock, notices)
     assert later.summarized == 1001 and len(notices.sent) == 1
     ended, expired = judge.housekeeping(T0 + 40 + 601, 0)
     assert [(e.failures, e.node_count, e.ended) for e in ended] == [(31, 3, True)] and expired == []
@@ -418,7 +428,7 @@ def test_the_failure_that_crosses_is_announced_first_and_every_failure_from_it_o
 
 def test_a_crossing_within_one_read_without_other_context():
     judge, notices = judge_of(fleet=FleetWatch(failures=3, nodes=1, window=60)), Notices()
-    contexts = judge.judge([event(seq=n) for n in range(1, 6)], NODE, T0, 0, notices)
+    contexts = judge.judge([event(seq=n) for n in range(1, 6)], ORIGIN, T0, clock, notices)
     assert contexts == [None, None, m.EventContext(summarized=1001), m.EventContext(summarized=1001),
                         m.EventContext(summarized=1001)]  # fmt: skip
     assert [n.failures for n in notices.sent] == [3]
@@ -428,11 +438,11 @@ def test_mutes_mark_matching_events_and_stop_at_expiry():
     mutes = MuteBook(None)
     rule = add(mutes, user="root", duration=10)
     judge = judge_of(mutes=mutes)
-    assert judge.judge([event(), event(user="admin")], NODE, T0 + 1, 0, Notices()) == [
+    assert judge.judge([event(), event(user="admin")], ORIGIN, T0 + 1, clock, Notices()) == [
         m.EventContext(muted=[rule.id]),
         None,
     ]
-    assert judge.judge([event()], NODE, T0 + 10, 0, Notices()) is None
+    assert judge.judge([event()], ORIGIN, T0 + 10, clock, Notices()) is None
     assert judge.housekeeping(T0 + 10, 0) == ([], [rule])
 
 

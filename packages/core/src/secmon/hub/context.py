@@ -22,6 +22,7 @@ from typing import Any
 
 from ..config import ContextSettings
 from ..protocol import messages as m
+from ..protocol.batches import EventOrigin
 from ..protocol.kinds import FAILURE_KINDS, SUCCESS_KINDS
 from ..protocol.notices import NEW_ASN, NEW_COUNTRY, NEW_HOST
 from .fleet import Crossing, FleetWatch
@@ -31,6 +32,7 @@ from .seen import FirstSeen
 
 SHARED_CONTEXTS = 1_024  # contexts of GeoIP and a summary alone kept for reuse; the map starts over when full
 Announce = Callable[[m.SourceFailures], int]  # publishes a source_failing notice; its seq
+Clock = Callable[[], float]
 NodeNames = tuple[str, str, str]  # the event's node: serial as text, hostname, address
 
 
@@ -45,13 +47,14 @@ class EventJudge:
         self._shared: dict[tuple[int, int], m.EventContext] = {}
 
     def judge(
-        self, events: list[dict[str, Any]], node: NodeNames, now: float, clock: float, announce: Announce
+        self, events: list[dict[str, Any]], origin: EventOrigin, now: float, clock: Clock, announce: Announce
     ) -> list[m.EventContext | None] | None:
-        """The contexts of one read's events (AuthEvent maps, in order) from ``node``, or None when
-        none has any. ``now``: the arrival time (Unix); ``clock``: a monotonic time for the files' checks."""
+        """The contexts of one read's events (AuthEvent maps, in order) from the node ``origin``, or None
+        when none has any. ``now``: the arrival time (Unix); ``clock``: a monotonic clock, read only
+        when the GeoIP files may need a look."""
         fleet = self.fleet
         if self.geoip is not None or self.mutes or fleet.failing:
-            return self._judge_all(events, node, now, clock, announce, 0, None)
+            return self._judge_all(events, origin, now, clock, announce, 0, None)
         # The usual case: count the failures; only a success with a source, or a source that
         # crosses the threshold, needs the contexts of the events from there on.
         failing, succeeding = FAILURE_KINDS, SUCCESS_KINDS
@@ -61,28 +64,30 @@ class EventJudge:
                 continue
             kind = event["kind"]
             if kind in failing:
-                outcome = fleet.failure(host, node[1], event.get("user"), now)
+                outcome = fleet.failure(host, origin.hostname, event.get("user"), now)
                 if outcome is not None:
-                    return self._judge_all(events, node, now, clock, announce, index, outcome)
+                    return self._judge_all(events, origin, now, clock, announce, index, outcome)
             elif kind in succeeding:
-                return self._judge_all(events, node, now, clock, announce, index, None)
+                return self._judge_all(events, origin, now, clock, announce, index, None)
         return None
 
     def _judge_all(
-        self, events: list[dict[str, Any]], node: NodeNames, now: float, clock: float, announce: Announce,
+        self, events: list[dict[str, Any]], origin: EventOrigin, now: float, clock: Clock, announce: Announce,
         start: int, counted: int | Crossing | None,
     ) -> list[m.EventContext | None] | None:  # fmt: skip
         """The contexts of the events from ``start`` on (those before have none); ``counted``: the
         fleet watch's word on the event at ``start`` when it was counted already."""
         contexts: list[m.EventContext | None] = [None] * start
         geoip, fleet, mutes = self.geoip, self.fleet, self.mutes
+        node: NodeNames = (str(origin.serial), origin.hostname, origin.address)
+        tick = clock() if geoip is not None else 0.0
         any_set = False
         for index in range(start, len(events)):
             event = events[index]
             kind = event["kind"]
             host = event.get("host")
             user = event.get("user")
-            source = geoip.lookup(host, clock) if geoip is not None and host is not None else None
+            source = geoip.lookup(host, tick) if geoip is not None and host is not None else None
             new: list[str] = []
             after = summarized = 0
             if host is not None and kind in FAILURE_KINDS:

@@ -15,7 +15,7 @@ the window's failures at most MAX_FAILURES_HELD (counts beyond it are kept).
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict, deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from ..protocol import messages as m
@@ -34,7 +34,7 @@ class _Source:
     """One source's failures in the window, and its summary once it is failing."""
 
     held: deque[tuple[float, str, str]] = field(default_factory=deque)  # time, node, user
-    nodes: Counter[str] = field(default_factory=Counter)  # of the failures held
+    nodes: dict[str, int] = field(default_factory=dict)  # of the failures held: how many from each node
     last: float = 0.0
     notice: int = 0  # the seq of its source_failing notice, while failing
     total: int = 0  # failures since it began failing (for the ended notice)
@@ -98,15 +98,17 @@ class FleetWatch:
             if user is not None and len(source.all_users) < MAX_USERS_COUNTED:
                 source.all_users[user] = None
             return source.notice
-        self._prune(source, now)
-        source.held.append((now, node, user or ""))
-        source.nodes[node] += 1
-        if len(source.held) > MAX_FAILURES_HELD:
-            _when, old, _user = source.held.popleft()
-            source.nodes[old] -= 1
-            if not source.nodes[old]:
-                del source.nodes[old]
-        if len(source.held) >= self.threshold and len(source.nodes) >= self.min_nodes:
+        held, nodes = source.held, source.nodes
+        if held and held[0][0] < now - self.window:
+            self._prune(source, now)
+        held.append((now, node, user or ""))
+        nodes[node] = nodes.get(node, 0) + 1
+        if len(held) > MAX_FAILURES_HELD:
+            _when, old, _user = held.popleft()
+            nodes[old] -= 1
+            if not nodes[old]:
+                del nodes[old]
+        if len(held) >= self.threshold and len(nodes) >= self.min_nodes:
             return Crossing(host, self._summary(host, source, ended=False))
         return None
 

@@ -193,9 +193,8 @@ class Hub:
         contexts = None
         judge = self.judge
         if judge is not None:  # its notices (a source failing) are numbered before these events
-            names = (str(origin.serial), origin.hostname, origin.address)
             try:
-                contexts = judge.judge(run.events, names, time.time(), time.monotonic(), self._announce_failing)
+                contexts = judge.judge(run.events, origin, time.time(), time.monotonic, self._announce_failing)
             except Exception as exc:  # a bug in judging must not cost the events their relay
                 log.error("event context failed for %d events: %r", len(run.events), exc, exc_info=True)
         first = self.ring.reserve(len(run.events)).start
