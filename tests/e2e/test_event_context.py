@@ -228,3 +228,16 @@ def test_rules_and_first_seen_survive_a_hub_restart(cluster, workdir, subscriber
     events = cli_events(cluster)
     assert events[1]["context"]["new"] == []  # seen before the restart
     assert events[2]["context"]["muted"] == [1]
+
+
+def test_a_bad_context_setting_stops_the_hub_with_one_line(cluster, workdir):
+    (workdir / "garbage.mmdb").write_text("not a database " * 20)
+    for extra, line in [
+        ({"GEOIP_ASN_DB": str(workdir / "none.mmdb")},
+         f"GEOIP_ASN_DB: cannot read {workdir / 'none.mmdb'}: No such file or directory"),
+        ({"GEOIP_CITY_DB": str(workdir / "garbage.mmdb")}, f"GEOIP_CITY_DB: cannot read {workdir / 'garbage.mmdb'}: "),
+        ({"SECMON_FLEET_NODES": "many"}, "SECMON_FLEET_NODES must be an integer, got 'many'"),
+    ]:  # fmt: skip
+        result = cluster.cli("hub", **extra)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(f"secmon: {line}") and result.stderr.count("\n") == 1, result.stderr

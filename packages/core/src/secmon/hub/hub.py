@@ -188,7 +188,9 @@ class Hub:
         """Broadcast a node's new auth events, numbered on from the ring's sequence.
 
         ``origin`` is the entry as subscribers see it (its connection packs it once). The
-        node's dedup mark is stored with the events; the history keeps them (an append).
+        node's dedup mark is stored with the events; the history keeps them (an append). The
+        judge decides their contexts first (None when no event has one: the frames are then
+        the plain splice), and a source it finds failing is announced before them.
         """
         contexts = None
         judge = self.judge
