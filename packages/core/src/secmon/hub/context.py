@@ -53,7 +53,7 @@ class EventJudge:
         when none has any. ``now``: the arrival time (Unix); ``clock``: a monotonic clock, read only
         when the GeoIP files may need a look."""
         fleet = self.fleet
-        if self.geoip is not None or self.mutes or fleet.failing:
+        if self.geoip is not None or self.mutes.by_id or fleet.failing:
             return self._judge_all(events, origin, now, clock, announce, 0, None)
         # The usual case: count the failures; only a success with a source, or a source that
         # crosses the threshold, needs the contexts of the events from there on.
@@ -112,7 +112,7 @@ class EventJudge:
                     if source is not None and source.country is not None:
                         pairs.append((user, NEW_COUNTRY, source.country))
                     new = self.seen.mark(pairs, now)
-            muted = mutes.matching(event, node, bool(new), now) if mutes else []
+            muted = mutes.matching(event, node, bool(new), now) if mutes.by_id else []
             if new or after or muted:
                 contexts.append(m.EventContext(source, new, after, muted, summarized))
             elif source is None and not summarized:

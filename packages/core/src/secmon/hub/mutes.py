@@ -82,7 +82,7 @@ class MuteBook:
         """Load the book (ConfigError with one line when its file cannot be read)."""
         self.path = state_directory(directory) / FILE if directory is not None else None
         self.next_id = 1
-        self._rules: dict[int, _Compiled] = {}
+        self.by_id: dict[int, _Compiled] = {}  # the rules in force, compiled (others only read it)
         if self.path is not None and self.path.exists():
             self._load(self.path)
 
@@ -92,14 +92,14 @@ class MuteBook:
             self.next_id = int(saved["next_id"])
             for raw in saved["rules"]:
                 rule = m.MuteRule(**raw)
-                self._rules[rule.id] = _Compiled(rule, _network(rule.source) if rule.source is not None else None)
+                self.by_id[rule.id] = _Compiled(rule, _network(rule.source) if rule.source is not None else None)
         except (OSError, ValueError, KeyError, TypeError, BadMute) as exc:
             raise ConfigError(f"SECMON_STATE_DIR: cannot read the mute rules in {path}: {exc}") from None
 
     def _save(self) -> None:
         if self.path is None:
             return
-        body = {"next_id": self.next_id, "rules": [dataclasses.asdict(c.rule) for c in self._rules.values()]}
+        body = {"next_id": self.next_id, "rules": [dataclasses.asdict(c.rule) for c in self.by_id.values()]}
         tmp = self.path.with_name(FILE + ".tmp")
         with open(tmp, "w") as file:
             json.dump(body, file)
@@ -108,16 +108,16 @@ class MuteBook:
         tmp.replace(self.path)
 
     def __bool__(self) -> bool:
-        return bool(self._rules)
+        return bool(self.by_id)
 
     def rules(self) -> list[m.MuteRule]:
         """Every rule in the book, by id."""
-        return [self._rules[rule_id].rule for rule_id in sorted(self._rules)]
+        return [self.by_id[rule_id].rule for rule_id in sorted(self.by_id)]
 
     def add(self, request: m.AddMute, by: str, now: float) -> m.MuteRule:
         """Add the rule ``request`` asks for, made by ``by`` at ``now``; BadMute names what is wrong."""
         check_request(request)
-        if len(self._rules) >= MAX_MUTES:
+        if len(self.by_id) >= MAX_MUTES:
             raise BadMute(f"at most {MAX_MUTES} mute rules; remove one first")
         source = str(_network(request.source)) if request.source is not None else None
         if source is not None and source.endswith(("/32", "/128")):
@@ -126,7 +126,7 @@ class MuteBook:
         rule = m.MuteRule(self.next_id, source, request.user, request.node, request.kind, now, expires,
                           request.reason, by)  # fmt: skip
         self.next_id += 1
-        self._rules[rule.id] = _Compiled(rule, _network(source) if source is not None else None)
+        self.by_id[rule.id] = _Compiled(rule, _network(source) if source is not None else None)
         self._save_or_undo(rule.id)
         return rule
 
@@ -134,12 +134,12 @@ class MuteBook:
         try:
             self._save()
         except OSError as exc:
-            self._rules.pop(rule_id, None)
+            self.by_id.pop(rule_id, None)
             raise BadMute(f"the rule could not be saved: {exc.strerror or exc}") from None
 
     def remove(self, rule_id: int) -> m.MuteRule | None:
         """Take rule ``rule_id`` out; None when there is none."""
-        compiled = self._rules.pop(rule_id, None)
+        compiled = self.by_id.pop(rule_id, None)
         if compiled is None:
             return None
         self._save_or_log()
@@ -154,10 +154,10 @@ class MuteBook:
 
     def expire(self, now: float) -> list[m.MuteRule]:
         """Take out and return the rules whose expiry is ``now`` or before."""
-        gone = [c.rule for c in self._rules.values() if c.rule.expires is not None and c.rule.expires <= now]
+        gone = [c.rule for c in self.by_id.values() if c.rule.expires is not None and c.rule.expires <= now]
         if gone:
             for rule in gone:
-                del self._rules[rule.id]
+                del self.by_id[rule.id]
             self._save_or_log()
         return gone
 
@@ -167,7 +167,7 @@ class MuteBook:
         found: list[int] = []
         host_address: Any = False  # not parsed yet
         kind = event["kind"]
-        for rule_id, compiled in self._rules.items():
+        for rule_id, compiled in self.by_id.items():
             rule = compiled.rule
             if rule.expires is not None and rule.expires <= now:
                 continue
