@@ -320,8 +320,8 @@ def test_a_frame_has_no_updates_after_its_last():
 def test_the_splice_writes_every_field_of_the_update_messages():
     """The spliced maps are written field by field: a field added to these messages must be added there too."""
     fields = ["seq", "serial", "hostname", "address"]
-    assert [f.name for f in dataclasses.fields(m.AuthUpdate)] == [*fields, "event"]
-    assert [f.name for f in dataclasses.fields(m.AuthUpdates)] == [*fields, "events"]
+    assert [f.name for f in dataclasses.fields(m.AuthUpdate)] == [*fields, "event", "context"]
+    assert [f.name for f in dataclasses.fields(m.AuthUpdates)] == [*fields, "events", "contexts"]
 
 
 def test_a_node_update_frame_holds_one_node_update():
@@ -335,3 +335,79 @@ def test_an_update_frame_goes_to_every_subscriber_unchanged():
     update = UpdateFrame(5, 5, encode(m.Keepalive()))
     assert update.count == 1 and update == UpdateFrame(5, 5, update.frame)
     assert update.after(4) is update
+
+
+# --- event contexts in the spliced frames -----------------------------------------
+
+CONTEXTS = st.none() | st.builds(
+    m.EventContext,
+    source=st.none()
+    | st.builds(
+        m.SourceContext, country=st.sampled_from([None, "DE"]), org=OPTIONAL_TEXT, asn=st.integers(0, 2**32 - 1)
+    ),
+    new=st.lists(st.sampled_from(["host", "asn", "country"]), unique=True),
+    after_failures=st.integers(0, 1000),
+    muted=st.lists(st.integers(1, 10**6), max_size=3),
+    summarized=st.integers(0, 2**53),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events=st.lists(AUTH_EVENTS, min_size=1, max_size=30),
+    cuts=st.lists(st.integers(1, 12), min_size=1, max_size=30),
+    limit=st.integers(1, 15),
+)
+def test_frames_without_contexts_are_byte_identical_to_the_plain_splice(events, cuts, limit):
+    """A run whose contexts are all None (nothing was judged worth saying) is spliced exactly as before."""
+    frames, at = [], 0
+    for cut in cuts:
+        if at < len(events):
+            frames.append(encode(m.AuthEvents(events[at : at + cut])))
+            at += cut
+    if at < len(events):
+        frames.append(encode(m.AuthEvents(events[at:])))
+    [run] = EventRunDecoder().feed(b"".join(frames))
+    plain = auth_update_frames(ORIGIN, 90, run, limit)
+    assert auth_update_frames(ORIGIN, 90, run, limit, [None] * len(events)) == plain
+    assert [f.frame for f in auth_update_frames(ORIGIN, 90, run, limit, None)] == [f.frame for f in plain]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events=st.lists(AUTH_EVENTS, min_size=1, max_size=30),
+    cuts=st.lists(st.integers(1, 12), min_size=1, max_size=30),
+    limit=st.integers(1, 15),
+    data=st.data(),
+)
+def test_spliced_frames_with_contexts_read_as_typed_updates_with_their_contexts(events, cuts, limit, data):
+    contexts = data.draw(st.lists(CONTEXTS, min_size=len(events), max_size=len(events)))
+    frames, at = [], 0
+    for cut in cuts:
+        if at < len(events):
+            frames.append(encode(m.AuthEvents(events[at : at + cut])))
+            at += cut
+    if at < len(events):
+        frames.append(encode(m.AuthEvents(events[at:])))
+    [run] = EventRunDecoder().feed(b"".join(frames))
+    pairs = enumerate(zip(events, contexts, strict=True))
+    expected = [m.AuthUpdate(50 + i, 4, "web-<4>", "192.0.2.44", e, c) for i, (e, c) in pairs]
+    spliced = auth_update_frames(ORIGIN, 50, run, limit, contexts)
+    assert updates(b"".join(f.frame for f in spliced)) == expected
+    encoded = auth_update_frames(ORIGIN, 50, EventRun(run.events), limit, contexts)
+    assert updates(b"".join(f.frame for f in encoded)) == expected
+    for update in spliced:  # a frame carries contexts only when one of its events has one
+        [message] = FrameDecoder().feed(update.frame)
+        mine = contexts[update.first - 50 : update.last + 1 - 50]
+        if not any(mine):
+            assert (message.context if update.count == 1 else message.contexts) is None
+    # cut for a subscriber resuming within a frame: the rest, with their contexts
+    whole = spliced[-1]
+    if whole.count > 1:
+        seq = data.draw(st.integers(whole.first, whole.last - 1))
+        assert updates(whole.after(seq).frame) == [u for u in expected if seq < u.seq <= whole.last]
+
+
+def test_contexts_must_be_one_per_event():
+    with pytest.raises(ValueError, match="2 contexts for 1 events"):
+        auth_update_frames(ORIGIN, 1, EventRun([GOOD]), contexts=[None, None])

@@ -392,3 +392,58 @@ async def test_an_answer_stays_within_its_byte_budget_and_says_more(on_disk, tmp
     assert more and 0 < len(events) < 200
     assert [e.seq for e in events] == list(range(201 - len(events), 201))  # the newest kept, oldest first
     assert sum(len(e.event.command or "") for e in events) <= 50_000
+
+
+# --- event context --------------------------------------------------------------------
+
+BERLIN = m.SourceContext("DE", "Germany", "Berlin", 64496, "Example <Net>")
+
+
+def test_each_event_keeps_its_context_and_a_query_returns_it(where):
+    history = EventHistory(where, Retention())
+    contexts = [m.EventContext(BERLIN, ["host", "asn"], 3, [2, 5]), None, m.EventContext(summarized=41)]
+    history.add(10, ALPHA, "id-1", [event(1, T0), event(2, T0 + 1), event(3, T0 + 2)], contexts)
+    history.add(13, BRAVO, "id-2", [event(1, T0 + 3)])
+    history._write(history._take(), now=T0 + 10)
+    events, _ = history.select_events(m.EventFilter(), 100, 13)
+    assert [e.context for e in events] == [*contexts, None]
+    events, _ = history.select_events(m.EventFilter(since_seq=10, until_seq=12), 100, 13)  # cut within the run
+    assert [e.context for e in events] == contexts[1:]
+
+
+def test_contexts_survive_a_restart_and_the_ring_restores_them(tmp_path):
+    history = EventHistory(tmp_path, Retention())
+    history.add(1, ALPHA, "id-1", [event(1, T0)], [m.EventContext(new=["host"])])
+    history.close()
+    again = EventHistory(tmp_path, Retention())
+    run = EventRun([event(2, T0 + 1), event(3, T0 + 2)])
+    frames = auth_update_frames(ALPHA, 2, run, contexts=[None, m.EventContext(muted=[7])])
+    assert again.recover(frames) == 2
+    events, _ = again.select_events(m.EventFilter(), 10, 3)
+    assert [e.context for e in events] == [m.EventContext(new=["host"]), None, m.EventContext(muted=[7])]
+
+
+def test_a_history_from_before_contexts_gets_the_column(tmp_path):
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / h.DATABASE)
+    schema = h._SCHEMA[0].replace(", context BLOB)", ")")
+    old.execute(schema)
+    old.execute(f"INSERT INTO events VALUES ({', '.join('?' * 19)})",
+                (1, 1, "alpha", "10.0.0.1", "id-1", 1, None, 1, T0, "ssh_failed_password", "sshd", None, "root",
+                 None, None, None, None, None, None))  # fmt: skip
+    old.commit()
+    old.close()
+    history = EventHistory(tmp_path, Retention())
+    history.add(2, ALPHA, "id-1", [event(2, T0 + 1)], [m.EventContext(after_failures=1)])
+    history._write(history._take(), now=T0 + 10)
+    events, _ = history.select_events(m.EventFilter(), 10, 2)
+    assert [(e.seq, e.context) for e in events] == [(1, None), (2, m.EventContext(after_failures=1))]
+
+
+def test_memory_drops_keep_contexts_aligned():
+    history = EventHistory(None, Retention(max_events=2))
+    history.add(1, ALPHA, "id-1", [event(1, T0), event(2, T0 + 1), event(3, T0 + 2)],
+                [m.EventContext(muted=[1]), m.EventContext(muted=[2]), m.EventContext(muted=[3])])  # fmt: skip
+    events, _ = history.select_events(m.EventFilter(), 10, 3)
+    assert [(e.seq, e.context.muted) for e in events] == [(2, [2]), (3, [3])]

@@ -123,7 +123,7 @@ def database_problem(path: Path) -> str | None:
 
 def hub_problems(env: Mapping[str, str], allow_insecure: bool = False) -> list[str]:
     """Everything that would keep ``secmon hub`` from starting with ``env``."""
-    from .hub import audit, history, noticelog
+    from .hub import audit, history, noticelog, seen
     from .hub.server import check_exposure
     from .hub.store import DATABASE
 
@@ -145,7 +145,33 @@ def hub_problems(env: Mapping[str, str], allow_insecure: bool = False) -> list[s
         if settings.nats is None:  # a hub of a cluster keeps its audit and notices in memory
             problems += state_problems(settings.state_dir, audit.DATABASE)
             problems += state_problems(settings.state_dir, noticelog.DATABASE)
+    if settings.nats is None:  # event context is a hub alone's (docs/cluster.md)
+        if settings.state_dir is not None:
+            problems += state_problems(settings.state_dir, seen.DATABASE)
+            problems += _mute_book_problems(settings.state_dir)
+        problems += geoip_problems(settings.context.geoip_city_db, settings.context.geoip_asn_db)
     return problems
+
+
+def geoip_problems(city: Path | None, asn: Path | None) -> list[str]:
+    """Whether the GeoIP databases open (the maxminddb package is there, the files read), one line each."""
+    from .hub.geoip import GeoIP
+
+    problems = []
+    if city is not None:
+        problems += _problem(lambda: GeoIP(city, None).close())
+    if asn is not None:
+        problems += _problem(lambda: GeoIP(None, asn).close())
+    return problems
+
+
+def _mute_book_problems(directory: Path) -> list[str]:
+    """Whether the mute rules saved in the state directory read (without creating anything)."""
+    from .hub import mutes
+
+    if not (directory / mutes.FILE).exists():
+        return []
+    return _problem(lambda: mutes.MuteBook(directory))
 
 
 def node_problems(env: Mapping[str, str]) -> list[str]:

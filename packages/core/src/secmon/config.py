@@ -22,7 +22,7 @@ import socket
 import stat
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -347,6 +347,7 @@ class HubSettings:
     node_down_after: float = NODE_DOWN_AFTER  # seconds a node's link may be gone before a node_down notice
     audit_max: int = AUDIT_MAX  # command records the audit keeps, the oldest leaving first
     notices_max: int = NOTICES_MAX  # notices the hub keeps for QueryNotices, the oldest leaving first
+    context: ContextSettings = field(default_factory=lambda: ContextSettings())  # event context (GeoIP, ...)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HubSettings:
@@ -376,6 +377,41 @@ class HubSettings:
             node_down_after=node_down_after(env),
             audit_max=env_int(env, "SECMON_AUDIT_MAX", AUDIT_MAX, 1, 10**7),
             notices_max=env_int(env, "SECMON_NOTICES_MAX", NOTICES_MAX, 1, 10**7),
+            context=ContextSettings.from_env(env),
+        )
+
+
+# --- event context: GeoIP, first seen, fleet-wide failures -------------------------
+
+FLEET_MAX_FAILURES = 1_000_000  # a threshold past any window's reach: a typo, not a setting
+FLEET_MAX_NODES = 100_000
+FLEET_MIN_WINDOW = 1.0  # seconds: less watches nothing
+SEEN_MAX_LIMIT = 10_000_000  # pairs first seen remembers at most (about 1 GB in memory): a typo past it
+
+
+@dataclass(frozen=True, slots=True)
+class ContextSettings:
+    """What the hub adds to the auth events it broadcasts (hub/context.py)."""
+
+    geoip_city_db: Path | None = None  # GEOIP_CITY_DB: a MaxMind-format City (or Country) database
+    geoip_asn_db: Path | None = None  # GEOIP_ASN_DB: a MaxMind-format ASN database
+    fleet_failures: int = 20  # SECMON_FLEET_FAILURES: failures from one source that make it failing (0: off)
+    fleet_nodes: int = 3  # SECMON_FLEET_NODES: ... over at least this many nodes
+    fleet_window: float = 600.0  # SECMON_FLEET_WINDOW: ... within this many seconds
+    seen_max: int = 100_000  # SECMON_SEEN_MAX: (user, host/ASN/country) pairs first seen remembers
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ContextSettings:
+        window = env_float(env, "SECMON_FLEET_WINDOW", 600.0)
+        if window < FLEET_MIN_WINDOW:
+            raise ConfigError(f"SECMON_FLEET_WINDOW must be at least 1 second, got {window:g}", "SECMON_FLEET_WINDOW")
+        return cls(
+            geoip_city_db=env_path(env, "GEOIP_CITY_DB"),
+            geoip_asn_db=env_path(env, "GEOIP_ASN_DB"),
+            fleet_failures=env_int(env, "SECMON_FLEET_FAILURES", 20, 0, FLEET_MAX_FAILURES),
+            fleet_nodes=env_int(env, "SECMON_FLEET_NODES", 3, 1, FLEET_MAX_NODES),
+            fleet_window=window,
+            seen_max=env_int(env, "SECMON_SEEN_MAX", 100_000, 1, SEEN_MAX_LIMIT),
         )
 
 

@@ -28,6 +28,7 @@ from ..protocol.codec import Decoded
 from ..protocol.queries import MAX_LIMIT, query_problem, time_problem
 from .history import BadQuery
 from .hub import ConnectedNode, Hub, Relay
+from .mutes import BadMute
 from .wire import HubLink
 
 log = logging.getLogger("secmon.hub")
@@ -141,6 +142,8 @@ class ClientConnection:
                     self._records(message)
                 case m.GetStatus():
                     self.link.send(self.hub.status(message.request_id))
+                case m.AddMute() | m.ListMutes() | m.RemoveMute():
+                    self._mute_request(message)
                 case m.Cancel():
                     for relay in [r for r in self.relays if r.request_id == message.request_id]:
                         self.hub.cancel_relay(relay, m.CANCELLED, "cancelled by the client")
@@ -189,6 +192,25 @@ class ClientConnection:
             last_seq = hub.ring.seq  # every notice up to it is in the log: a subscription from it misses none
             notices, more = hub.notice_log.latest(request.since, request.limit)
             self.link.send(m.NoticeList(request.request_id, last_seq, notices, more))
+
+    def _mute_request(self, request: m.AddMute | m.ListMutes | m.RemoveMute) -> None:
+        """Answer a mute rules request: the rule added or removed, or every rule in force."""
+        hub = self.hub
+        try:
+            if isinstance(request, m.ListMutes):
+                rules = hub.mute_rules()
+            elif isinstance(request, m.AddMute):
+                rules = [hub.add_mute(request, self.requester)]
+            else:
+                rule = hub.remove_mute(request, self.requester)
+                if rule is None:
+                    self._error(request.request_id, "unknown_mute", f"no mute rule has id {request.id}")
+                    return
+                rules = [rule]
+        except BadMute as exc:
+            self._error(request.request_id, m.BAD_QUERY, str(exc))
+            return
+        self.link.send(m.MuteRules(request.request_id, rules))
 
     def _error(self, request_id: int, code: str, text: str) -> None:
         self.link.send(m.Error(code, text, request_id))

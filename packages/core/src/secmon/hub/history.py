@@ -43,14 +43,16 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import msgpack
 
 from ..config import state_directory, state_error
 from ..protocol import messages as m
 from ..protocol.batches import EventOrigin, UpdateFrame
-from ..protocol.codec import decode_body
+from ..protocol.codec import decode_body, encode_body
 from ..protocol.kinds import FAILURE_KINDS, SUCCESS_KINDS
 from ..protocol.queries import MAX_LIMIT
 from ..protocol.queries import MAX_STATS_LIMIT as MAX_STATS_ROWS
+from ..protocol.schema import record_converter
 
 log = logging.getLogger("secmon.hub")
 
@@ -130,7 +132,7 @@ _SCHEMA = (
     " seq INTEGER PRIMARY KEY, serial INTEGER NOT NULL, hostname TEXT NOT NULL, address TEXT NOT NULL,"
     " node_id TEXT NOT NULL, outcome INTEGER NOT NULL, ip BLOB,"
     " node_seq INTEGER NOT NULL, time REAL NOT NULL, kind TEXT NOT NULL, process TEXT NOT NULL, pid INTEGER,"
-    " user TEXT, host TEXT, port INTEGER, method TEXT, target_user TEXT, command TEXT, tty TEXT)",
+    " user TEXT, host TEXT, port INTEGER, method TEXT, target_user TEXT, command TEXT, tty TEXT, context BLOB)",
     # The one index on the events: time, which grows with the sequence, so keeping it costs
     # little. An index on a random key (user, source) cost 15-30 µs per event here; the
     # rollups below answer the heavy questions instead, and a query for the latest events of
@@ -149,7 +151,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS daily_seen (by TEXT, day INTEGER, key TEXT, what TEXT, value TEXT,"
     " PRIMARY KEY (by, key, day, what, value)) WITHOUT ROWID",
 )
-_INSERT = f"INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, {', '.join('?' * 12)})"
+_INSERT = f"INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, {', '.join('?' * 12)}, ?)"
 _ADD_HOURLY_KIND = "INSERT INTO hourly_kind VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
 _ADD_HOURLY_NODE = "INSERT INTO hourly_node VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
 _ADD_DAILY = (
@@ -159,13 +161,31 @@ _ADD_DAILY = (
     " first = min(first, excluded.first), last = max(last, excluded.last)"
 )
 _ADD_SEEN = "INSERT OR IGNORE INTO daily_seen (by, key, day, what, value) VALUES (?, ?, ?, ?, ?)"
-_SELECT = f"SELECT seq, serial, hostname, address, {_EVENT_COLUMNS} FROM events"
+_SELECT = f"SELECT seq, serial, hostname, address, {_EVENT_COLUMNS}, context FROM events"
 # What a ranking groups by, as a column.
 _KEY_COLUMNS = {"node": "hostname", "kind": "kind", "source": "host", "user": "user"}
 
 
-# A node's run of events as the hub added it: the first one's sequence, the node, its id, the event maps.
-Run = tuple[int, EventOrigin, str, list[dict[str, Any]]]
+Contexts = list[m.EventContext | None]
+# A node's run of events as the hub added it: the first one's sequence, the node, its id, the event
+# maps, and their contexts (one per event) or None when none has one.
+Run = tuple[int, EventOrigin, str, list[dict[str, Any]], Contexts | None]
+_context_of = record_converter(m.EventContext)
+
+
+def _packed_context(context: m.EventContext | None) -> bytes | None:
+    """An event's context as the ``context`` column keeps it: its MessagePack map, as on the wire."""
+    return encode_body(context) if context is not None else None  # type: ignore[arg-type]  # a record packs as a map
+
+
+def _unpacked_context(blob: bytes | None) -> m.EventContext | None:
+    if blob is None:
+        return None
+    try:
+        context: m.EventContext = _context_of(msgpack.unpackb(blob), "context")
+    except Exception:  # a damaged cell: the event without it, rather than no answer
+        return None
+    return context
 
 
 class BadQuery(ValueError):
@@ -257,23 +277,24 @@ def _rollup_filter(query: m.EventFilter) -> bool:
 
 
 def _stored(row: tuple[Any, ...]) -> m.StoredEvent:
-    seq, serial, hostname, address, *event = row
-    return m.StoredEvent(seq, serial, hostname, address, m.AuthEvent(*event))
+    seq, serial, hostname, address, *event, context = row
+    return m.StoredEvent(seq, serial, hostname, address, m.AuthEvent(*event), _unpacked_context(context))
 
 
 def _rows(batch: list[Run]) -> Iterator[tuple[Any, ...]]:
     """The table's rows for runs of events as the hub added them."""
     outcome = _OUTCOME.get
-    for first, origin, node_id, events in batch:
+    for first, origin, node_id, events, contexts in batch:
         serial, hostname, address = origin.serial, origin.hostname, origin.address
-        for seq, event in enumerate(events, first):
+        for index, event in enumerate(events):
             get = event.get
             kind = event["kind"]
             host = get("host")
             yield (
-                seq, serial, hostname, address, node_id, outcome(kind, OTHER), address_key(host),
+                first + index, serial, hostname, address, node_id, outcome(kind, OTHER), address_key(host),
                 event["seq"], event["time"], kind, event["process"], get("pid"), get("user"), host, get("port"),
                 get("method"), get("target_user"), get("command"), get("tty"),
+                _packed_context(contexts[index]) if contexts is not None else None,
             )  # fmt: skip
 
 
@@ -328,14 +349,15 @@ def _matcher(query: m.EventFilter) -> Callable[[dict[str, Any]], bool] | None:
 
 def _runs_of(
     newest_first: Iterable[Run], query: m.EventFilter, last_seq: int
-) -> Iterator[tuple[int, EventOrigin, list[dict[str, Any]]]]:
+) -> Iterator[tuple[int, EventOrigin, list[dict[str, Any]], Contexts | None]]:
     """The held runs' events that a filter's sequences and nodes let through, newest run first, each
-    run's in its order with the sequence of its first: runs are held in sequence order, and a run is one node's."""
+    run's in its order with the sequence of its first, and their contexts: runs are held in sequence
+    order, and a run is one node's."""
     high = min(last_seq, query.until_seq) if query.until_seq is not None else last_seq
     low = query.since_seq if query.since_seq is not None else -1
     nodes = set(query.nodes)
     serials = {int(n) for n in query.nodes if _is_serial(n)}
-    for first, origin, _node_id, events in newest_first:
+    for first, origin, _node_id, events, contexts in newest_first:
         last = first + len(events) - 1
         if first > high:
             continue
@@ -346,11 +368,13 @@ def _runs_of(
         start = max(first, low + 1)
         if start > first or last > high:
             events = events[start - first : high + 1 - first]
-        yield start, origin, events
+            if contexts is not None:
+                contexts = contexts[start - first : high + 1 - first]
+        yield start, origin, events, contexts
 
 
 def _ranking_of(
-    pieces: Iterable[tuple[int, EventOrigin, list[dict[str, Any]]]],
+    pieces: Iterable[tuple[int, EventOrigin, list[dict[str, Any]], Contexts | None]],
     test: Callable[[dict[str, Any]], bool] | None,
     by: str,
     limit: int,
@@ -359,7 +383,7 @@ def _ranking_of(
     column = _KEY_COLUMNS[by]
     totals: dict[Any, list[Any]] = {}
     failing = FAILURE_KINDS
-    for _start, origin, events in pieces:
+    for _start, origin, events, _contexts in pieces:
         hostname = origin.hostname
         for event in events:
             if test is not None and not test(event):
@@ -423,6 +447,9 @@ class EventHistory:
             self.db.execute("PRAGMA synchronous=NORMAL")
             for statement in _SCHEMA:
                 self.db.execute(statement)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(events)")}
+            if "context" not in columns:  # a history from before event context
+                self.db.execute("ALTER TABLE events ADD COLUMN context BLOB")
             self.count = self.db.execute("SELECT count(*) FROM events").fetchone()[0]
             self.last_seq = self.db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
 
@@ -435,22 +462,26 @@ class EventHistory:
 
     # --- the hot path ----------------------------------------------------------
 
-    def add(self, first: int, origin: EventOrigin, node_id: str, events: list[dict[str, Any]]) -> None:
-        """Keep a node's events, numbered from ``first`` (checked maps, as the hub relays them).
+    def add(
+        self, first: int, origin: EventOrigin, node_id: str, events: list[dict[str, Any]],
+        contexts: Contexts | None = None,
+    ) -> None:  # fmt: skip
+        """Keep a node's events, numbered from ``first`` (checked maps, as the hub relays them), with their
+        contexts (one per event) when they have any.
 
         An append: they are written at the next flush. Past MAX_PENDING waiting (the disk
         cannot follow a flood), events are not kept, and the log says how many once a write.
         """
         runs = self._runs
         if runs is not None:
-            runs.append((first, origin, node_id, events))
+            runs.append((first, origin, node_id, events, contexts))
             self.count += len(events)
             self.last_seq = first + len(events) - 1
             if self.count > self.retention.max_events:
                 self._drop(self.count - self.retention.max_events, math.inf)
             return
         if self._pending_events < MAX_PENDING:
-            self._pending.append((first, origin, node_id, events))
+            self._pending.append((first, origin, node_id, events, contexts))
             self._pending_events += len(events)
         else:
             self._skipped += len(events)
@@ -467,7 +498,9 @@ class EventHistory:
                 maps = [{f: getattr(e, f) for f in e.__slots__} for e in events]
                 origin = EventOrigin(update.serial, update.hostname, update.address)
                 cut = max(0, self.last_seq + 1 - update.seq)
-                runs.append((update.seq + cut, origin, "", maps[cut:]))
+                contexts = [update.context] if isinstance(update, m.AuthUpdate) else update.contexts
+                kept = contexts[cut:] if contexts is not None and any(contexts) else None
+                runs.append((update.seq + cut, origin, "", maps[cut:], kept))
         self._write(runs)
         return sum(len(run[3]) for run in runs)
 
@@ -514,7 +547,7 @@ class EventHistory:
             self._skipped = 0
         if most is not None and self._pending_events > most:
             taken = count = 0
-            for _first, _origin, _node_id, events in self._pending:
+            for _first, _origin, _node_id, events, _contexts in self._pending:
                 taken += 1
                 count += len(events)
                 if count >= most:
@@ -624,7 +657,7 @@ class EventHistory:
             return 0
         removed = 0
         while runs and removed < most:
-            first, origin, node_id, events = runs[0]
+            first, origin, node_id, events, contexts = runs[0]
             going = 0
             for event in itertools.islice(events, most - removed):
                 if event["time"] >= before:
@@ -635,7 +668,8 @@ class EventHistory:
                 runs.popleft()
             else:
                 if going:
-                    runs[0] = (first + going, origin, node_id, events[going:])
+                    rest = contexts[going:] if contexts is not None else None
+                    runs[0] = (first + going, origin, node_id, events[going:], rest)
                 break
         self.count -= removed
         return removed
@@ -718,17 +752,17 @@ class EventHistory:
         if not 1 <= limit <= MAX_LIMIT:
             raise BadQuery(f"limit: must be 1 to {MAX_LIMIT}, got {limit}")
         test = _matcher(query)
-        found: list[tuple[int, EventOrigin, dict[str, Any]]] = []
-        for start, origin, events in _runs_of(newest_first, query, last_seq):
+        found: list[tuple[int, EventOrigin, dict[str, Any], m.EventContext | None]] = []
+        for start, origin, events, contexts in _runs_of(newest_first, query, last_seq):
             for index in range(len(events) - 1, -1, -1):
                 event = events[index]
                 if test is None or test(event):
-                    found.append((start + index, origin, event))
+                    found.append((start + index, origin, event, contexts[index] if contexts is not None else None))
             if len(found) > limit:
                 break
         events_found = [
-            m.StoredEvent(seq, origin.serial, origin.hostname, origin.address, m.AuthEvent(**event))
-            for seq, origin, event in reversed(found[:limit])
+            m.StoredEvent(seq, origin.serial, origin.hostname, origin.address, m.AuthEvent(**event), context)
+            for seq, origin, event, context in reversed(found[:limit])
         ]
         return events_found, len(found) > limit
 
@@ -945,7 +979,7 @@ class EventHistory:
         bucket, group = _series_request(request)
         runs = newest_first if isinstance(newest_first, list) else list(newest_first)
         after = m.EventFilter(since_seq=query.since_seq)  # a chart from a sequence starts at its first event
-        times = [event["time"] for _start, _origin, events in _runs_of(runs, after, last_seq) for event in events]
+        times = [event["time"] for _start, _origin, events, _ in _runs_of(runs, after, last_seq) for event in events]
         oldest = min(times, default=None)
         del times
         span = _buckets(query, oldest, bucket, now)
@@ -959,7 +993,7 @@ class EventHistory:
         columns: dict[str, list[list[int]]] = {}
         outcome_of = _OUTCOME.get
         floor = math.floor
-        for _start, origin, events in _runs_of(runs, query, last_seq):
+        for _start, origin, events, _contexts in _runs_of(runs, query, last_seq):
             for event in events:
                 when = event["time"]
                 if not low <= when < high or (test is not None and not test(event)):

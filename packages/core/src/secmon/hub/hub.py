@@ -25,9 +25,12 @@ from ..protocol import messages as m
 from ..protocol import notices
 from ..protocol.batches import MAX_BATCH, EventOrigin, EventRun, UpdateFrame, auth_update_frames, node_update_frame
 from ..protocol.codec import encode
+from ..protocol.notices import MUTE_ADDED, MUTE_EXPIRED, MUTE_REMOVED, SOURCE_FAILING, requester_text
 from .audit import CommandAudit
+from .context import EventJudge
 from .health import CollectorWatch, OutageNotice, OutageTracker
 from .history import EventHistory
+from .mutes import BadMute
 from .noticelog import NoticeLog
 from .registry import NodeEntry, NodeRegistry, UpdateRing
 from .store import HubStore
@@ -133,6 +136,7 @@ class Hub:
 
     store: HubStore | None = None
     history: EventHistory | None = None  # every auth event broadcast, for queries
+    judge: EventJudge | None = None  # event context (GeoIP, first seen, fleet failures, mute rules)
     # In a cluster, the class serve_node makes a node's connection of (cluster.ClusterNodeConnection);
     # None: nodes.NodeConnection. Typed loosely: this module imports no connection module.
     node_connection_type: Any = None
@@ -184,12 +188,21 @@ class Hub:
         """Broadcast a node's new auth events, numbered on from the ring's sequence.
 
         ``origin`` is the entry as subscribers see it (its connection packs it once). The
-        node's dedup mark is stored with the events; the history keeps them (an append).
+        node's dedup mark is stored with the events; the history keeps them (an append). The
+        judge decides their contexts first (None when no event has one: the frames are then
+        the plain splice), and a source it finds failing is announced before them.
         """
+        contexts = None
+        judge = self.judge
+        if judge is not None:  # its notices (a source failing) are numbered before these events
+            try:
+                contexts = judge.judge(run.events, origin, time.time(), time.monotonic, self._announce_failing)
+            except Exception as exc:  # a bug in judging must not cost the events their relay
+                log.error("event context failed for %d events: %r", len(run.events), exc, exc_info=True)
         first = self.ring.reserve(len(run.events)).start
-        self.publish(auth_update_frames(origin, first, run, self.batch_limit), entry)
+        self.publish(auth_update_frames(origin, first, run, self.batch_limit, contexts), entry)
         if self.history is not None:
-            self.history.add(first, origin, entry.node_id, run.events)
+            self.history.add(first, origin, entry.node_id, run.events, contexts)
 
     def notice(self, kind: str, **fields: Any) -> m.NoticeUpdate:
         """Broadcast a notice of ``kind`` (notices.NOTICE_KINDS) with the fields of its kind, numbered
@@ -199,6 +212,48 @@ class Hub:
         assert self.notice_log is not None  # __post_init__ made one
         self.notice_log.add(notice)
         return notice
+
+    # --- event context and mute rules ----------------------------------------
+
+    def _announce_failing(self, failures: m.SourceFailures) -> int:
+        """A source became failing across the fleet: its notice, numbered before the events that made it."""
+        return self.notice(SOURCE_FAILING, source=failures).seq
+
+    def mute_rules(self) -> list[m.MuteRule]:
+        """The mute rules in force (none without event context)."""
+        return self.judge.mutes.rules() if self.judge is not None else []
+
+    def add_mute(self, request: m.AddMute, requester: m.Requester) -> m.MuteRule:
+        """Add a mute rule for ``requester`` and say so (a mute_added notice); BadMute names what is wrong."""
+        if self.judge is None:
+            raise BadMute("this hub keeps no mute rules (a hub of a cluster does not yet)")
+        by = requester_text(m.Requester(requester.uid, requester.user, request.on_behalf))
+        rule = self.judge.mutes.add(request, by, time.time())
+        log.info("mute rule %d added by %s", rule.id, by)
+        self.notice(MUTE_ADDED, mute=m.MuteChange(rule, by))
+        return rule
+
+    def remove_mute(self, request: m.RemoveMute, requester: m.Requester) -> m.MuteRule | None:
+        """Remove a mute rule and say so (a mute_removed notice); None when there is no such rule."""
+        if self.judge is None:
+            return None
+        rule = self.judge.mutes.remove(request.id)
+        if rule is not None:
+            by = requester_text(m.Requester(requester.uid, requester.user, request.on_behalf))
+            log.info("mute rule %d removed by %s", rule.id, by)
+            self.notice(MUTE_REMOVED, mute=m.MuteChange(rule, by))
+        return rule
+
+    def context_sweep(self, now: float) -> None:
+        """Housekeeping for event context: failing sources that went quiet, mute rules that expired."""
+        if self.judge is None:
+            return
+        ended, expired = self.judge.housekeeping(now, time.monotonic())
+        for failures in ended:
+            self.notice(SOURCE_FAILING, source=failures)
+        for rule in expired:
+            log.info("mute rule %d expired", rule.id)
+            self.notice(MUTE_EXPIRED, mute=m.MuteChange(rule))
 
     def status(self, request_id: int) -> m.HubStatus:
         """The answer to a client's GetStatus."""
@@ -277,6 +332,7 @@ class Hub:
             self.forget_expired(anyio.current_time())
             for due in self.outages.sweep(anyio.current_time()):
                 self.outage_notice(due)
+            self.context_sweep(time.time())
 
     def forget_expired(self, now: float) -> None:
         """Forget the nodes past their grace period, and say so."""

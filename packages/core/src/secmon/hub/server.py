@@ -32,6 +32,7 @@ from ..protocol.batches import EventRunDecoder
 from ..tls import TlsFiles, hub_context
 from .audit import CommandAudit
 from .clients import serve_client
+from .context import build_judge
 from .history import EventHistory, Retention
 from .hub import Hub
 from .nodes import NODE_QUEUE, serve_node
@@ -101,11 +102,12 @@ async def serve(
     else:
         store = HubStore(settings.state_dir, settings.ring_size) if settings.state_dir else None
         history = EventHistory(settings.state_dir, Retention(settings.history_days, settings.history_max_events))
+        judge = build_judge(settings.context, settings.state_dir, time.monotonic())
         audit = CommandAudit(settings.audit_max, settings.state_dir)  # kept with the hub's state, like the ring
         notice_log = NoticeLog(settings.notices_max, settings.state_dir)
         hub = Hub(
             settings, token=security.token, links=links, socket_gid=gid, store=store, history=history, audit=audit,
-            notice_log=notice_log,
+            notice_log=notice_log, judge=judge,
         )  # fmt: skip
         recovered = history.recover(hub.ring.after(history.last_seq, settings.ring_size)) if store else 0
         if recovered:
@@ -194,6 +196,8 @@ async def serve(
             hub.audit.close()
         if hub.notice_log is not None:
             hub.notice_log.close()
+        if hub.judge is not None:
+            hub.judge.close()
 
 
 async def run_until_signalled(settings: HubSettings, security: HubSecurity) -> None:

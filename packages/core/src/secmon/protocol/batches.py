@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import msgpack
 
 from . import messages as m
-from .codec import CONVERTERS, HEADER, Decoded, DecodedConverter, Folded, FrameDecoder, decode_body, encode
+from .codec import CONVERTERS, HEADER, Decoded, DecodedConverter, Folded, FrameDecoder, decode_body, encode, encode_body
 from .errors import InvalidMessage
 from .schema import record_checker
 
@@ -110,11 +110,16 @@ class UpdateFrame:
         batch = decode_body(self.frame[4:])
         if type(batch) is not m.AuthUpdates:
             raise ValueError(f"only an AuthUpdates frame holds several updates, not {batch.TAG!r}")
-        events = batch.events[seq + 1 - batch.seq :]
+        cut = seq + 1 - batch.seq
+        events = batch.events[cut:]
+        contexts = batch.contexts[cut:] if batch.contexts is not None else None
+        if contexts is not None and not any(contexts):
+            contexts = None
         if len(events) == 1:
-            frame = encode(m.AuthUpdate(seq + 1, batch.serial, batch.hostname, batch.address, events[0]))
+            context = contexts[0] if contexts is not None else None
+            frame = encode(m.AuthUpdate(seq + 1, batch.serial, batch.hostname, batch.address, events[0], context))
         else:
-            frame = encode(m.AuthUpdates(seq + 1, batch.serial, batch.hostname, batch.address, events))
+            frame = encode(m.AuthUpdates(seq + 1, batch.serial, batch.hostname, batch.address, events, contexts))
         return UpdateFrame(seq + 1, self.last, frame)
 
 
@@ -267,20 +272,67 @@ _UPDATE_HEAD = _SPLICED_MAP + _pack("t") + _pack(m.AuthUpdate.TAG) + _pack("seq"
 _UPDATES_HEAD = _SPLICED_MAP + _pack("t") + _pack(m.AuthUpdates.TAG) + _pack("seq")
 _EVENT_KEY = _pack("event")
 _EVENTS_KEY = _pack("events")
+# With contexts, a sixth field after the events: "context" (AuthUpdate) or "contexts" (AuthUpdates).
+_WITH_CONTEXT_MAP = _packer.pack_map_header(1 + len(_SPLICED_FIELDS) + 2)
+_UPDATE_HEAD_CONTEXT = _WITH_CONTEXT_MAP + _pack("t") + _pack(m.AuthUpdate.TAG) + _pack("seq")
+_UPDATES_HEAD_CONTEXT = _WITH_CONTEXT_MAP + _pack("t") + _pack(m.AuthUpdates.TAG) + _pack("seq")
+_CONTEXT_KEY = _pack("context")
+_CONTEXTS_KEY = _pack("contexts")
+
+Contexts = list[m.EventContext | None]
 
 
-def _auth_update_frame(origin: EventOrigin, first: int, events: list[dict[str, Any]], encoded: bytes | None) -> bytes:
+# Contexts packed lately, by identity (each entry holds its context, so no id is reused while it is
+# here): the hub shares one context among the events a summary covers, so most are packed once.
+_PACKED_CACHE = 512  # entries at most; the cache starts over when full
+_packed: dict[int, tuple[m.EventContext, bytes]] = {}
+
+
+def _packed_context(context: m.EventContext | None) -> bytes:
+    if context is None:
+        return b"\xc0"
+    known = _packed.get(id(context))
+    if known is not None and known[0] is context:
+        return known[1]
+    packed = encode_body(context)  # type: ignore[arg-type]  # a record packs as a map, as in a message
+    if len(_packed) >= _PACKED_CACHE:
+        _packed.clear()
+    _packed[id(context)] = (context, packed)
+    return packed
+
+
+def _packed_contexts(contexts: Contexts, one: bool) -> bytes:
+    """The context field's key and value: one context, or the list of them."""
+    if one:
+        return _CONTEXT_KEY + _packed_context(contexts[0])
+    return b"".join((_CONTEXTS_KEY, _packer.pack_array_header(len(contexts)), *map(_packed_context, contexts)))
+
+
+def _auth_update_frame(
+    origin: EventOrigin, first: int, events: list[dict[str, Any]], encoded: bytes | None,
+    contexts: Contexts | None = None,
+) -> bytes:  # fmt: skip
     """The frame that broadcasts a node's new events numbered from ``first``.
 
     An AuthUpdate for one event, AuthUpdates for several; ``encoded``, the events'
-    own bytes back to back, is spliced in when known.
+    own bytes back to back, is spliced in when known. ``contexts``, one per event,
+    go after the events when any is set.
     """
     one = len(events) == 1
+    if contexts is not None and not any(contexts):
+        contexts = None
     if encoded is None:
         tag, key, value = (m.AuthUpdate.TAG, "event", events[0]) if one else (m.AuthUpdates.TAG, "events", events)
         wire: dict[str, Any] = {"t": tag, "seq": first, "serial": origin.serial, "hostname": origin.hostname,
                 "address": origin.address, key: value}  # fmt: skip
+        if contexts is not None:
+            wire["context" if one else "contexts"] = contexts[0] if one else contexts
         return encode(wire)
+    if contexts is not None:
+        head = _UPDATE_HEAD_CONTEXT if one else _UPDATES_HEAD_CONTEXT
+        key_count = _EVENT_KEY if one else _EVENTS_KEY + _packer.pack_array_header(len(events))
+        body = b"".join((head, _pack(first), origin.packed, key_count, encoded, _packed_contexts(contexts, one)))
+        return len(body).to_bytes(4, "big") + body
     if one:
         body = b"".join((_UPDATE_HEAD, _pack(first), origin.packed, _EVENT_KEY, encoded))
     else:
@@ -289,17 +341,28 @@ def _auth_update_frame(origin: EventOrigin, first: int, events: list[dict[str, A
     return len(body).to_bytes(4, "big") + body
 
 
-def auth_update_frames(origin: EventOrigin, first: int, run: EventRun, limit: int = MAX_BATCH) -> list[UpdateFrame]:
+def auth_update_frames(
+    origin: EventOrigin, first: int, run: EventRun, limit: int = MAX_BATCH, contexts: Contexts | None = None
+) -> list[UpdateFrame]:
     """A node's new events, numbered from ``first``, as update frames of at most ``limit`` events each.
 
     The run's pieces, when known, are spliced together into frames as they come;
     events without bytes, and a piece over the limit, are encoded here. Every event
     is in exactly one frame, in order, and the frames' ranges follow each other
-    without a gap.
+    without a gap. ``contexts`` (one per event, None for one without) travel in the
+    frames with their events: a frame carries ``context``/``contexts`` only when one
+    of its events has one, so with ``contexts`` None or all None the frames are
+    byte for byte those without.
     """
     events = run.events
     pieces = run.pieces
-    if pieces is not None and len(pieces) == 1:  # one read, one frame: the usual case
+    if contexts is not None:
+        if len(contexts) != len(events):
+            raise ValueError(f"{len(contexts)} contexts for {len(events)} events")
+        if pieces is not None and len(pieces) == 1 and pieces[0][0] <= limit:  # one read, one frame
+            frame = _auth_update_frame(origin, first, events, pieces[0][1], contexts)
+            return [UpdateFrame(first, first + len(events) - 1, frame)]
+    elif pieces is not None and len(pieces) == 1:  # one read, one frame: the usual case
         count, piece = pieces[0]
         if count == 1:
             body = b"".join((_UPDATE_HEAD, _pack(first), origin.packed, _EVENT_KEY, piece))
@@ -313,7 +376,8 @@ def auth_update_frames(origin: EventOrigin, first: int, run: EventRun, limit: in
         nonlocal done
         chunk = events[done : done + count]
         seq = first + done
-        frames.append(UpdateFrame(seq, seq + count - 1, _auth_update_frame(origin, seq, chunk, body)))
+        chunk_contexts = contexts[done : done + count] if contexts is not None else None
+        frames.append(UpdateFrame(seq, seq + count - 1, _auth_update_frame(origin, seq, chunk, body, chunk_contexts)))
         done += count
 
     def emit_encoded(count: int) -> None:
