@@ -92,7 +92,7 @@ async def run(events: int, runs: int, frames_only: bool, batch: int = 1, steady:
         hub = Hub(settings)
         subscriber = welcomed(Role.CLIENT, 10**9)
         subscriber.connection_made(CountingTransport())
-        hub.subscribers.add(ClientConnection(hub, subscriber, None, "bench"))
+        hub.subscribers.add(ClientConnection(hub, subscriber, None, "bench", m.Requester(0, "bench")))
         nodes, serving = [], []
         for n in range(STEADY_NODES if steady else 1):
             node = welcomed(Role.NODE, 1000)
