@@ -47,7 +47,7 @@ def ask(fake, text, count_before=None):
 def test_only_the_owner_is_answered_and_commands_are_registered(cluster, hub, fake_telegram):
     cluster.start_node("who", hostname="web-1")
     bot = start_bot(cluster, fake_telegram)
-    assert [c["command"] for c in fake_telegram.commands] == ["start", "help", "list"]
+    assert [c["command"] for c in fake_telegram.commands] == ["start", "help", "list", "mute", "mutes", "unmute"]
     fake_telegram.send_text(STRANGER, "list")
     fake_telegram.send_text(STRANGER, "web-1")
     bot.wait_for(f"ignoring messages from user {STRANGER}")
