@@ -187,8 +187,9 @@ def test_geoip_context_and_first_seen_flags(cluster, workdir, fake_telegram, fak
     write_auth(log, "Accepted password for alice from 203.0.113.5 port 4000 ssh2")
     where = "Germany (DE), Berlin <Mitte> · AS64496 Example *Net* & @everyone"
     tg, dc = both(fake_telegram, fake_discord, r"203\.0\.113\.5:4000", "the first login")
-    assert tg.startswith("🆕 New host, ASN, country for alice\n✅ SSH login accepted alice") and f"🌍 {where}" in tg
-    assert dc.startswith("✅ SSH login accepted\n🆕 New host, ASN, country for alice") and f"Where: {where}" in dc
+    flag = r"🆕 New (host|ASN|country), (?!\1)(host|ASN|country), (?!\1|\2)(host|ASN|country) for alice"
+    assert re.match(rf"{flag}\n✅ SSH login accepted alice", tg) and f"🌍 {where}" in tg
+    assert re.match(rf"✅ SSH login accepted\n{flag}", dc) and f"Where: {where}" in dc
     assert "@everyone" not in json.dumps(fake_discord.posts)
     write_auth(log, "Accepted password for alice from 203.0.113.5 port 4001 ssh2")
     tg, dc = both(fake_telegram, fake_discord, r"203\.0\.113\.5:4001", "the second login")
@@ -208,7 +209,7 @@ def test_failures_from_one_source_over_three_nodes_are_one_summary(cluster, work
         both(fake_telegram, fake_discord, rf"{source}:{number}\b|From: {source}:{number}\b", f"failure {number}")
     write_auth(logs[2], f"Failed password for root from {source} port 3 ssh2")
     tg, dc = both(fake_telegram, fake_discord, r"^🚨 Failures from one source across the fleet", "the summary")
-    assert f"Source: {source}" in tg and "3 failures on 3 nodes, 1 users tried" in tg and "Users: root" in tg
+    assert f"Source: {source}" in tg and "3 failures on 3 nodes, 1 user tried" in tg and "Users: root" in tg
     assert f"Source: {source}" in dc and "on 3 nodes" in dc
     # The other 27 are covered by the summary; a login from elsewhere on each node, written after
     # them, shows that all were seen and none was sent.
@@ -293,8 +294,9 @@ def test_telegram_mutes_and_commands_carry_the_telegram_identity(cluster, hub, w
     fake_telegram.send_text(OWNER, f"/unmute {rule.id}")
     wait_until(lambda: any(t.startswith("🔊 Mute rule removed:") for t in texts(fake_telegram)), what="/unmute")
     assert hub_call(cluster, lambda h: h.mutes()) == []
+    warnings = sum(t.startswith("⚠️ ") for t in texts(fake_telegram))
     fake_telegram.send_text(OWNER, "/unmute 999")
-    wait_until(lambda: any(t.startswith("⚠️") and "999" in t for t in texts(fake_telegram)), what="an unknown id")
+    wait_until(lambda: sum(t.startswith("⚠️ ") for t in texts(fake_telegram)) > warnings, what="an unknown id refused")
 
 
 @pytest.mark.parametrize(

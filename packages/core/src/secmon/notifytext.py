@@ -55,6 +55,11 @@ def span(seconds: float | None) -> str:
     return "0 s"  # unreachable: the last unit always matches
 
 
+def count(n: int, word: str) -> str:
+    """ "1 failure", "30 failures"."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def kind_label(kind: str) -> str:
     """The label of a notice kind or an auth event kind."""
     return notices.label(kind) if kind in notices.NOTICE_KINDS else kinds.label(kind)
@@ -87,7 +92,7 @@ def flags(update: m.AuthUpdate) -> list[str]:
         user = update.event.user or "this user"
         lines.append(f"🆕 New {what} for {user}")
     if context.after_failures and update.event.kind not in kinds.FAILURE_KINDS:
-        lines.append(f"⚠️ After {context.after_failures} failures from this source")
+        lines.append(f"⚠️ After {count(context.after_failures, 'failure')} from this source")
     return lines
 
 
@@ -146,7 +151,7 @@ def notice_lines(notice: m.NoticeUpdate, tz: tzinfo | None) -> list[str]:
         lines.append(f"Node: {node_name(notice.node)}")
         if notice.kind == notices.NODE_BACK:
             lines.append(f"Away {span(outage.away)} (gone since {when(outage.since, tz)})")
-            lines.append(f"Delivered {outage.events} events written while away")
+            lines.append(f"Delivered {count(outage.events, 'event')} written while away")
         else:
             lines.append(f"Silent since {when(outage.since, tz)} (more than {span(outage.down_after)})")
     elif collector is not None:
@@ -165,7 +170,10 @@ def notice_lines(notice: m.NoticeUpdate, tz: tzinfo | None) -> list[str]:
         lines.append(f"Source: {source.source}")
         if where := place(source.context):
             lines.append(f"Where: {where}")
-        lines.append(f"{source.failures} failures on {source.node_count} nodes, {source.user_count} users tried")
+        lines.append(
+            f"{count(source.failures, 'failure')} on {count(source.node_count, 'node')}, "
+            f"{count(source.user_count, 'user')} tried"
+        )
         lines.append(f"From {when(source.first, tz)} to {when(source.last, tz)}")
         if source.nodes:
             lines.append("Nodes: " + _listed(source.nodes, source.node_count))
@@ -197,8 +205,8 @@ def held_line(item: Held, tz: tzinfo | None) -> str:
         update, event = item.update, item.update.event
         who = f" {event.user}" if event.user else ""
         origin = f" from {event.host}" if event.host else ""
-        count = f"{item.count}× " if item.folded else ""
-        return f"{when(event.time, tz)} {count}{kinds.label(event.kind)}{who}{origin} on {update.hostname}"
+        times = f"{item.count}× " if item.folded else ""
+        return f"{when(event.time, tz)} {times}{kinds.label(event.kind)}{who}{origin} on {update.hostname}"
     assert type(item) is m.NoticeUpdate
     about = ""
     if item.node is not None:
@@ -206,7 +214,7 @@ def held_line(item: Held, tz: tzinfo | None) -> str:
     elif item.mute is not None:
         about = f" #{item.mute.rule.id} {matchers(item.mute.rule)}"
     elif item.source is not None:
-        about = f" {item.source.source} ({item.source.failures} failures)"
+        about = f" {item.source.source} ({count(item.source.failures, 'failure')})"
     elif item.command is not None:
         about = f" {item.command.label} on {item.command.target}"
     return f"{when(item.time, tz)} {notices.label(item.kind)}{about}"
@@ -221,8 +229,8 @@ def digest_counts(digest: Digest) -> list[str]:
 
 def digest_heading(digest: Digest, tz: tzinfo | None) -> str:
     return (
-        f"Quiet hours {digest.window}: {digest.held} messages held back ({digest.event_count} auth events) "
-        f"since {when(digest.first, tz)}"
+        f"Quiet hours {digest.window}: {count(digest.held, 'message')} held back "
+        f"({count(digest.event_count, 'auth event')}) since {when(digest.first, tz)}"
     )
 
 

@@ -151,9 +151,7 @@ class SecmonBot:
                     on_behalf=_acting_for(update),
                 )
             await self.reply("🔇 Mute rule added: " + fmt.mute_rule(rule, self.settings.timezone))
-        except MuteWordsError as exc:
-            await self.reply(f"⚠️ {fmt.escape(str(exc))}")
-        except HubError as exc:
+        except (MuteWordsError, HubError) as exc:
             await self.reply(f"⚠️ {fmt.escape(str(exc))}")
 
     async def on_unmute(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
