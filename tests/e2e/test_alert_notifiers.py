@@ -283,12 +283,11 @@ def _hms(stamp: float) -> str:
     return datetime.fromtimestamp(stamp, UTC).strftime("%H:%M:%S")
 
 
-def test_telegram_mutes_and_commands_carry_the_telegram_identity(cluster, hub, workdir, fake_telegram, fake_discord):
-    allow = cluster.allowlist("hi=echo hello\n")
-    labels = workdir / "bot-labels"
-    labels.write_text("hi\n")
-    _, log = followed_node(cluster, workdir, COMMAND_ALLOWLIST_FILE=str(allow))
-    start_bot(cluster, fake_telegram, "upd", "exec", COMMAND_ALLOWLIST_FILE=str(labels))
+def test_a_mute_from_telegram_silences_both_and_names_the_telegram_user(
+    cluster, hub, workdir, fake_telegram, fake_discord
+):
+    _, log = followed_node(cluster, workdir)
+    start_bot(cluster, fake_telegram, "upd")
     start_dc(cluster, fake_discord)
     fake_telegram.send_text(OWNER, "/mute user:mallory for 2h reason <b>noisy</b> & co")
     reply = wait_until(lambda: next((t for t in texts(fake_telegram) if t.startswith("🔇 Mute rule added:")), None),
@@ -297,7 +296,8 @@ def test_telegram_mutes_and_commands_carry_the_telegram_identity(cluster, hub, w
     (rule,) = hub_call(cluster, lambda h: h.mutes())
     assert rule.user == "mallory" and rule.by.startswith(f"{IDENTITY} via ") and rule.reason == "<b>noisy</b> & co"
     assert rule.expires is not None and 7100 < rule.expires - rule.created <= 7200
-    both(fake_telegram, fake_discord, rf"^🔇 Mute rule added\nRule #{rule.id}: user:mallory", "the rule's notice")
+    tg, dc = both(fake_telegram, fake_discord, rf"^🔇 Mute rule added\nRule #{rule.id}: user:mallory", "its notice")
+    assert f"By: {IDENTITY} via " in tg and f"By: {IDENTITY} via " in dc
     write_auth(log, "Accepted password for mallory from 192.0.2.66 port 1 ssh2",
                "Accepted password for trent from 192.0.2.67 port 2 ssh2")  # fmt: skip
     both(fake_telegram, fake_discord, r"trent", "the unmuted login")
@@ -305,19 +305,32 @@ def test_telegram_mutes_and_commands_carry_the_telegram_identity(cluster, hub, w
     assert mentions(fake_telegram, fake_discord, "User: mallory") == (0, 0)
     fake_telegram.send_text(OWNER, "/mutes")
     wait_until(lambda: any(t.startswith("🔇 1 mute rule") for t in texts(fake_telegram)), what="the /mutes list")
-    # A command run from Telegram is audited with the Telegram user, and its notice says so.
+    fake_telegram.send_text(OWNER, f"/unmute {rule.id}")
+    wait_until(lambda: any(t.startswith("🔊 Mute rule removed:") for t in texts(fake_telegram)), what="/unmute")
+    assert hub_call(cluster, lambda h: h.mutes()) == []
+    for words in ("/unmute 999", "/mute user:a user:b"):  # an unknown id; a field given twice
+        warnings = sum(t.startswith("⚠️ ") for t in texts(fake_telegram))
+        fake_telegram.send_text(OWNER, words)
+        wait_until(
+            lambda n=warnings: sum(t.startswith("⚠️ ") for t in texts(fake_telegram)) > n, what=f"{words} refused"
+        )
+    assert "⚠️ user is given twice" in texts(fake_telegram)
+
+
+def test_a_command_from_telegram_is_audited_with_the_telegram_user(cluster, hub, workdir, fake_telegram, fake_discord):
+    allow = cluster.allowlist("hi=echo hello\n")
+    labels = workdir / "bot-labels"
+    labels.write_text("hi\n")
+    cluster.start_node(hostname="web-1", COMMAND_ALLOWLIST_FILE=str(allow))
+    start_bot(cluster, fake_telegram, "upd", "exec", COMMAND_ALLOWLIST_FILE=str(labels))
+    start_dc(cluster, fake_discord)
     fake_telegram.send_text(OWNER, "web-1 hi")
     wait_until(lambda: "✅ web-1: success\nhello\n" in texts(fake_telegram), what="the command's result")
     tg, dc = both(fake_telegram, fake_discord, r"^▶️ Command run\nLabel: hi on web-1", "the command's notice")
     assert f"By: {IDENTITY} via " in tg and "web-1: success" in tg and f"By: {IDENTITY} via " in dc
     records = audit(cluster)
-    assert [(r["label"], r["requester"]["on_behalf"]) for r in records] == [("hi", IDENTITY)]
-    fake_telegram.send_text(OWNER, f"/unmute {rule.id}")
-    wait_until(lambda: any(t.startswith("🔊 Mute rule removed:") for t in texts(fake_telegram)), what="/unmute")
-    assert hub_call(cluster, lambda h: h.mutes()) == []
-    warnings = sum(t.startswith("⚠️ ") for t in texts(fake_telegram))
-    fake_telegram.send_text(OWNER, "/unmute 999")
-    wait_until(lambda: sum(t.startswith("⚠️ ") for t in texts(fake_telegram)) > warnings, what="an unknown id refused")
+    assert [(r["label"], r["target"], r["requester"]["on_behalf"]) for r in records] == [("hi", "web-1", IDENTITY)]
+    assert [(o["hostname"], o["status"], o["exit_code"]) for o in records[0]["outcomes"]] == [("web-1", "success", 0)]
 
 
 @pytest.mark.parametrize(
