@@ -140,15 +140,14 @@ def mute_from_cli(cluster, *words: str, reason: str = "") -> int:
 
 
 def audit(cluster) -> list[dict]:
-    """`secmon audit --json`: the command records (through the client library before the CLI has it)."""
+    """`secmon audit --json`: the command records, oldest first (through the client library before the CLI has it)."""
     if not cli_has(cluster, "audit", "--json"):
         from secmon.jsonform import command_record_json
 
         return [command_record_json(r) for r in hub_call(cluster, lambda h: h.audit()).records]
     result = cluster.cli("audit", "--json")
     assert result.returncode == 0, result.stderr
-    answer = json.loads(result.stdout)
-    return answer["records"] if isinstance(answer, dict) else answer
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]  # one record a line
 
 
 # --- the tests ----------------------------------------------------------------------------
