@@ -190,7 +190,8 @@ def test_a_mute_rule_from_the_cli_silences_matching_events_in_both(cluster, hub,
     both(fake_telegram, fake_discord, r"admin from 198\.51\.100\.7|User: admin", "the unmuted user")
     assert mentions(fake_telegram, fake_discord, "198.51.100.7:1000") == (0, 0)
     # The event reached the hub's subscribers, marked muted: only the notifiers skip it.
-    events = json.loads(cluster.cli("events", "--user", "root", "--json").stdout)["events"]
+    listed = cluster.cli("events", "--user", "root", "--json").stdout.splitlines()
+    events = [json.loads(line) for line in listed if line.strip()]
     assert [e["context"]["muted"] for e in events if e["event"]["port"] == 1000] == [[rule]]
 
 
@@ -297,11 +298,15 @@ def test_a_mute_from_telegram_silences_both_and_names_the_telegram_user(
     assert rule.expires is not None and 7100 < rule.expires - rule.created <= 7200
     tg, dc = both(fake_telegram, fake_discord, rf"^🔇 Mute rule added\nRule #{rule.id}: user:mallory", "its notice")
     assert f"By: {IDENTITY} via " in tg and f"By: {IDENTITY} via " in dc
-    write_auth(log, "Accepted password for mallory from 192.0.2.66 port 1 ssh2",
-               "Accepted password for trent from 192.0.2.67 port 2 ssh2")  # fmt: skip
-    both(fake_telegram, fake_discord, r"trent", "the unmuted login")
-    assert mentions(fake_telegram, fake_discord, "mallory from") == (0, 0)
-    assert mentions(fake_telegram, fake_discord, "User: mallory") == (0, 0)
+    write_auth(
+        log,
+        "Failed password for mallory from 192.0.2.66 port 1 ssh2",  # muted
+        "Failed password for trent from 192.0.2.66 port 2 ssh2",
+        "Accepted password for mallory from 192.0.2.68 port 3 ssh2",  # new for mallory: only kind: mutes that
+    )
+    both(fake_telegram, fake_discord, r"trent", "the unmuted failure")
+    both(fake_telegram, fake_discord, r"(?m)^🆕 New host for mallory", "the login new for the muted user")
+    assert mentions(fake_telegram, fake_discord, "192.0.2.66:1") == (0, 0)
     fake_telegram.send_text(OWNER, "/mutes")
     wait_until(lambda: any(t.startswith("🔇 1 mute rule") for t in texts(fake_telegram)), what="the /mutes list")
     fake_telegram.send_text(OWNER, f"/unmute {rule.id}")
