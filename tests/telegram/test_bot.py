@@ -47,7 +47,7 @@ def ask(fake, text, count_before=None):
 def test_only_the_owner_is_answered_and_commands_are_registered(cluster, hub, fake_telegram):
     cluster.start_node("who", hostname="web-1")
     bot = start_bot(cluster, fake_telegram)
-    assert [c["command"] for c in fake_telegram.commands] == ["start", "help", "list"]
+    assert [c["command"] for c in fake_telegram.commands] == ["start", "help", "list", "mute", "mutes", "unmute"]
     fake_telegram.send_text(STRANGER, "list")
     fake_telegram.send_text(STRANGER, "web-1")
     bot.wait_for(f"ignoring messages from user {STRANGER}")
@@ -142,7 +142,8 @@ def test_pushes_escape_hostile_names_and_fold_bursts(cluster, hub, fake_telegram
     wait_until(lambda: len(texts(fake_telegram)) >= 2, what="two pushes")
     invalid, accepted = texts(fake_telegram)[:2]
     assert invalid.startswith("❌ SSH invalid user <b>x</b> from 203.0.113.5:1111")
-    assert accepted.startswith("✅ SSH login accepted & from 192.0.2.9:22 (password)")
+    flag, accepted = accepted.split("\n", 1)  # the first login of & from there: flagged new, on top
+    assert flag == "🆕 New host for &" and accepted.startswith("✅ SSH login accepted & from 192.0.2.9:22 (password)")
     assert "web-1 (127.0.0.1)" in accepted
     raw = [m["text"] for m in fake_telegram.messages_to(OWNER)][:2]
     assert "&lt;b&gt;x&lt;/b&gt;" in raw[0] and "<code>&amp;</code>" in raw[1]

@@ -1,4 +1,4 @@
-"""`secmon-dc`: push auth events to a Discord channel through a webhook."""
+"""`secmon-dc`: push auth events and the hub's notices to a Discord channel through a webhook."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from datetime import tzinfo
 from functools import partial
 from urllib.parse import urlsplit
 
@@ -17,11 +18,12 @@ import anyio
 from secmon.config import configure_logging, env_float, env_optional, env_str
 from secmon.errors import ConfigError, SecmonError, single_error
 from secmon.folding import Notice
-from secmon.notify import relay_auth_events
+from secmon.notify import Outgoing, relay_updates
 from secmon.protocol import messages as m
+from secmon.quiet import QuietHours, parse_timezone
 from secmon.signals import cancel_on_signal
 
-from .format import embed, payload
+from .format import embed, embed_for, payload
 from .webhook import Webhook, WebhookRejected, WebhookUnreachable
 
 log = logging.getLogger("secmon.discord")
@@ -29,14 +31,21 @@ log = logging.getLogger("secmon.discord")
 TEST_PATIENCE = 6.0  # seconds `secmon-dc test` waits for Discord: someone is watching the terminal
 
 USAGE = """\
-usage: secmon-dc          push ssh, su and sudo events to Discord
+usage: secmon-dc          push ssh, su and sudo events and the hub's notices to Discord
        secmon-dc test     send a test message and show Discord's answer
        secmon-dc help     show this help
+
+pushed: auth events (with GeoIP, 🆕 new-source and ⚠️ after-failures flags), unless a
+mute rule or a fleet-wide failure summary covers them; notices: node down/back,
+collector failing/ok, mute rule added/removed/expired, failures from one source
+across the fleet, command run; with QUIET_HOURS, one digest when the window ends.
 
 environment:
   DISCORD_WEBHOOK_URL       the channel's webhook (required)
   DISCORD_MESSAGE_CONTENT   text above each embed (default: none)
   SECMON_FOLD_WINDOW        seconds over which failures from one source fold into one embed (60)
+  QUIET_HOURS               e.g. 22:00-07:00: hold back all but critical pushes, then one digest (none)
+  TIMEZONE                  IANA zone for QUIET_HOURS and times shown, or local (local)
   SECMON_SOCKET             the hub's socket
 """
 
@@ -73,20 +82,28 @@ async def send_test(url: str, content: str) -> int:
     return 0
 
 
-async def run(url: str, content: str, window: float) -> None:
+async def run(url: str, content: str, window: float, quiet: QuietHours | None, tz: tzinfo | None) -> None:
     async with aiohttp.ClientSession() as session:
         webhook = Webhook(url, session)
 
-        async def deliver(notice: Notice) -> None:
+        async def deliver(item: Outgoing) -> None:
             try:
-                await webhook.post(payload([embed(notice)], content))
+                await webhook.post(payload([embed_for(item, tz)], content))
             except WebhookRejected as exc:
-                log.error("%s (event seq %d not delivered)", exc, notice.update.seq)
+                log.error("%s (%s not delivered)", exc, _what(item))
 
-        log.info("pushing auth events to Discord")
+        log.info("pushing auth events and notices to Discord")
         async with anyio.create_task_group() as tg:
-            tg.start_soon(partial(relay_auth_events, deliver, window=window))
+            tg.start_soon(partial(relay_updates, deliver, window=window, quiet=quiet))
             await cancel_on_signal(tg.cancel_scope, log)
+
+
+def _what(item: Outgoing) -> str:
+    if type(item) is Notice:
+        return f"event seq {item.update.seq}"
+    if type(item) is m.NoticeUpdate:
+        return f"notice seq {item.seq}"
+    return "the quiet hours digest"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -104,10 +121,13 @@ def main(argv: list[str] | None = None) -> None:
         url = webhook_url(os.environ)
         content = env_str(os.environ, "DISCORD_MESSAGE_CONTENT", "")
         window = env_float(os.environ, "SECMON_FOLD_WINDOW", 60.0)
+        tz = parse_timezone(env_str(os.environ, "TIMEZONE", "local"))
+        quiet_text = env_optional(os.environ, "QUIET_HOURS")
+        quiet = QuietHours.parse(quiet_text, tz) if quiet_text else None
         try:
             if args == ["test"]:
                 sys.exit(anyio.run(send_test, url, content))
-            anyio.run(run, url, content, window)
+            anyio.run(run, url, content, window, quiet, tz)
         except BaseExceptionGroup as group:
             raise single_error(group) from None
     except (SecmonError, WebhookRejected, WebhookUnreachable) as exc:

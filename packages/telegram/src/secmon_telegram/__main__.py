@@ -6,14 +6,24 @@ import logging
 import sys
 
 USAGE = """\
-usage: secmon-tg [upd] [exec]   run the bot; upd pushes ssh/su/sudo events, exec allows commands
+usage: secmon-tg [upd] [exec]   run the bot; upd pushes ssh/su/sudo events and the hub's notices,
+                                exec allows commands
        secmon-tg help           show this help
+
+messages from the user:
+  list, -, /list           all nodes
+  NODE                     one node (serial, hostname or address)
+  NODE LABEL, - LABEL      run an allowed command (with exec)
+  /mute MATCHERS [for DURATION] [reason TEXT]
+                           a mute rule on the hub: CIDR, user:U, node:N, kind:K (all must match)
+  /mutes, /unmute ID       the rules in force; remove one
 
 environment:
   TELEGRAM_BOT_TOKEN       the bot's token (required)
   TELEGRAM_USER_ID         the one user the bot answers (required)
   COMMAND_ALLOWLIST_FILE   labels the bot may run, one a line (default: none)
-  TIMEZONE                 IANA zone for times shown, or local (default: local)
+  TIMEZONE                 IANA zone for times shown and QUIET_HOURS, or local (default: local)
+  QUIET_HOURS              e.g. 22:00-07:00: hold back all but critical pushes, then one digest (default: none)
   IPV4ONLY                 true to reach Telegram over IPv4 only (default: false)
   TELEGRAM_API_URL         Bot API base URL, {token} allowed (default: Telegram's)
   SECMON_FOLD_WINDOW       seconds over which failures from one source fold (default: 60)

@@ -1,5 +1,9 @@
 """The bot: Telegram in (messages from the one user), the hub out, and pushes.
 
+Everything the bot asks of the hub for its user (commands, mute rules) carries
+``on_behalf`` = ``telegram:<user id> @<username>``, so the hub's audit and its
+mute notices say who it was.
+
 python-telegram-bot runs inside our own event loop (initialize/start/
 start_polling … stop/shutdown). Every message we send goes through
 ``Outbox.send``, which waits out 429s (retry_after) and network errors, so
@@ -20,13 +24,13 @@ from telegram.request import HTTPXRequest
 
 from secmon.client import HubClient
 from secmon.errors import HubError
-from secmon.folding import Notice
-from secmon.notify import relay_auth_events
+from secmon.notify import Outgoing, relay_updates
 from secmon.protocol import messages as m
 from secmon.signals import cancel_on_signal
 
 from . import format as fmt
 from .config import BotSettings, read_labels
+from .mutes import MuteWordsError, parse_mute, parse_rule_id
 
 log = logging.getLogger("secmon.telegram")
 
@@ -35,7 +39,15 @@ COMMANDS = [
     BotCommand("start", "what this bot does"),
     BotCommand("help", "the messages it understands"),
     BotCommand("list", "all nodes"),
+    BotCommand("mute", "stop pushes that match: CIDR user:U node:N kind:K [for 2h] [reason ...]"),
+    BotCommand("mutes", "the mute rules in force"),
+    BotCommand("unmute", "remove a mute rule: /unmute ID"),
 ]
+
+
+def on_behalf(user_id: int, username: str | None) -> str:
+    """Who the bot acts for, as the hub records it: "telegram:42 @alice" ("telegram:42" without a username)."""
+    return f"telegram:{user_id} @{username}" if username else f"telegram:{user_id}"
 
 
 class Outbox:
@@ -88,6 +100,9 @@ class SecmonBot:
         self.app.add_handler(MessageHandler(~only_owner, self.on_stranger), group=0)
         self.app.add_handler(CommandHandler(["start", "help"], self.on_help, filters=only_owner), group=1)
         self.app.add_handler(CommandHandler("list", self.on_list, filters=only_owner), group=1)
+        self.app.add_handler(CommandHandler("mute", self.on_mute, filters=only_owner), group=1)
+        self.app.add_handler(CommandHandler("unmute", self.on_unmute, filters=only_owner), group=1)
+        self.app.add_handler(CommandHandler("mutes", self.on_mutes, filters=only_owner), group=1)
         self.app.add_handler(MessageHandler(only_owner & filters.TEXT & ~filters.COMMAND, self.on_text), group=1)
 
     async def reply(self, text: str) -> None:
@@ -102,19 +117,60 @@ class SecmonBot:
 
     async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         extra = []
-        extra.append("Pushing ssh, su and sudo events." if self.updates else "Event pushes are off (start with upd).")
+        if self.updates:
+            extra.append(
+                "Pushing ssh, su and sudo events and the hub's notices (node down, mute changes, commands run)."
+            )
+            quiet = self.settings.quiet_hours
+            if quiet is not None:
+                extra.append(f"Quiet hours {fmt.escape(quiet.text)}: only critical pushes, then one digest.")
+        else:
+            extra.append("Event pushes are off (start with upd).")
         extra.append("Commands are enabled." if self.execute else "Commands are off (start with exec).")
         await self.reply(fmt.HELP + "\n\n" + " ".join(extra))
 
     async def on_list(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._answer(["list"])
+        await self._answer(["list"], _acting_for(update))
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         assert message is not None and message.text is not None  # the handler's filters.TEXT lets only text in
-        await self._answer(message.text.split())
+        await self._answer(message.text.split(), _acting_for(update))
 
-    async def _answer(self, words: list[str]) -> None:
+    async def on_mute(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            request = parse_mute(list(context.args or []))
+            async with HubClient.connect() as hub:
+                rule = await hub.add_mute(
+                    source=request.source,
+                    user=request.user,
+                    node=request.node,
+                    kind=request.kind,
+                    duration=request.duration,
+                    reason=request.reason,
+                    on_behalf=_acting_for(update),
+                )
+            await self.reply("🔇 Mute rule added: " + fmt.mute_rule(rule, self.settings.timezone))
+        except (MuteWordsError, HubError) as exc:
+            await self.reply(f"⚠️ {fmt.escape(str(exc))}")
+
+    async def on_unmute(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            rule_id = parse_rule_id(list(context.args or []))
+            async with HubClient.connect() as hub:
+                rule = await hub.remove_mute(rule_id, on_behalf=_acting_for(update))
+            await self.reply("🔊 Mute rule removed: " + fmt.mute_rule(rule, self.settings.timezone))
+        except (MuteWordsError, HubError) as exc:
+            await self.reply(f"⚠️ {fmt.escape(str(exc))}")
+
+    async def on_mutes(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            async with HubClient.connect() as hub:
+                await self.reply(fmt.mute_list(await hub.mutes(), self.settings.timezone))
+        except HubError as exc:
+            await self.reply(f"⚠️ {fmt.escape(str(exc))}")
+
+    async def _answer(self, words: list[str], behalf: str) -> None:
         try:
             if words in (["list"], ["-"]):
                 async with HubClient.connect() as hub:
@@ -123,13 +179,13 @@ class SecmonBot:
                 async with HubClient.connect() as hub:
                     await self.reply(fmt.node_details(await hub.find_node(words[0]), self.settings.timezone))
             elif len(words) == 2:
-                await self._run(words[0], words[1])
+                await self._run(words[0], words[1], behalf)
             else:
                 await self.reply(fmt.HELP)
         except HubError as exc:
             await self.reply(f"⚠️ {fmt.escape(str(exc))}")
 
-    async def _run(self, target: str, label: str) -> None:
+    async def _run(self, target: str, label: str, behalf: str) -> None:
         if not self.execute:
             await self.reply("Commands are off: start the bot with <code>exec</code> to allow them.")
             return
@@ -139,14 +195,15 @@ class SecmonBot:
         await self.reply(f"⏳ running <code>{fmt.escape(label)}</code> on <b>{fmt.escape(target)}</b>…")
         async with HubClient.connect() as hub:
             names = {n.serial: n.hostname for n in await hub.list_nodes()}
-            async for item in hub.execute(target, label, stream=False, wait=self.settings.node_wait):
+            items = hub.execute(target, label, stream=False, wait=self.settings.node_wait, on_behalf=behalf)
+            async for item in items:
                 if type(item) is m.Started and not item.serials:
                     await self.reply("No node is connected.")
                 elif type(item) is m.CommandResult:
                     await self.reply(fmt.command_result(item, names.get(item.serial, f"node {item.serial}")))
 
-    async def push(self, notice: Notice) -> None:
-        await self.reply(fmt.event_message(notice, self.settings.timezone))
+    async def push(self, item: Outgoing) -> None:
+        await self.reply(fmt.message(item, self.settings.timezone))
 
     async def run(self) -> None:
         async with self.app:
@@ -159,8 +216,17 @@ class SecmonBot:
             try:
                 async with anyio.create_task_group() as tg:
                     if self.updates:
-                        tg.start_soon(lambda: relay_auth_events(self.push, window=self.settings.fold_window))
+                        tg.start_soon(
+                            lambda: relay_updates(
+                                self.push, window=self.settings.fold_window, quiet=self.settings.quiet_hours
+                            )
+                        )
                     await cancel_on_signal(tg.cancel_scope, log)
             finally:
                 await updater.stop()
                 await self.app.stop()
+
+
+def _acting_for(update: Update) -> str:
+    user = update.effective_user
+    return on_behalf(user.id, user.username) if user is not None else "telegram"

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from secmon.config import env_bool, env_float, env_path, env_str
+from secmon.config import env_bool, env_float, env_optional, env_path, env_str
 from secmon.errors import ConfigError
+from secmon.quiet import QuietHours, parse_timezone
 
 DEFAULT_API_URL = "https://api.telegram.org/bot"
 _TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]{5,}$")
@@ -27,6 +27,7 @@ class BotSettings:
     api_url: str
     fold_window: float
     node_wait: float
+    quiet_hours: QuietHours | None = None  # hold back all but critical pushes within it, then a digest
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BotSettings:
@@ -41,11 +42,8 @@ class BotSettings:
             raise ConfigError("TELEGRAM_USER_ID is required: the numeric id of the one user the bot answers")
         if not user.lstrip("-").isdigit():
             raise ConfigError(f"TELEGRAM_USER_ID must be a number, got {user!r}")
-        zone = env_str(env, "TIMEZONE", "local")
-        try:
-            timezone = None if zone == "local" else ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"TIMEZONE must be an IANA zone such as Europe/Berlin, or local; got {zone!r}") from None
+        timezone = parse_timezone(env_str(env, "TIMEZONE", "local"))
+        quiet = env_optional(env, "QUIET_HOURS")
         return cls(
             token=token,
             user_id=int(user),
@@ -55,6 +53,7 @@ class BotSettings:
             api_url=env_str(env, "TELEGRAM_API_URL", DEFAULT_API_URL),
             fold_window=env_float(env, "SECMON_FOLD_WINDOW", 60.0),
             node_wait=env_float(env, "NODE_WAIT_TIMEOUT", 0.0),
+            quiet_hours=QuietHours.parse(quiet, timezone) if quiet else None,
         )
 
 

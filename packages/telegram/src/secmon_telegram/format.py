@@ -1,23 +1,37 @@
-"""Telegram HTML for nodes, events and command results: pure functions.
+"""Telegram HTML for nodes, events, notices, digests, mute rules and command results: pure functions.
 
-Everything that came from a monitored server goes through ``html.escape``
-before it is placed in markup, so a user name like ``<b>x</b>`` or ``&`` is
+Everything that came from a monitored server or another person (user names,
+hosts, GeoIP names, mute reasons, who did what) goes through ``html.escape``
+before it is placed in markup, so a name like ``<b>x</b>`` or ``&`` is
 shown as typed and the message is still valid HTML for Telegram.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from html import escape
-
-__all__ = ["HELP", "command_result", "escape", "event_message", "node_details", "node_list"]
-
 from typing import TypeVar
 
+from secmon import notifytext as words
 from secmon.folding import Notice
+from secmon.notify import Outgoing
 from secmon.protocol import messages as m
 from secmon.protocol.kinds import FAILURE_KINDS, label
+from secmon.quiet import Digest
+
+__all__ = [
+    "HELP",
+    "command_result",
+    "digest_message",
+    "escape",
+    "event_message",
+    "message",
+    "mute_list",
+    "node_details",
+    "node_list",
+    "notice_message",
+]
 
 Item = TypeVar("Item")
 
@@ -29,13 +43,25 @@ HELP = """<b>SecMon</b>
 <code>list</code> or <code>-</code> — all nodes
 <code>NODE</code> — one node (serial, hostname or address)
 <code>NODE LABEL</code> — run an allowed command on a node
-<code>- LABEL</code> — run it on every connected node"""
+<code>- LABEL</code> — run it on every connected node
+<code>/mute MATCHERS [for DURATION] [reason TEXT]</code> — stop pushes of the events that match: \
+<code>CIDR</code>, <code>user:U</code>, <code>node:N</code>, <code>kind:K</code> (all must match); \
+DURATION like <code>90s</code>, <code>30m</code>, <code>2h</code>, <code>7d</code>
+<code>/mutes</code> — the mute rules in force
+<code>/unmute ID</code> — remove a mute rule"""
 
 
-def when(stamp: float | None, tz: tzinfo | None) -> str:
-    if stamp is None:
-        return "never"
-    return datetime.fromtimestamp(stamp, tz).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+when = words.when
+
+
+def message(item: Outgoing, tz: tzinfo | None) -> str:
+    """The message for whatever the relay hands on: an event or burst, a notice, a digest."""
+    if type(item) is Notice:
+        return event_message(item, tz)
+    if type(item) is Digest:
+        return digest_message(item, tz)
+    assert type(item) is m.NoticeUpdate
+    return notice_message(item, tz)
 
 
 def node_list(nodes: list[m.NodeInfo]) -> str:
@@ -87,6 +113,9 @@ def event_message(notice: Notice, tz: tzinfo | None) -> str:
     event = update.event
     failure = event.kind in FAILURE_KINDS
     where = f"{escape(update.hostname)} ({escape(update.address)})"
+    context = update.context
+    place = words.place(context.source if context else None)
+    geo = [f"🌍 {escape(place)}"] if place else []
     if notice.folded:
         source = escape(event.host or event.user or "one source")
         users = ", ".join(escape(u) for u in notice.users)
@@ -94,6 +123,7 @@ def event_message(notice: Notice, tz: tzinfo | None) -> str:
         lines = [
             f"❌ <b>{notice.count} more failures</b> from {source} on {where}",
             f"since {when(notice.first_time, tz)}" + (f"; users: {users}{more}" if users else ""),
+            *geo,
         ]
         return "\n".join(lines)
     parts = [("❌ " if failure else "✅ ") + f"<b>{escape(label(event.kind))}</b>"]
@@ -106,11 +136,62 @@ def event_message(notice: Notice, tz: tzinfo | None) -> str:
         parts.append(f"from {escape(origin)}")
     if event.method:
         parts.append(f"({escape(event.method)})")
-    lines = [" ".join(parts)]
+    lines = [f"<b>{escape(flag)}</b>" for flag in words.flags(update)]
+    lines.append(" ".join(parts))
     if event.command:
         lines.append(f"<code>{escape(event.command[:500])}</code>")
+    lines += geo
     lines.append(f"{where} · {when(event.time, tz)}")
     return "\n".join(lines)
+
+
+def notice_message(notice: m.NoticeUpdate, tz: tzinfo | None) -> str:
+    """A notice: its headline in bold, then a line per fact; names and reasons escaped."""
+    lines = [f"<b>{escape(words.notice_title(notice))}</b>"]
+    lines += [escape(line) for line in words.notice_lines(notice, tz)]
+    return _within_limit("\n".join(lines))
+
+
+def digest_message(digest: Digest, tz: tzinfo | None) -> str:
+    """One message for what quiet hours held back: counts per kind, top sources and nodes, the first few."""
+    lines = [f"🌙 <b>{escape(words.digest_heading(digest, tz))}</b>"]
+    lines += [f"• {escape(line)}" for line in words.digest_counts(digest)]
+    lines += [escape(line) for line in words.digest_tops(digest)]
+    if digest.details:
+        lines.append("<b>Held</b>")
+        lines += [f"• {escape(words.held_line(item, tz)[:200])}" for item in digest.details]
+        if digest.left_out:
+            lines.append(f"<i>… and {digest.left_out} more</i>")
+    return _within_limit("\n".join(lines))
+
+
+def mute_rule(rule: m.MuteRule, tz: tzinfo | None) -> str:
+    """One rule on one line: id, matchers, expiry, reason, who made it."""
+    by = f" · by {escape(rule.by)}" if rule.by else ""
+    return f"#{rule.id} <code>{escape(words.matchers(rule))}</code> · {escape(words.rule_terms(rule, tz))}{by}"
+
+
+def mute_list(rules: list[m.MuteRule], tz: tzinfo | None) -> str:
+    if not rules:
+        return "No mute rules: every event is pushed."
+    lines = [f"🔇 <b>{len(rules)} mute rule{'s' if len(rules) != 1 else ''}</b>"]
+    lines += [mute_rule(rule, tz) for rule in rules]
+    return _within_limit("\n".join(lines))
+
+
+def _within_limit(html: str) -> str:
+    """Cut a message of whole lines to Telegram's limit (lines keep their tags balanced)."""
+    if len(html) <= MESSAGE_LIMIT:
+        return html
+    note = "\n<i>… cut to Telegram's limit</i>"
+    kept: list[str] = []
+    size = len(note)
+    for line in html.split("\n"):
+        if size + len(line) + 1 > MESSAGE_LIMIT:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(kept) + note
 
 
 def command_result(result: m.CommandResult, hostname: str) -> str:
