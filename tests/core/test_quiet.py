@@ -89,12 +89,13 @@ def test_the_gate_holds_all_but_critical_and_digests_once_when_the_window_ends()
     gate = QuietGate(hours)
     night = at("2026-11-30 23:00")
     down = notice(notices.NODE_DOWN, node=NODE, outage=m.Outage(night - 90, 60.0))
+    back = notice(notices.NODE_BACK, node=NODE, outage=m.Outage(night - 90, 60.0, 95.0, 2))
     new_login = auth(k.SSH_ACCEPTED, context=m.EventContext(new=[notices.NEW_HOST]))
     after_failures = auth(k.SSH_ACCEPTED, context=m.EventContext(after_failures=12))
     plain_login = auth(k.SSH_ACCEPTED, host="192.0.2.1", user="alice")
     failure = auth()
     mute = notice(notices.MUTE_ADDED, mute=m.MuteChange(m.MuteRule(3, user="bob"), "alice (uid 1000)"))
-    for critical in (down, new_login, after_failures):
+    for critical in (down, back, new_login, after_failures):
         assert gate.offer(critical, night) == [critical]
     for held in (plain_login, failure, mute):
         assert gate.offer(held, night + 1) == []

@@ -89,10 +89,11 @@ def severity(kind: str) -> str:
 
 
 def is_critical(update: m.AuthUpdate | m.NoticeUpdate) -> bool:
-    """Whether quiet hours must let this through: a node down, a login from somewhere new for
+    """Whether quiet hours must let this through: a node down (and its node back: an operator woken
+    by the one must not wait for the morning to learn of the other), a login from somewhere new for
     its user, or a success after failures from its source."""
     if type(update) is m.NoticeUpdate:
-        return severity(update.kind) == CRITICAL
+        return severity(update.kind) == CRITICAL or update.kind == NODE_BACK
     assert type(update) is m.AuthUpdate
     context = update.context
     if context is None or update.event.kind in FAILURE_KINDS:
