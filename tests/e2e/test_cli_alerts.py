@@ -10,6 +10,7 @@ import json
 import os
 import pwd
 import re
+import signal
 from datetime import UTC, datetime
 
 import pytest
@@ -223,3 +224,21 @@ def test_subscribe_prints_notices_and_marks_muted_events(cluster, hub, workdir):
     assert event["context"]["muted"] == [1]
     history = ok(cluster.cli("events")).splitlines()
     assert len(history) == 1 and history[0].endswith("ssh_failed_password mallory from 203.0.113.9:5000 [muted #1]")
+
+
+def test_subscribe_prints_collector_and_node_notices(cluster, workdir):
+    cluster.start_hub(NODE_DOWN_AFTER="1")
+    auth_log = workdir / "auth.log"
+    assert cluster.env["AUTH_LOG"] == str(auth_log) and not auth_log.exists()
+    watch = subscriber(cluster)
+    node = cluster.start_node("auth", hostname="alpha")
+    alpha = r"alpha \(node 1, [0-9.]+\)"
+    watch.wait_for(rf"Collector failing: {alpha}: auth: waiting for {re.escape(str(auth_log))} to appear$")
+    auth_log.touch()
+    watch.wait_for(rf"Collector working again: {alpha}: auth$")
+
+    node.signal(signal.SIGKILL)
+    watch.wait_for(rf"^\[\d+\] {LOCAL_TIME} Node down: {alpha}, last seen {LOCAL_TIME}$", timeout=1 + 5)
+    cluster.start_node("auth", hostname="alpha")
+    watch.wait_for(rf"Node back: {alpha} after \d+s away, 0 events written while away$")
+    assert watch.count("Node down") == 1 and watch.count("Collector failing") == 1
