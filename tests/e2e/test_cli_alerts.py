@@ -243,3 +243,33 @@ def test_subscribe_prints_collector_and_node_notices(cluster, workdir):
     cluster.start_node("auth", hostname="alpha")
     watch.wait_for(rf"Node back: {alpha} after \d+s away, 0 events written while away$")
     assert watch.count("Node down") == 1 and watch.count("Collector failing") == 1
+
+
+def test_subscribe_and_events_print_geo_first_seen_and_fleet_context(cluster, workdir):
+    from geoip import build_asn_db, build_city_db  # the test databases' builder
+
+    city = build_city_db(workdir / "city.mmdb", {"192.0.2.0/24": ("DE", "Germany", "Berlin")})
+    asn = build_asn_db(workdir / "asn.mmdb", {"192.0.2.0/24": (64496, "Example\x1b[2J Org")})
+    cluster.start_hub(GEOIP_CITY_DB=str(city), GEOIP_ASN_DB=str(asn), SECMON_FLEET_FAILURES="3",
+                      SECMON_FLEET_NODES="1")  # fmt: skip
+    (workdir / "auth.log").write_text("")
+    cluster.start_node("auth", hostname="alpha")
+    cluster.wait_auth_ok("alpha")
+    watch = subscriber(cluster)
+    where = r"DE Berlin · AS64496 Example\\x1b\[2J Org"  # the organisation's escape as text
+
+    write_auth(workdir / "auth.log", *(f"sshd[{70 + i}]: Failed password for root from 192.0.2.9 port 2201 ssh2"
+                                       for i in range(3)))  # fmt: skip
+    watch.wait_for(rf"Failures from one source across the fleet: 192\.0\.2\.9 {where}: 3 failures on 1 node "
+                   rf"\(alpha\), 1 user \(root\), from {LOCAL_TIME} to {LOCAL_TIME}$")  # fmt: skip
+    watch.wait_for(rf"ssh_failed_password root from 192\.0\.2\.9:2201 \(password\) {where} \[summarized\]$")
+    write_auth(workdir / "auth.log", "sshd[80]: Accepted publickey for deploy from 192.0.2.9 port 2202 ssh2")
+    accepted = rf"ssh_accepted deploy from 192\.0\.2\.9:2202 \(publickey\) {where} \[NEW host, asn, country\] "
+    accepted += r"after 3 failures$"
+    watch.wait_for(accepted)
+    assert "\x1b" not in "".join(watch.lines)
+
+    history = ok(cluster.cli("events")).splitlines()
+    assert len(history) == 4
+    assert re.search(rf"ssh_failed_password root from 192\.0\.2\.9:2201 \(password\) {where}$", history[0])
+    assert re.search(r"\[summarized\]$", history[2]) and re.search(accepted, history[3])
