@@ -189,6 +189,11 @@ def test_the_mute_table_is_one_rule_a_line_by_id():
     assert alerts.mute_table([], PLAIN) == "no mute rules"
 
 
+def test_an_expiry_past_any_calendar_still_prints():
+    rule = m.MuteRule(1, user="x", expires=1e300)  # another client may ask for a rule that lasts for ages
+    assert alerts.mute_table([rule], PLAIN).splitlines()[1].split() == ["1", "user:x", "beyond", "9999"]
+
+
 def test_the_audit_table_says_who_what_where_and_how_it_ended():
     running = m.CommandRecord(9, T + 1, m.Requester(1000, "bob"), "df", "web-1",
                               [m.CommandOutcome(3, "web-1", m.TIMEOUT, None, T + 5)])  # fmt: skip

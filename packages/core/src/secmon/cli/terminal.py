@@ -33,7 +33,10 @@ def local_time(stamp: float | None) -> str:
     """A Unix time as this machine's local time, to the second; None is "never"."""
     if stamp is None:
         return "never"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+    except (OverflowError, OSError, ValueError):  # past what the platform's time_t holds (a rule for ages)
+        return "beyond 9999" if stamp > 0 else "before 1970"
 
 
 def table(rows: list[list[str]], paint: Painter) -> str:
