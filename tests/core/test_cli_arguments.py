@@ -6,7 +6,8 @@ import pytest
 
 from secmon.cli import arguments
 from secmon.cli.arguments import HelpShown, parse
-from secmon.cli.render import MAX_REASON, Painter, collector_failures, node_table
+from secmon.cli.render import MAX_REASON, collector_failures, node_table
+from secmon.cli.terminal import Painter
 from secmon.errors import ConfigError
 from secmon.protocol import messages as m
 
@@ -42,6 +43,28 @@ from secmon.protocol import messages as m
             ["events", "--user", "root", "--source", "10.0.0.0/8", "--until", "2h", "--limit", "5"],
             {"user": "root", "source": "10.0.0.0/8", "until": "2h", "limit": "5"},
         ),
+        (
+            ["mute", "add", "203.0.113.0/24"],
+            {"command": "mute add", "fields": {"source": "203.0.113.0/24"}, "duration": None, "reason": ""},
+        ),
+        (
+            ["mute", "add", "--for", "2h", "user:root", "--reason", "pen test", "kind:ssh_failed_password"],
+            {"fields": {"user": "root", "kind": "ssh_failed_password"}, "duration": 7200.0, "reason": "pen test"},
+        ),
+        (
+            ["mute", "add", "2001:db8::/32", "node:web-1", "--json", "--for", "90"],
+            {"fields": {"source": "2001:db8::/32", "node": "web-1"}, "duration": 90.0, "json": True},
+        ),
+        (
+            ["mute", "add", "source:198.51.100.7", "--for=1.5d"],
+            {"fields": {"source": "198.51.100.7"}, "duration": 1.5 * 86400},
+        ),
+        (["mute", "add", "node:fe80::1", "user:a:b"], {"fields": {"node": "fe80::1", "user": "a:b"}}),
+        (["mute", "list"], {"command": "mute list", "json": False}),
+        (["--json", "mute", "list"], {"command": "mute list", "json": True}),
+        (["mute", "rm", "12"], {"command": "mute rm", "id": 12}),
+        (["audit"], {"command": "audit", "since": None, "limit": "100", "json": False}),
+        (["audit", "--since", "2h", "--limit", "5", "--json"], {"since": "2h", "limit": "5", "json": True}),
     ],
 )
 def test_command_lines_and_what_they_mean(argv, expected):
@@ -85,10 +108,15 @@ def test_help_on_one_word():
     assert _help(["help", "NODE"]).startswith("usage: secmon NODE")
 
 
-def test_reserved_words_not_built_yet_say_so_in_their_help():
-    for word in arguments.NOT_YET:
-        assert "not available in this version" in _help([word, "--help"])
-        assert f"secmon {word}" not in arguments.OVERVIEW
+def test_mute_and_audit_are_in_the_overview_and_each_mute_action_has_its_help():
+    for usage in ("secmon mute add MATCHER", "secmon mute list", "secmon mute rm ID", "secmon audit [--since TIME]"):
+        assert usage in arguments.OVERVIEW
+    for action in ("add", "list", "rm"):
+        assert _help(["mute", action, "--help"]).startswith(f"usage: secmon mute {action}")
+        assert _help(["mute", action, "-h", "whatever"]).startswith(f"usage: secmon mute {action}")
+    assert _help(["help", "mute"]).startswith("usage: secmon mute {add,list,rm}")
+    assert _help(["help", "audit"]).startswith("usage: secmon audit")
+    assert "ssh_failed_password" in _help(["mute", "add", "--help"])  # the kinds a rule may name
 
 
 @pytest.mark.parametrize(
@@ -104,6 +132,32 @@ def test_reserved_words_not_built_yet_say_so_in_their_help():
         (["authlog", "a", "b"], "unrecognized arguments: b"),
         (["help", "bogus"], "no help on 'bogus'"),
         (["hub", "--allow"], "unrecognized arguments: --allow"),  # no abbreviations
+        (["mute"], "the following arguments are required: ACTION (see `secmon mute --help`)"),
+        (["mute", "bogus"], "argument ACTION: invalid choice: 'bogus'"),
+        (["mute", "add"], "the following arguments are required: MATCHER (see `secmon mute add --help`)"),
+        (["mute", "add", "root"], "'root' is not a matcher: an address or CIDR, user:U, node:N or kind:K"),
+        (["mute", "add", "host:x"], "'host:x': no such matcher 'host:'; use CIDR, user:U, node:N or kind:K"),
+        (["mute", "add", "user:a", "user:b"], "user: given twice ('a' and 'b')"),
+        (["mute", "add", "10.0.0.0/8", "source:10.1.0.0/16"], "source: given twice"),
+        (["mute", "add", "300.1.1.1/8"], "'300.1.1.1/8' is not an IP address or CIDR network"),
+        (["mute", "add", "10.0.0.0/33"], "'10.0.0.0/33' is not an IP address or CIDR network"),
+        (["mute", "add", "2001:db8::zz"], "'2001:db8::zz' is not an IP address or CIDR network"),
+        (["mute", "add", "source:example.org"], "source: 'example.org' is not an IP address or CIDR network"),
+        (["mute", "add", "kind:ssh_bogus"], "kind: 'ssh_bogus' is not an event kind"),
+        (["mute", "add", "user:"], "user: empty (write user:VALUE)"),
+        (["mute", "add", "user:a", "--for", "soon"], "'soon' is not a duration like 90s, 30m, 2h, 7d"),
+        (["mute", "add", "user:a", "--for", "0"], "'0': a duration must be more than 0 and at most 3650d"),
+        (["mute", "add", "user:a", "--for", "3651d"], "'3651d': a duration must be more than 0"),
+        (["mute", "add", "user:a", "--for", "-5m"], "argument --for: expected one argument"),
+        (["mute", "add", "user:a", "--for", "1e9"], "'1e9' is not a duration"),
+        (["mute", "add", "user:a", "--reason"], "argument --reason: expected one argument"),
+        (["mute", "rm"], "the following arguments are required: ID"),
+        (["mute", "rm", "x"], "expected a rule id (a whole number, as `secmon mute list` shows), got 'x'"),
+        (["mute", "rm", "-1"], "expected a rule id (a whole number, as `secmon mute list` shows), got '-1'"),
+        (["mute", "rm", "1" * 19], "expected a rule id"),
+        (["mute", "rm", "1", "2"], "unrecognized arguments: 2 (see `secmon mute rm --help`)"),
+        (["mute", "list", "x"], "unrecognized arguments: x (see `secmon mute list --help`)"),
+        (["audit", "extra"], "unrecognized arguments: extra (see `secmon audit --help`)"),
     ],
 )
 def test_usage_errors_are_one_line(argv, message):
@@ -174,4 +228,37 @@ def test_bad_events_options_are_one_line_usage_errors(argv, message):
     with pytest.raises(ConfigError) as error:
         arguments.event_query(parse(argv), now=1_000.0)
     assert message in str(error.value) and "(see `secmon events --help`)" in str(error.value)
+    assert "\n" not in str(error.value) and error.value.exit_code == 2
+
+
+# --- secmon mute, secmon audit ------------------------------------------------------------
+
+
+def test_a_hostile_matcher_is_quoted_back_escaped_and_cut():
+    with pytest.raises(ConfigError) as error:
+        parse(["mute", "add", "kind:\x1b]0;pwned\x07" + "x" * 500])
+    text = str(error.value)
+    assert "\x1b" not in text and "\x07" not in text and "\\x1b]0;pwned\\x07" in text
+    assert "\n" not in text and len(text) < 200
+
+
+def test_audit_options_become_the_hubs_query():
+    assert arguments.audit_query(parse(["audit"]), now=1_000.0) == (None, 100)
+    assert arguments.audit_query(parse(["audit", "--since", "15m", "--limit", "7"]), now=1_000.0) == (100.0, 7)
+    since, _ = arguments.audit_query(parse(["audit", "--since", "2026-11-29T10:00:00Z"]), now=0.0)
+    assert since == 1_795_946_400.0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["audit", "--since", "yesterday"], "--since: 'yesterday' is neither an ISO 8601 time"),
+        (["audit", "--since", "42"], "--since: '42' is neither"),  # a time, not a sequence
+        (["audit", "--limit", "0"], "--limit: must be a whole number from 1 to 10000, got '0'"),
+    ],
+)
+def test_bad_audit_options_are_one_line_usage_errors(argv, message):
+    with pytest.raises(ConfigError) as error:
+        arguments.audit_query(parse(argv), now=1_000.0)
+    assert message in str(error.value) and "(see `secmon audit --help`)" in str(error.value)
     assert "\n" not in str(error.value) and error.value.exit_code == 2

@@ -101,14 +101,6 @@ def test_help_after_every_word_prints_its_usage_and_exits_0(cluster, workdir, wo
     assert not (workdir / "hub.sock").exists()  # `hub --help` started no hub
 
 
-def test_help_on_a_word_not_built_yet_says_so(cluster):
-    for word in ("mute", "audit"):
-        shown = cluster.cli(word, "--help")
-        assert shown.returncode == 0 and "not available in this version" in shown.stdout
-        refused = cluster.cli(word)
-        assert one_line_error(refused, 2) == f"secmon: `secmon {word}` is not available in this version"
-
-
 def test_node_help_shows_usage_and_never_runs_a_label(cluster, hub, workdir):
     marker = workdir / "ran"
     allow = cluster.allowlist(f"--help=touch {marker}\n")

@@ -1,10 +1,11 @@
 """The words of the `secmon` command line and what each one takes; parsing only, no I/O.
 
-    secmon WORD ...          a reserved word: hub, node, list, subscribe, events, authlog, check, help, ...
+    secmon WORD ...          a reserved word: hub, node, list, subscribe, events, mute, audit, ...
+    secmon mute ACTION ...   add, list or rm: each action has a parser of its own
     secmon NODE [LABEL]      anything else names a node: show it, or run an allowed command on it
 
-Each reserved word has its own argparse parser, so ``secmon WORD --help`` is that
-word's usage. A first word that is not reserved is a node query for the NODE
+Each reserved word (and each action of ``mute``) has its own argparse parser, so
+``secmon WORD --help`` is that word's usage. A first word that is not reserved is a node query for the NODE
 parser, so ``secmon node-a --help`` is help too, never a label (a label that
 starts with ``-`` goes after ``--``). ``--json`` may appear anywhere before ``--``.
 
@@ -16,12 +17,15 @@ for a usage error.
 from __future__ import annotations
 
 import argparse
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from .. import eventquery
 from ..errors import ConfigError
 from ..protocol import messages as m
+from ..protocol.kinds import LABELS
+from .matchers import MatcherError, parse_duration, parse_rule_id, rule_fields
 
 OVERVIEW = """\
 usage:
@@ -36,6 +40,12 @@ usage:
   secmon <node>                       show one node (serial, address or hostname)
   secmon <node> <command-label>       run an allowed command, stream its output
   secmon - <command-label>            run it on every connected node
+  secmon mute add MATCHER...          mute the auth events that match every MATCHER: CIDR,
+    [--for DURATION] [--reason TEXT]  user:U, node:N, kind:K (notifiers skip them)
+  secmon mute list                    the mute rules in force
+  secmon mute rm ID                   remove a mute rule
+  secmon audit [--since TIME]         who ran which command on which nodes, and how it ended
+    [--limit N]
   secmon status                       the hub's state: in a cluster, its link to the others
   secmon check [hub] [node]           validate this machine's hub/node configuration
   secmon authlog [FILE|-]             print the auth events SecMon sees in log lines
@@ -44,11 +54,13 @@ usage:
   secmon WORD --help                  the same
 
 options:
-  --json                              machine-readable output (list, node, subscribe, events, status)
+  --json                              machine-readable output (list, node, subscribe, events, status,
+                                      mute, audit)
 
 environment (see the README for all):
   hub     BIND_IP, BIND_PORT, DISCONNECT_GRACE_PERIOD, ASSUME_HOSTNAME_UNIQUE,
-          SECMON_STATE_DIR, SECMON_HISTORY_DAYS, SECMON_HISTORY_MAX_EVENTS
+          SECMON_STATE_DIR, SECMON_HISTORY_DAYS, SECMON_HISTORY_MAX_EVENTS,
+          NODE_DOWN_AFTER, GEOIP_CITY_DB, GEOIP_ASN_DB
   node    HUB_IP, HUB_PORT or HUB_ADDRS, COMMAND_ALLOWLIST_FILE, COMMAND_EXECUTE_TIMEOUT,
           AUTH_LOG
   client  NODE_WAIT_TIMEOUT, SECMON_SOCKET
@@ -56,12 +68,8 @@ environment (see the README for all):
 
 MONITOR_NAMES = ("who", "wg", "auth")
 ALL_NODES = "-"
-# Words that are never node names. Those in NOT_YET are kept for commands still to come.
+# Words that are never node names.
 RESERVED = ("check", "events", "mute", "audit", "authlog", "help", "hub", "node", "list", "subscribe", "status")
-NOT_YET = {
-    "mute": "add CIDR|user:U|node:N|kind:K [--for DURATION] [--reason TEXT] | list | rm ID",
-    "audit": "[--since TIME] [--json]",
-}
 JSON_HELP = "print JSON instead of text (may appear anywhere on the line)"
 
 
@@ -190,6 +198,114 @@ def event_query(ns: argparse.Namespace, now: float) -> tuple[m.EventFilter, int]
         raise ConfigError(f"--{exc} (see `secmon events --help`)") from None
 
 
+MUTE_DESCRIPTION = """\
+Mute rules live on the hub: an auth event that a rule matches still reaches
+subscribers and the dashboard, marked muted, but the chat notifiers skip it.
+An accepted login from somewhere new for its user is muted only by a rule that
+names its kind (kind:ssh_accepted). Every change is a notice: who changed what."""
+
+
+def _mute() -> _Parser:
+    parser = _Parser(
+        "mute",
+        usage="secmon mute {add,list,rm} ... (`secmon mute ACTION --help` for each)",
+        description=MUTE_DESCRIPTION,
+    )
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("action", choices=MUTE_ACTIONS, metavar="ACTION",
+                        help="add (a rule), list (the rules in force), rm (a rule, by id)")  # fmt: skip
+    return parser
+
+
+MUTE_ADD_DESCRIPTION = f"""\
+Add a mute rule: it mutes the auth events that match every MATCHER given, each
+field at most once:
+
+  203.0.113.0/24, 2001:db8::/32   the event's source address is in it (also: source:CIDR)
+  user:U                          the event names user U
+  node:N                          the event's node: serial, hostname or address
+  kind:K                          the event's kind, one of:
+{chr(10).join("      " + line for line in textwrap.wrap(", ".join(LABELS), 80))}
+
+DURATION is 90s, 30m, 2h, 7d, 2w or a number of seconds; without --for the rule
+stays until `secmon mute rm ID`. Example:
+  secmon mute add 203.0.113.0/24 kind:ssh_failed_password --for 2h --reason "pen test"
+"""
+
+
+def _mute_add() -> _Parser:
+    parser = _Parser("mute add", description=MUTE_ADD_DESCRIPTION)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("matchers", nargs="+", metavar="MATCHER", help="CIDR, user:U, node:N or kind:K")
+    parser.add_argument("--for", dest="duration", metavar="DURATION", help="remove the rule after DURATION")
+    parser.add_argument("--reason", default="", metavar="TEXT", help="why, for whoever reads the rules later")
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
+    return parser
+
+
+def _mute_list() -> _Parser:
+    parser = _Parser("mute list", description="List the mute rules in force: id, matchers, expiry, reason, who.")
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
+    return parser
+
+
+def _mute_rm() -> _Parser:
+    parser = _Parser("mute rm", description="Remove a mute rule; events it matched reach the notifiers again.")
+    parser.add_argument("id", metavar="ID", help="the rule's id, as `secmon mute list` shows it")
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
+    return parser
+
+
+MUTE_ACTIONS: dict[str, Callable[[], _Parser]] = {"add": _mute_add, "list": _mute_list, "rm": _mute_rm}
+
+
+def _parse_mute(rest: list[str]) -> argparse.Namespace:
+    """``secmon mute ACTION ...``: the action's own parser, then its matchers and duration read."""
+    if not rest or rest[0] not in MUTE_ACTIONS:
+        _mute().parse_args(rest)  # help, or the error naming the actions
+        raise ConfigError("say add, list or rm (see `secmon mute --help`)")  # not reached: ACTION is required
+    action = rest[0]
+    parser = MUTE_ACTIONS[action]()
+    ns = parser.parse_intermixed_args(rest[1:])
+    try:
+        if action == "add":
+            ns.fields = rule_fields(ns.matchers)
+            ns.duration = None if ns.duration is None else parse_duration(ns.duration)
+        elif action == "rm":
+            ns.id = parse_rule_id(ns.id)
+    except MatcherError as exc:
+        parser.error(str(exc))
+    ns.command = f"mute {action}"
+    return ns
+
+
+AUDIT_DESCRIPTION = """\
+Show the hub's record of command requests, oldest first: when, who asked (the
+Unix user of a CLI, `telegram:ID @name`, `http:TOKEN-NAME`), the label, the
+target, and each node's outcome and exit code; a request refused before it ran
+anywhere (no such node, not connected in time) shows "ran nowhere". TIME is ISO
+8601 (without a zone, local time) or how long ago: 30s, 15m, 2h, 7d."""
+
+
+def _audit() -> _Parser:
+    parser = _Parser("audit", description=AUDIT_DESCRIPTION)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--since", metavar="TIME", help="requests made from TIME on")
+    parser.add_argument("--limit", default="100", metavar="N",
+                        help="at most N requests, the latest (default 100, max 10000)")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
+    return parser
+
+
+def audit_query(ns: argparse.Namespace, now: float) -> tuple[float | None, int]:
+    """The since (Unix time, or None) and limit ``secmon audit`` asks for; ConfigError names a bad option."""
+    try:
+        since = None if ns.since is None else eventquery.parse_time(ns.since, now, "since")
+        return since, eventquery.parse_limit(ns.limit)
+    except eventquery.QueryError as exc:
+        raise ConfigError(f"--{exc} (see `secmon audit --help`)") from None
+
+
 def _list() -> _Parser:
     parser = _Parser("list", description="List all recently connected nodes (also: `secmon -`).")
     parser.add_argument("--json", action="store_true", help=JSON_HELP)
@@ -226,17 +342,6 @@ def _help() -> _Parser:
     return parser
 
 
-def _not_yet(word: str) -> Callable[[], _Parser]:
-    def build() -> _Parser:
-        return _Parser(
-            word,
-            usage=f"secmon {word} {NOT_YET[word]}",
-            description=f"Reserved: `secmon {word}` is not available in this version of secmon.",
-        )
-
-    return build
-
-
 def _target() -> _Parser:
     parser = _Parser(
         "NODE",
@@ -266,14 +371,15 @@ PARSERS: dict[str, Callable[[], _Parser]] = {
     "events": _events,
     "list": _list,
     "status": _status,
+    "mute": _mute,
+    "audit": _audit,
     "authlog": _authlog,
     "help": _help,
-    **{word: _not_yet(word) for word in NOT_YET},
 }
 
 
 def _documented() -> list[str]:
-    return [*(word for word in PARSERS if word not in NOT_YET), "check"]
+    return [*PARSERS, "check"]
 
 
 def _check_usage() -> str:
@@ -304,9 +410,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     elif word == "node":
         ns = builder().parse_intermixed_args(rest)
         ns.monitors = list(dict.fromkeys(ns.monitors))
-    elif word in NOT_YET:
-        ns, extra = builder().parse_known_args(rest)  # whatever they will take, they do nothing yet
-        ns.extra = extra
+    elif word == "mute":
+        ns = _parse_mute(rest)
     else:
         ns = builder().parse_args(rest)
     if word == "help":

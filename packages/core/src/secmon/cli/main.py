@@ -21,7 +21,8 @@ from ..client import HubClient
 from ..config import configure_logging, env_float
 from ..errors import ConfigError, SecmonError, single_error
 from ..protocol import messages as m
-from . import arguments, render
+from . import alerts, arguments, render
+from .terminal import BOLD, GREEN, RED, Painter, clean
 
 EXIT_INTERRUPTED = 130
 EXIT_TIMEOUT = 124  # as timeout(1) reports it
@@ -48,7 +49,7 @@ def _print_json(value: Any) -> None:
 # --- commands talking to the hub ---------------------------------------------
 
 
-async def cmd_list(as_json: bool, paint: render.Painter) -> int:
+async def cmd_list(as_json: bool, paint: Painter) -> int:
     async with HubClient.connect() as hub:
         nodes = await hub.list_nodes()
     if as_json:
@@ -58,21 +59,21 @@ async def cmd_list(as_json: bool, paint: render.Painter) -> int:
     return 0
 
 
-async def cmd_status(as_json: bool, paint: render.Painter) -> int:
+async def cmd_status(as_json: bool, paint: Painter) -> int:
     async with HubClient.connect() as hub:
         status = await hub.status()
     _print(json.dumps(jsonform.status_json(status)) if as_json else render.hub_status(status, paint))
     return 0
 
 
-async def cmd_show(query: str, as_json: bool, paint: render.Painter) -> int:
+async def cmd_show(query: str, as_json: bool, paint: Painter) -> int:
     async with HubClient.connect() as hub:
         node = await hub.find_node(query)
     _print(json.dumps(jsonform.node_json(node), ensure_ascii=False) if as_json else render.node_details(node, paint))
     return 0
 
 
-async def cmd_subscribe(since: int | None, as_json: bool, paint: render.Painter) -> int:
+async def cmd_subscribe(since: int | None, as_json: bool, paint: Painter) -> int:
     async with HubClient.connect() as hub:
         subscription = await hub.subscribe(since)
         if subscription.missed:
@@ -85,7 +86,7 @@ async def cmd_subscribe(since: int | None, as_json: bool, paint: render.Painter)
     return 0
 
 
-async def cmd_events(query: m.EventFilter, limit: int, as_json: bool, paint: render.Painter) -> int:
+async def cmd_events(query: m.EventFilter, limit: int, as_json: bool, paint: Painter) -> int:
     async with HubClient.connect() as hub:
         answer = await hub.events(query, limit)
     for update in answer.updates():
@@ -99,7 +100,50 @@ async def cmd_events(query: m.EventFilter, limit: int, as_json: bool, paint: ren
     return 0
 
 
-async def cmd_execute(target: str, label: str, paint: render.Painter) -> int:
+async def cmd_mute_add(fields: dict[str, str], duration: float | None, reason: str, as_json: bool) -> int:
+    async with HubClient.connect() as hub:
+        rule = await hub.add_mute(**fields, duration=duration, reason=reason)
+    if as_json:
+        _print_json(jsonform.mute_json(rule))
+    else:
+        _print(f"added mute rule {alerts.rule_summary(rule)}")
+    return 0
+
+
+async def cmd_mute_list(as_json: bool, paint: Painter) -> int:
+    async with HubClient.connect() as hub:
+        rules = await hub.mutes()
+    if as_json:
+        _print_json([jsonform.mute_json(rule) for rule in rules])
+    else:
+        _print(alerts.mute_table(rules, paint))
+    return 0
+
+
+async def cmd_mute_rm(rule_id: int, as_json: bool) -> int:
+    async with HubClient.connect() as hub:
+        rule = await hub.remove_mute(rule_id)
+    if as_json:
+        _print_json(jsonform.mute_json(rule))
+    else:
+        _print(f"removed mute rule {alerts.rule_summary(rule)}")
+    return 0
+
+
+async def cmd_audit(since: float | None, limit: int, as_json: bool, paint: Painter) -> int:
+    async with HubClient.connect() as hub:
+        answer = await hub.audit(since, limit)
+    if as_json:
+        for record in answer.records:
+            _print_json(jsonform.command_record_json(record))
+    else:
+        _print(alerts.audit_table(answer.records, paint))
+    if answer.more and not as_json:
+        print(f"secmon: older requests match too: showing the latest {limit} (--limit, --since)", file=sys.stderr)
+    return 0
+
+
+async def cmd_execute(target: str, label: str, paint: Painter) -> int:
     wait = env_float(os.environ, "NODE_WAIT_TIMEOUT", 0.0)
     fan_out = target == m.ALL_NODES
     names: dict[int, str] = {}
@@ -112,8 +156,8 @@ async def cmd_execute(target: str, label: str, paint: render.Painter) -> int:
                 print("secmon: no node is connected", file=sys.stderr)
                 return 1
             if isinstance(item, m.CommandOutput):
-                prefix = f"{paint(render.BOLD, clean_name(names, item.serial))}: " if fan_out else ""
-                _print(prefix + render.clean(item.data))
+                prefix = f"{paint(BOLD, clean_name(names, item.serial))}: " if fan_out else ""
+                _print(prefix + clean(item.data))
             elif isinstance(item, m.CommandResult):
                 results.append(item)
                 if fan_out or item.status != m.SUCCESS:
@@ -131,13 +175,13 @@ async def cmd_execute(target: str, label: str, paint: render.Painter) -> int:
 
 
 def clean_name(names: dict[int, str], serial: int) -> str:
-    return render.clean(names.get(serial, f"node {serial}"))
+    return clean(names.get(serial, f"node {serial}"))
 
 
-def _result_line(result: m.CommandResult, names: dict[int, str], paint: render.Painter) -> str:
-    status = paint(render.GREEN if result.status == m.SUCCESS else render.RED, result.status)
+def _result_line(result: m.CommandResult, names: dict[int, str], paint: Painter) -> str:
+    status = paint(GREEN if result.status == m.SUCCESS else RED, result.status)
     detail = f" (exit {result.exit_code})" if result.exit_code not in (None, 0) else ""
-    message = f": {render.clean(result.message)}" if result.message else ""
+    message = f": {clean(result.message)}" if result.message else ""
     who = clean_name(names, result.serial) if names else f"node {result.serial}"
     return f"{who}: {status}{detail}{message}"
 
@@ -155,7 +199,7 @@ def _run_async(function: Callable[..., Awaitable[int]], *args: Any) -> int:
 def dispatch(argv: list[str]) -> int:
     args = arguments.parse(argv)
     command = args.command
-    paint = render.Painter(sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    paint = Painter(sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
     if command == "hub":
         from ..hub.server import main as hub_main
 
@@ -170,8 +214,6 @@ def dispatch(argv: list[str]) -> int:
         from ..check import main as check_main
 
         return check_main(args.extra)
-    if command in arguments.NOT_YET:
-        fail(f"`secmon {command}` is not available in this version")
     if command == "authlog":
         from .authlog import run_authlog
 
@@ -183,6 +225,15 @@ def dispatch(argv: list[str]) -> int:
         return _run_async(cmd_events, query, limit, args.json, paint)
     if command == "list":
         return _run_async(cmd_list, args.json, paint)
+    if command == "mute add":
+        return _run_async(cmd_mute_add, args.fields, args.duration, args.reason, args.json)
+    if command == "mute list":
+        return _run_async(cmd_mute_list, args.json, paint)
+    if command == "mute rm":
+        return _run_async(cmd_mute_rm, args.id, args.json)
+    if command == "audit":
+        since, limit = arguments.audit_query(args, time.time())
+        return _run_async(cmd_audit, since, limit, args.json, paint)
     if command == "status":
         return _run_async(cmd_status, args.json, paint)
     if command == "show":

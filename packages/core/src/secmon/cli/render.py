@@ -1,8 +1,7 @@
-"""Human output of the CLI: tables, node details and update lines.
+"""Human output of the CLI: the node table, node details, the hub's status and update lines.
 
-Every string that came from a monitored server passes through ``clean``, so
-a user name carrying terminal escape sequences prints as visible text and
-cannot move the cursor, retitle the window or recolour what follows.
+Every string that came from a monitored server passes through ``clean``
+(terminal.py); notices, event context, mute rules and the audit are alerts.py's.
 """
 
 from __future__ import annotations
@@ -12,34 +11,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..protocol import messages as m
-from ..protocol import notices
 from ..protocol.kinds import FAILURE_KINDS
+from . import alerts
+from .terminal import BOLD, GREEN, RED, YELLOW, Painter, clean, local_time
 
 Item = TypeVar("Item")
-
-GREEN, RED, YELLOW, DIM, BOLD, RESET = "\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
-_CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
-
-
-def clean(text: object) -> str:
-    """Text safe for a terminal: control characters shown as \\xNN escapes."""
-    return str(text).translate(_CONTROL)
-
-
-class Painter:
-    """Colours when writing to a terminal, plain text otherwise."""
-
-    def __init__(self, colour: bool) -> None:
-        self.colour = colour
-
-    def __call__(self, code: str, text: str) -> str:
-        return f"{code}{text}{RESET}" if self.colour else text
-
-
-def local_time(stamp: float | None) -> str:
-    if stamp is None:
-        return "never"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
 
 
 def _count(value: list[Any] | str, noun: str) -> str:
@@ -179,14 +155,16 @@ def describe_event(event: m.AuthEvent) -> str:
 
 
 def update_line(update: m.NodeUpdate | m.AuthUpdate | m.NoticeUpdate, paint: Painter) -> str:
+    """One update as one line: ``[SEQ] TIME`` then a notice, an auth event with its context, or a node's change."""
     if isinstance(update, m.NoticeUpdate):
-        return f"[{update.seq}] {local_time(update.time)} {notices.label(update.kind)}"
+        return alerts.notice_line(update, paint)
     if isinstance(update, m.AuthUpdate):
         event = update.event
         text = describe_event(event)
         text = paint(RED, text) if event.kind in FAILURE_KINDS else text
         where = f"{clean(update.hostname)} ({clean(update.address)})"
-        return f"[{update.seq}] {local_time(event.time)} {where}: {text}"
+        context = alerts.context_text(update.context, paint)
+        return f"[{update.seq}] {local_time(event.time)} {where}: {text}{f' {context}' if context else ''}"
     node = update.node
     where = f"{clean(node.hostname)} ({clean(node.address)})"
     if "forgotten" in update.changed:
