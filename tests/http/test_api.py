@@ -224,7 +224,8 @@ async def test_openapi_document_is_served(fleet):
         status, doc = await get(s, f"{fleet.url}/openapi.json")
     assert status == 200 and doc == OPENAPI
     assert set(doc["paths"]) == {
-        "/list", "/events", "/events/stats", "/{node}", "/{node}/execute", "/subscribe", "/openapi.json", "/", "/login"
+        "/list", "/events", "/events/stats", "/{node}", "/{node}/execute", "/subscribe", "/openapi.json", "/", "/login",
+        "/mutes", "/mutes/{id}", "/audit", "/notices",
     }  # fmt: skip
     schemes = doc["components"]["securitySchemes"]
     assert schemes["bearer"]["scheme"] == "bearer" and schemes["cookie"]["in"] == "cookie"

@@ -3,7 +3,9 @@
 Two real nodes write auth events into the hub's history before the page opens:
 the page must show them (feed and charts), go on live from the sequence it
 loaded without a gap or a duplicate, restrict feed and charts to the filters in
-its address, fit a phone's width, and put a node that went silent first.
+its address, fit a phone's width, and put a node that went silent first (and
+its node-down notice). The hub has GeoIP databases and one source is muted, so
+the feed shows each event's place and the muted ones marked.
 With SECMON_SCREENSHOT=1 the desktop and phone tests refresh the pictures in
 docs/ that the HTTP package's README shows.
 """
@@ -32,6 +34,7 @@ PHONE = {"width": 390, "height": 844}
 WEB_SOURCES = ("203.0.113.7", "203.0.113.8", "198.51.100.23")
 DB_SOURCE = "192.0.2.99"
 ALICE_FROM = "192.0.2.4"
+MUTED_SOURCE = WEB_SOURCES[2]  # a rule mutes it: its events show marked
 
 
 def history_lines(now: datetime) -> dict[str, list[str]]:
@@ -60,20 +63,45 @@ def get_json(http, path: str):
         return json.load(response)
 
 
+def post_json(http, path: str, body) -> dict:
+    headers = {**http.auth, "Content-Type": "application/json"}
+    request = urllib.request.Request(http.url + path, data=json.dumps(body).encode(), headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
 @pytest.fixture
-def fleet(cluster, hub, workdir):
-    """web-1 and db-1 following their own auth logs, 500 events in the hub's history, a bridge."""
+def fleet(cluster, workdir):
+    """web-1 and db-1 following their own auth logs, 500 events in the hub's history, a bridge.
+
+    The hub has GeoIP databases for the sources (each event carries where it comes from), and
+    one web source is muted before the history is written (its events are marked, not hidden).
+    """
+    from geoip import build_asn_db, build_city_db
+
+    city = build_city_db(
+        workdir / "city.mmdb",
+        {"203.0.113.0/24": ("NL", "Netherlands", "Amsterdam"), "198.51.100.0/24": ("US", "United States", "Ashburn"),
+         "192.0.2.0/24": ("DE", "Germany", "Berlin")},
+    )  # fmt: skip
+    asn = build_asn_db(
+        workdir / "asn.mmdb",
+        {"203.0.113.0/24": (64500, "Example Hosting"), "198.51.100.0/24": (64501, "Example Cloud"),
+         "192.0.2.0/24": (64496, "Example Telecom")},
+    )  # fmt: skip
+    cluster.start_hub(GEOIP_CITY_DB=str(city), GEOIP_ASN_DB=str(asn), NODE_DOWN_AFTER="1")
     logs = {name: workdir / f"{name}.log" for name in ("web-1", "db-1")}
     nodes = {}
     for name, log in logs.items():
         log.write_text("")
         nodes[name] = cluster.start_node("who", "auth", hostname=name, AUTH_LOG=str(log))
         cluster.wait_auth_ok(name)
+    http = cluster.start_http()
+    post_json(http, "/mutes", {"source": MUTED_SOURCE, "reason": "the pen-test we ordered"})
     written = history_lines(datetime.now(UTC))
     for name, lines in written.items():
         with logs[name].open("a") as f:
             f.writelines(line + "\n" for line in lines)
-    http = cluster.start_http()
     wait_until(
         lambda: len(get_json(http, "/events?limit=1000")["events"]) == 500, what="500 events in the hub's history"
     )
@@ -129,6 +157,10 @@ def test_the_page_opens_on_the_history_and_its_charts_then_goes_on_live(fleet, c
     loaded = feed_seqs(page)
     assert len(set(loaded)) == 500 and loaded == sorted(loaded, reverse=True)  # newest first, each once
     assert page.locator("#events li.failure").count() == 450
+    muted = page.eval_on_selector_all("#events li.muted-event", "items => items.map(li => li.innerText)")
+    assert muted and all(MUTED_SOURCE in text and "muted #1" in text for text in muted)
+    assert page.locator("#events li >> text=NL Amsterdam · AS64500 Example Hosting").count() > 0
+    assert page.locator("#notices li[data-kind=mute_added]").count() == 1
     assert "500 events" in page.inner_text("#feed-status")
 
     # the chart is drawn (uPlot's canvas), over a day's buckets, with its numbers as text too
@@ -299,6 +331,7 @@ def test_on_a_phone_nothing_scrolls_sideways_and_a_silent_node_comes_first(fleet
     assert "db-1" in first.inner_text() and "disconnected" in first.inner_text().lower()
     assert "db-1" in page.inner_text("#alerts") and "down" in page.inner_text("#alerts")
     assert "web-1" not in page.inner_text("#alerts")
+    page.wait_for_selector("#notices li.sev-critical[data-kind=node_down] >> text=db-1")  # NODE_DOWN_AFTER=1
     width = page.evaluate("() => [document.documentElement.scrollWidth, innerWidth]")
     assert width[0] <= width[1], width
     assert page.evaluate("() => getComputedStyle(document.body).backgroundColor") == "rgb(20, 24, 29)"  # dark

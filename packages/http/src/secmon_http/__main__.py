@@ -7,9 +7,12 @@ import logging
 import signal
 import sys
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from secmon.config import configure_logging
 from secmon.errors import SecmonError
+
+from .tokens import DEFAULT_NAME
 
 if TYPE_CHECKING:
     from .config import HttpSettings
@@ -20,15 +23,17 @@ usage: secmon-http           serve the HTTP API and dashboard on SERVER_IP:SERVE
 
 environment:
   SERVER_IP, SERVER_PORT   listen address (default 127.0.0.1:9993)
-  HTTP_TOKEN_FILE          file holding the token (default: one made at first start, kept
-                           in SECMON_STATE_DIR or ~/.config/secmon/http-token)
+  HTTP_TOKEN_FILE          file holding the token, or lines "NAME TOKEN", one per person or
+                           script (default: one made at first start, kept in
+                           SECMON_STATE_DIR or ~/.config/secmon/http-token)
   HTTP_NO_TOKEN            true: no token, on loopback only (any local user and page can use it)
   SERVER_NAMES             host names the bridge answers to besides localhost and IP addresses
   SERVER_ORIGINS           origins besides its own allowed to run commands (a proxy's https://name)
   SECMON_SOCKET            the hub's socket (default: /run/secmon.sock for root)
 
-The start-up log prints the dashboard's URL with its token once; scripts send
-the token as "Authorization: Bearer TOKEN".
+The start-up log prints the dashboard's URL with its (first) token once; scripts
+send a token as "Authorization: Bearer TOKEN". A token's name is who acts in the
+hub's command audit and mute rules: http:NAME ("default" for a lone token).
 """
 
 
@@ -73,11 +78,18 @@ async def serve(settings: HttpSettings) -> None:
         log = logging.getLogger("secmon.http")
         log.info("serving on http://%s", _netloc(host, port))
         shown = _netloc("127.0.0.1" if host in ("0.0.0.0", "::") else host, port)
-        if settings.token is None:
+        tokens = settings.tokens
+        if tokens is None:
             log.warning("HTTP_NO_TOKEN is set: every local user and every page this browser opens can use the bridge")
             log.info("dashboard: http://%s/", shown)
         else:
-            log.info("dashboard: http://%s/?token=%s (the token is in %s)", shown, settings.token, settings.token_file)
+            name, token = tokens.first
+            where = (
+                f"the token is in {settings.token_file}"
+                if len(tokens.by_name) == 1 and name == DEFAULT_NAME
+                else f"token {name!r} of the {len(tokens.by_name)} in {settings.token_file}"
+            )
+            log.info("dashboard: http://%s/?token=%s (%s)", shown, quote(token, safe=""), where)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -3,12 +3,14 @@
 Every request opens its own connection to the hub's socket, so a hub restart
 costs only the requests made while it is down (503). The WebSocket follows
 the hub with ``follow_updates``, which reconnects and resumes by itself.
+
+Who acts is the name of the token a request carries (tokens.py): the hub's
+command audit and mute rules record ``http:NAME``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import math
@@ -27,6 +29,8 @@ from secmon.protocol import messages as m
 
 from . import guard
 from .config import HttpSettings
+from .mutes import MuteBodyError, parse_mute_body, parse_rule_id
+from .tokens import ANONYMOUS
 
 log = logging.getLogger("secmon.http")
 
@@ -35,6 +39,8 @@ MAX_EXPIRES_IN = 3600.0  # seconds; longer waits are a mistake, not a plan
 COOKIE_MAX_AGE = 30 * 24 * 3600  # seconds; a month, then the printed URL or the token again
 STATIC = resources.files("secmon_http") / "static"
 SETTINGS = web.AppKey("settings", HttpSettings)
+IDENTITY = "secmon_identity"  # the request key of who acts: "http:NAME", or "http" with no token
+UNKNOWN_MUTE = "unknown_mute"  # the hub's error code for a rule id it does not hold
 
 
 def error(status: int, text: str) -> web.Response:
@@ -56,7 +62,7 @@ def _hub_errors(handler: Handler) -> Handler:
         except BadQuery as exc:
             return error(400, str(exc))
         except RequestFailed as exc:
-            return error(502, str(exc))
+            return error(404 if exc.code == UNKNOWN_MUTE else 502, str(exc))
 
     return wrapped
 
@@ -65,11 +71,6 @@ def cookie_name(request: web.Request) -> str:
     """One cookie per bridge: browsers share cookies across a host's ports, so the port is in the name."""
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
     return f"secmon_token_{sockname[1] if sockname else 0}"
-
-
-def _token_matches(offered: str, token: str) -> bool:
-    # surrogateescape: a header of undecodable bytes is a wrong token, not a 500
-    return hmac.compare_digest(offered.encode("utf-8", "surrogateescape"), token.encode())
 
 
 def offered_token(request: web.Request) -> str:
@@ -105,12 +106,22 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
     Public is decided by the handler the route resolved to, never by the path's text: ``GET /login``
     is the node named "login", and ``POST /static/execute`` runs a command on the node "static".
     """
-    token = request.app[SETTINGS].token
-    if token is None or request.match_info.handler in PUBLIC_HANDLERS:
+    tokens = request.app[SETTINGS].tokens
+    if tokens is None:
+        request[IDENTITY] = ANONYMOUS
         return await handler(request)
-    if not _token_matches(offered_token(request), token):
+    if request.match_info.handler in PUBLIC_HANDLERS:
+        return await handler(request)
+    name = tokens.identify(offered_token(request))
+    if name is None:
         return error(401, "missing or wrong token: send Authorization: Bearer TOKEN")
+    request[IDENTITY] = f"{ANONYMOUS}:{name}"
     return await handler(request)
+
+
+def identity(request: web.Request) -> str:
+    """Who a request acts for, as the hub's audit and mute rules record it."""
+    return str(request[IDENTITY])
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -123,11 +134,11 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     """The page; ``/?token=T`` (the URL printed at start) trades the token for a cookie."""
     settings = request.app[SETTINGS]
     offered = request.query.get("token")
-    if offered is not None and settings.token is not None:
-        if not _token_matches(offered, settings.token):
+    if offered is not None and settings.tokens is not None:
+        if settings.tokens.identify(offered) is None:
             return error(401, "wrong token in the link: use the URL the bridge printed at start")
         response = web.Response(status=303, headers={"Location": "/"})  # the token leaves the address bar
-        _set_token_cookie(request, response, settings.token)
+        _set_token_cookie(request, response, offered)
         return response
     return web.Response(text=(STATIC / "index.html").read_text(), content_type="text/html")
 
@@ -139,11 +150,12 @@ async def login(request: web.Request) -> web.Response:
     offered = body.get("token") if isinstance(body, dict) else None
     if not isinstance(offered, str):
         raise _bad('body must be a JSON object with a string "token"')
-    if settings.token is not None and not _token_matches(offered.strip(), settings.token):
+    offered = offered.strip()
+    if settings.tokens is not None and settings.tokens.identify(offered) is None:
         return error(401, "wrong token")
     response = web.Response(status=204)
-    if settings.token is not None:
-        _set_token_cookie(request, response, settings.token)
+    if settings.tokens is not None:
+        _set_token_cookie(request, response, offered)
     return response
 
 
@@ -259,7 +271,7 @@ async def execute(request: web.Request) -> web.StreamResponse:
     label, stream = await _execute_body(request)
     async with HubClient.connect() as hub:
         names = {n.serial: n.hostname for n in await hub.list_nodes()}
-        items = hub.execute(target, label, stream=stream, wait=wait)
+        items = hub.execute(target, label, stream=stream, wait=wait, on_behalf=identity(request))
         started = await anext(items)
         assert isinstance(started, m.Started), "the client library yields Started first"
         if not stream:
@@ -357,6 +369,85 @@ async def event_stats(request: web.Request) -> web.Response:
     return web.json_response(jsonform.stats_json(stats))
 
 
+def _query_since(request: web.Request) -> float | None:
+    """``since`` as a time (ISO 8601, or how long ago: ``2h``); None when absent."""
+    text = request.query.get("since")
+    if text is None or not text.strip():
+        return None
+    try:
+        return eventquery.parse_time(text, time.time(), "since")
+    except eventquery.QueryError as exc:
+        raise _bad(str(exc)) from None
+
+
+@_hub_errors
+async def list_mutes(request: web.Request) -> web.Response:
+    """``GET /mutes``: the mute rules in force, by id."""
+    async with HubClient.connect() as hub:
+        rules = await hub.mutes()
+    return web.json_response([jsonform.mute_json(rule) for rule in rules])
+
+
+@_hub_errors
+async def add_mute(request: web.Request) -> web.Response:
+    """``POST /mutes``: add a rule in the name of the request's token; 201 with the rule."""
+    try:
+        rule = parse_mute_body(await _json_body(request, '{"source": "...", "for": "2h", "reason": "..."}'))
+    except MuteBodyError as exc:
+        raise _bad(str(exc)) from None
+    async with HubClient.connect() as hub:
+        added = await hub.add_mute(
+            source=rule.source,
+            user=rule.user,
+            node=rule.node,
+            kind=rule.kind,
+            duration=rule.duration,
+            reason=rule.reason,
+            on_behalf=identity(request),
+        )
+    return web.json_response(jsonform.mute_json(added), status=201)
+
+
+@_hub_errors
+async def remove_mute(request: web.Request) -> web.Response:
+    """``DELETE /mutes/{id}``: remove a rule; the rule removed, 404 when the hub holds none by that id."""
+    try:
+        rule_id = parse_rule_id(request.match_info["id"])
+    except MuteBodyError as exc:
+        raise _bad(str(exc)) from None
+    async with HubClient.connect() as hub:
+        removed = await hub.remove_mute(rule_id, on_behalf=identity(request))
+    return web.json_response(jsonform.mute_json(removed))
+
+
+@_hub_errors
+async def audit(request: web.Request) -> web.Response:
+    """``GET /audit``: the latest command records, oldest first."""
+    since = _query_since(request)
+    limit = _query_number(request, "limit", "100", eventquery.parse_limit)
+    async with HubClient.connect() as hub:
+        answer = await hub.audit(since, limit)
+    return web.json_response(
+        {"records": [jsonform.command_record_json(r) for r in answer.records], "more": answer.more}
+    )
+
+
+@_hub_errors
+async def notices(request: web.Request) -> web.Response:
+    """``GET /notices``: the latest notices, oldest first; ``last_seq`` to follow on with the WebSocket."""
+    since = _query_since(request)
+    limit = _query_number(request, "limit", "100", eventquery.parse_limit)
+    async with HubClient.connect() as hub:
+        answer = await hub.notices(since, limit)
+    return web.json_response(
+        {
+            "notices": [jsonform.notice_json(n) for n in answer.notices],
+            "last_seq": answer.last_seq,
+            "more": answer.more,
+        }
+    )
+
+
 async def subscribe(request: web.Request) -> web.StreamResponse:
     since_text = request.query.get("since")
     if since_text is not None and not since_text.isdigit():
@@ -399,6 +490,12 @@ def make_app(settings: HttpSettings) -> web.Application:
     app.router.add_get("/subscribe", subscribe)
     app.router.add_get("/events", events)
     app.router.add_get("/events/stats", event_stats)
+    # before the node routes: these words are not node names
+    app.router.add_get("/mutes", list_mutes)
+    app.router.add_post("/mutes", add_mute)
+    app.router.add_delete("/mutes/{id}", remove_mute)
+    app.router.add_get("/audit", audit)
+    app.router.add_get("/notices", notices)
     app.router.add_get("/{node}", show_node)
     app.router.add_post("/{node}/execute", execute)
     return app

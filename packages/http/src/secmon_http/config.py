@@ -1,9 +1,10 @@
 """secmon-http settings from the environment, checked before anything binds.
 
 The bridge always has a token unless the operator turns it off on loopback:
-``HTTP_TOKEN_FILE`` names one, otherwise one is generated at first start and
-kept, mode 0600, in ``SECMON_STATE_DIR`` or the user's configuration
-directory, the way Jupyter Server does it.
+``HTTP_TOKEN_FILE`` names a file of one token or of named ones (see tokens.py),
+otherwise one is generated at first start and kept, mode 0600, in
+``SECMON_STATE_DIR`` or the user's configuration directory, the way Jupyter
+Server does it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 from secmon.config import env_bool, env_ip, env_path, env_port, env_str, read_secret
 from secmon.errors import ConfigError
 
+from .tokens import TokenSet, parse_token_file, single
+
 TOKEN_BYTES = 32  # 256 bits: guessing is hopeless, and it still fits in a URL comfortably
 TOKEN_FILE_NAME = "http-token"
 
@@ -26,8 +29,8 @@ TOKEN_FILE_NAME = "http-token"
 class HttpSettings:
     server_ip: str
     server_port: int
-    token: str | None  # None only when the operator turned it off on loopback
-    token_file: Path | None  # where the token lives, to tell the operator
+    tokens: TokenSet | None  # None only when the operator turned them off on loopback
+    token_file: Path | None  # where the tokens live, to tell the operator
     server_names: frozenset[str]  # host names the bridge answers to, besides loopback names and IPs
     allowed_origins: frozenset[str]  # origins besides the bridge's own that may send commands
 
@@ -45,23 +48,39 @@ class HttpSettings:
                 f"HTTP_NO_TOKEN is refused with SERVER_IP={server_ip}, which is not loopback: "
                 "anyone who can reach it could see the fleet and run commands"
             )
+        tokens: TokenSet | None
         if no_token:
-            token = None
+            tokens = None
         elif token_file is not None:
-            token = read_secret(env, "HTTP_TOKEN_FILE")
+            tokens = read_token_file(env, token_file)
         else:
             token_file = default_token_file(env)
-            token = load_or_create_token(token_file)
+            tokens = single(load_or_create_token(token_file))
         return cls(
             server_ip=server_ip,
             server_port=env_port(env, "SERVER_PORT", 9993),
-            token=token,
+            tokens=tokens,
             token_file=token_file,
             server_names=frozenset(_names(env_str(env, "SERVER_NAMES", ""), "SERVER_NAMES", _check_name)),
             allowed_origins=frozenset(
                 map(_origin, _names(env_str(env, "SERVER_ORIGINS", ""), "SERVER_ORIGINS", _check_origin))
             ),
         )
+
+
+def read_token_file(env: Mapping[str, str], path: Path) -> TokenSet:
+    """The tokens of ``HTTP_TOKEN_FILE``: a private file (as read_secret checks) of one token or named ones."""
+    try:
+        read_secret(env, "HTTP_TOKEN_FILE")  # its owner and mode, and that it is not empty
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ConfigError(f"HTTP_TOKEN_FILE: {path} is not UTF-8 text", "HTTP_TOKEN_FILE") from None
+    except OSError as exc:
+        raise ConfigError(f"HTTP_TOKEN_FILE: cannot read {path}: {exc.strerror}", "HTTP_TOKEN_FILE") from None
+    try:
+        return parse_token_file(text, f"HTTP_TOKEN_FILE {path}")
+    except ConfigError as exc:
+        raise ConfigError(str(exc), "HTTP_TOKEN_FILE") from None
 
 
 def default_token_file(env: Mapping[str, str]) -> Path:
@@ -85,6 +104,8 @@ def load_or_create_token(path: Path) -> str:
         token = path.read_text().strip()
     except FileExistsError:  # another bridge made it between our look and our create
         return load_or_create_token(path)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text: remove it and a new token is made at start") from None
     except OSError as exc:
         raise ConfigError(
             f"cannot keep the HTTP token in {path}: {exc.strerror} (set SECMON_STATE_DIR or HTTP_TOKEN_FILE)"

@@ -1,5 +1,6 @@
-// SecMon dashboard: the fleet's nodes, its recent auth history and charts of it, live over the
-// bridge's WebSocket. The view (range and filters) lives in the address bar, so it can be shared
+// SecMon dashboard: the fleet's nodes, the hub's notices, its recent auth history (with each event's
+// context: where the source is, what is new, which mute rules match) and charts of it, live over the
+// bridge's WebSocket, and the mute rules with controls to change them. The view (range and filters) lives in the address bar, so it can be shared
 // and the browser's back and forward buttons move between views.
 // Every value from a monitored server is put into the page as text, never as HTML.
 "use strict";
@@ -17,6 +18,7 @@ const RANGES = {
   "7d": { text: "the last week", bucket: 3600 },
 };
 const DEFAULT_RANGE = "24h";
+const NOTICE_LIMIT = 100;  // notices the panel loads and keeps, newest first
 
 const nodes = new Map();  // serial -> node JSON
 const kindLabels = new Map();  // kind -> its label, learnt from the events seen
@@ -29,6 +31,8 @@ const feedSeqs = new Set();  // sequences in the feed, a second guard against a 
 let timeline = null;  // the uPlot chart
 let statsTimer = null;
 let statsDue = 0;
+let noticeItems = [];  // the notices shown, newest first
+const noticeSeqs = new Set();  // their sequences: a notice from both /notices and the WebSocket is shown once
 
 function el(tag, text, cls) {
   const e = document.createElement(tag);
@@ -397,19 +401,60 @@ function describeEvent(update) {
   return parts.join(" ");
 }
 
+// Where a source is: "DE Berlin · AS64496 Example Org" (what the hub's GeoIP databases know of it).
+function geoText(source) {
+  if (!source) return "";
+  const place = [source.country, source.city].filter(Boolean).join(" ");
+  const network = source.asn ? `AS${source.asn}${source.org ? " " + source.org : ""}` : source.org || "";
+  return [place, network].filter(Boolean).join(" · ");
+}
+
+// The flags of an event's context, most urgent first: [text, class, explanation].
+function contextFlags(context) {
+  const flags = [];
+  if (!context) return flags;
+  if (context.new.length) {
+    flags.push([`🆕 new ${context.new.join(", ")}`, "flag flag-new", `first login of this user from this ${context.new.join(", ")}`]);
+  }
+  if (context.after_failures) {
+    const n = context.after_failures;
+    flags.push([`⚠ after ${n} failure${n === 1 ? "" : "s"}`, "flag flag-after", `${n} failures from this source across the fleet before it`]);
+  }
+  if (context.muted.length) {
+    const ids = context.muted.map((id) => "#" + id).join(" ");
+    flags.push([`muted ${ids}`, "flag flag-muted", `mute rule ${ids} matches it: the chat notifiers skip it`]);
+  }
+  if (context.summarized) {
+    flags.push(["summarized", "flag flag-summarized", "told once, in a notice of failures from this source across the fleet"]);
+  }
+  return flags;
+}
+
 function eventRow(update) {
   const e = update.event;
+  const context = update.context || null;
   kindLabels.set(e.kind, e.label);
   const li = el("li", null, e.failure ? "failure" : "ok");
+  if (context && context.muted.length) li.classList.add("muted-event");
   li.dataset.kind = e.kind;
   li.dataset.seq = update.seq;
   const head = el("div", null, "line");
   const time = el("time", stamp(e.time));
   time.dateTime = e.time;
-  head.append(time, el("strong", update.hostname + ": "), el("span", e.label, "kind"));
+  head.append(time);
+  const flags = contextFlags(context);
+  for (const [text, cls, why] of flags) {
+    const flag = el("span", text, cls);
+    flag.title = why;
+    head.append(flag, " ");
+  }
+  head.append(el("strong", update.hostname + ": "), el("span", e.label, "kind"));
   const detail = el("div", describeEvent(update), "line detail");
+  const geo = geoText(context && context.source);
+  if (geo) detail.append(el("span", " · " + geo, "geo"));
   li.append(head, detail);
-  li.title = `${when(e.time)} ${update.hostname}: ${e.label} ${detail.textContent}`;
+  const flagged = flags.map(([text]) => `[${text}] `).join("");
+  li.title = `${when(e.time)} ${flagged}${update.hostname}: ${e.label} ${detail.textContent}`;
   return li;
 }
 
@@ -476,6 +521,217 @@ function renderFeed(answer) {
   document.getElementById("no-events").hidden = rows.length > 0;
   renderFeedCount();
 }
+
+// ---- notices: what the hub noticed (nodes gone and back, collectors, mute changes, fleet-wide
+// failures, commands run), recent ones from /notices, then live from the WebSocket ---------------
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "a while";
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 129600) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86400)} days`;
+}
+
+function plural(count, word) {
+  return `${count} ${word}${count === 1 ? "" : "s"}`;
+}
+
+function requesterText(r) {
+  const user = r.user ? `${r.user} (uid ${r.uid})` : `uid ${r.uid}`;
+  return r.on_behalf ? `${r.on_behalf} via ${user}` : user;
+}
+
+function ruleText(rule) {
+  const parts = [];
+  if (rule.source) parts.push(rule.source);
+  if (rule.user !== null) parts.push("user:" + rule.user);
+  if (rule.node !== null) parts.push("node:" + rule.node);
+  if (rule.kind !== null) parts.push("kind:" + rule.kind);
+  return parts.join(" ");
+}
+
+function listed(names, count) {
+  const more = count > names.length ? `, +${count - names.length}` : "";
+  return names.length ? ` (${names.join(", ")}${more})` : "";
+}
+
+// One line on a notice, from the fields its kind sets.
+function noticeText(n) {
+  const node = n.node ? `${n.node.hostname} (#${n.node.serial}, ${n.node.address})` : "";
+  switch (n.kind) {
+    case "node_down":
+      return `${node} silent since ${when(n.outage.since)}`;
+    case "node_back":
+      return `${node} back after ${duration(n.outage.away)}; ${plural(n.outage.events, "event")} written while away`;
+    case "collector_failed":
+      return `${node}: ${n.collector.collector} fails: ${n.collector.message}`;
+    case "collector_ok":
+      return `${node}: ${n.collector.collector} works again`;
+    case "mute_added":
+    case "mute_removed":
+    case "mute_expired": {
+      const rule = n.mute.rule;
+      const parts = [`#${rule.id} ${ruleText(rule)}`];
+      if (n.kind === "mute_added") parts.push(rule.expires ? `until ${when(rule.expires)}` : "no end");
+      if (rule.reason) parts.push(`“${rule.reason}”`);
+      if (n.mute.by) parts.push(`by ${n.mute.by}`);
+      return parts.join(" · ");
+    }
+    case "source_failing": {
+      const s = n.source;
+      const failures = s.ended ? `quiet again after ${plural(s.failures, "failure")}` : plural(s.failures, "failure");
+      return [
+        `${s.source}: ${failures} on ${plural(s.node_count, "node")}${listed(s.nodes, s.node_count)}`,
+        `${plural(s.user_count, "user")} tried${listed(s.users, s.user_count)}`,
+        geoText(s.context),
+      ].filter(Boolean).join(" · ");
+    }
+    case "command_run": {
+      const c = n.command;
+      const outcomes = c.outcomes.length
+        ? c.outcomes.map((o) => `${o.hostname} ${o.status}${o.exit_code === null ? "" : ` (exit ${o.exit_code})`}`).join(", ")
+        : "ran nowhere";
+      return `${requesterText(c.requester)} ran ${c.label} on ${c.target}: ${outcomes}`;
+    }
+    default:
+      return node;
+  }
+}
+
+function noticeRow(n) {
+  const li = el("li", null, "sev-" + n.severity);
+  li.dataset.seq = n.seq;
+  li.dataset.kind = n.kind;
+  const head = el("div", null, "line");
+  const time = el("time", stamp(n.time));
+  time.dateTime = n.time;
+  head.append(time, el("strong", n.label, "notice-label"));
+  let text;
+  try {
+    text = noticeText(n);
+  } catch {
+    text = "";  // a notice of a shape this page does not know: its label says enough
+  }
+  li.append(head, el("div", text, "detail"));
+  li.title = `${when(n.time)} ${n.label}: ${text}`;
+  return li;
+}
+
+function addNotices(list) {
+  let added = false;
+  for (const n of list) {
+    if (noticeSeqs.has(n.seq)) continue;
+    noticeSeqs.add(n.seq);
+    noticeItems.push(n);
+    added = true;
+  }
+  if (!added) return;
+  noticeItems.sort((a, b) => b.seq - a.seq);
+  for (const dropped of noticeItems.splice(NOTICE_LIMIT)) noticeSeqs.delete(dropped.seq);
+  renderNotices();
+}
+
+function renderNotices() {
+  const list = document.getElementById("notices");
+  list.replaceChildren(...noticeItems.map(noticeRow));
+  const status = document.getElementById("notices-status");
+  const critical = noticeItems.filter((n) => n.severity === "critical").length;
+  status.textContent = noticeItems.length
+    ? `The latest ${plural(noticeItems.length, "notice")}${critical ? `, ${critical} critical` : ""}.`
+    : "No notice yet: nodes gone silent, failing collectors, mute changes, fleet-wide failures and commands run appear here.";
+  status.dataset.count = noticeItems.length;
+}
+
+async function loadNotices(gen) {
+  const answer = await getJSON(`/notices?limit=${NOTICE_LIMIT}`);
+  if (gen !== generation) return;
+  addNotices(answer.notices);
+  if (!noticeItems.length) renderNotices();
+}
+
+// ---- mute rules ----------------------------------------------------------------------------------
+
+async function send(method, path, body) {
+  const options = { method };
+  if (body !== undefined) {
+    options.headers = { "Content-Type": "application/json" };
+    options.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, options);
+  if (response.status === 401) throw new Unauthorized();
+  const answer = await response.json().catch(() => ({ error: response.statusText }));
+  if (!response.ok) throw new HttpError(response.status, answer.error || response.statusText);
+  return answer;
+}
+
+function renderMutes(rules) {
+  const rows = rules.map((rule) => {
+    const tr = el("tr");
+    tr.dataset.id = rule.id;
+    const remove = el("button", "Remove", "remove");
+    remove.type = "button";
+    remove.setAttribute("aria-label", `Remove mute rule #${rule.id}`);
+    remove.addEventListener("click", () => removeMute(rule.id, remove));
+    const action = el("td", null, "action");
+    action.append(remove);
+    const cell = (text, label, cls) => {
+      const td = el("td", text, cls);
+      td.dataset.label = label;  // shown before the value on a phone, where the table is a list
+      return td;
+    };
+    tr.append(
+      el("td", "#" + rule.id, "id"),
+      cell(ruleText(rule), "Matches", "rule"),
+      cell(rule.expires ? when(rule.expires) : "never", "Expires"),
+      cell(rule.reason || "none", "Reason", rule.reason ? "" : "muted"),
+      cell(rule.by, "By", "muted"),
+      action,
+    );
+    return tr;
+  });
+  document.querySelector("#mutes tbody").replaceChildren(...rows);
+  document.getElementById("mutes").dataset.rows = rules.length;
+  document.getElementById("no-mutes").hidden = rules.length > 0;
+}
+
+async function loadMutes() {
+  renderMutes(await getJSON("/mutes"));
+}
+
+function muteError(error) {
+  if (error instanceof Unauthorized) reportError(error);
+  else document.getElementById("mute-error").textContent = error.message;
+}
+
+async function removeMute(id, button) {
+  button.disabled = true;
+  document.getElementById("mute-error").textContent = "";
+  try {
+    await send("DELETE", `/mutes/${id}`);
+  } catch (error) {
+    if (!(error instanceof HttpError && error.status === 404)) muteError(error);  // 404: already gone
+  }
+  loadMutes().catch(muteError);
+}
+
+document.getElementById("mute-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const body = {};
+  for (const name of ["source", "user", "node", "kind", "for", "reason"]) {
+    const value = form.elements[name].value.trim();
+    if (value) body[name] = value;
+  }
+  document.getElementById("mute-error").textContent = "";
+  try {
+    await send("POST", "/mutes", body);
+    form.reset();
+    await loadMutes();
+  } catch (error) {
+    muteError(error);
+  }
+});
 
 // ---- charts ------------------------------------------------------------------------------------
 
@@ -687,7 +943,9 @@ async function loadKinds(gen) {
   const select = document.getElementById("filters").elements.kind;
   const current = view.kind[0] || "";
   select.replaceChildren(new Option("all kinds", ""));
+  const kinds = [...new Set([...answer.rows.map((r) => r.key), ...kindLabels.keys()])].sort();
   for (const kind of answer.rows.map((r) => r.key).sort()) select.append(new Option(kindLabels.get(kind) || kind, kind));
+  document.getElementById("mute-kinds").replaceChildren(...kinds.map((kind) => new Option(kindLabels.get(kind) || kind, kind)));
   if (current) ensureOption(select, current, kindLabels.get(current) || current);
   select.value = current;
 }
@@ -782,6 +1040,10 @@ async function reload() {
   lastSeq = answer.last_seq;
   renderFeed(answer);
   connect(gen, answer.last_seq);
+  loadNotices(gen).catch((error) => {
+    document.getElementById("notices-status").textContent = `Could not load the notices: ${error.message}`;
+  });
+  loadMutes().catch(muteError);
   refreshStats(gen).catch(reportError);
   loadKinds(gen).catch(() => {});
 }
@@ -805,6 +1067,9 @@ function connect(gen, since) {
     } else if (update.type === "auth" && matches(update, view)) {
       addEvent(update);
       statsSoon();
+    } else if (update.type === "notice") {
+      addNotices([update]);
+      if (update.kind.startsWith("mute_")) loadMutes().catch(muteError);
     }
   };
   ws.onclose = () => {
