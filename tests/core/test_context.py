@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,7 @@ from secmon.protocol.batches import EventOrigin
 T0 = 1_764_000_000.0
 NODE = ("3", "web-1", "10.0.0.3")  # as a mute rule sees the node
 ORIGIN = EventOrigin(3, "web-1", "10.0.0.3")
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def clock() -> float:  # the monotonic clock the judge reads for the GeoIP files' checks
@@ -119,6 +122,32 @@ def test_a_file_that_turns_unreadable_keeps_the_old_one(dbs):
     broken.write_bytes(b"not a database at all")
     broken.replace(city)  # as geoipupdate replaces a file: a new one renamed over it
     assert geo.lookup("192.0.2.7", geoip_module.CHECK_EVERY).city == "Berlin"
+
+
+def test_a_file_rewritten_in_place_never_kills_the_process(tmp_path):
+    """``cp new.mmdb city.mmdb`` truncates, then writes: lookups meanwhile, and the re-read of the half
+    file, go on from the copy the hub holds (a mapped file would end the process with SIGBUS)."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(TESTS)!r})
+        from pathlib import Path
+        from geoip import build_city_db
+        from secmon.hub.geoip import CHECK_EVERY, GeoIP
+        path = Path({str(tmp_path / "city.mmdb")!r})
+        build_city_db(path, {{"192.0.2.0/24": ("DE", "Germany", "Berlin")}})
+        geo = GeoIP(path, None, 0.0)
+        print(geo.lookup("192.0.2.1", 0.0).city)
+        with open(path, "r+b") as file:
+            file.truncate(0)
+            print(geo.lookup("192.0.2.2", 1.0).city)  # not cached, not looked at yet
+            file.write(b"half a database")
+            file.flush()
+            print(geo.lookup("192.0.2.3", CHECK_EVERY).city)  # looked at: refused, the copy kept
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.split()) == (0, ["Berlin"] * 3), done.stderr[-2000:]
 
 
 @pytest.mark.parametrize(

@@ -135,6 +135,33 @@ def test_geo_asn_and_first_seen_in_subscribe_and_events(cluster, workdir, geo_en
     assert [history[u["seq"]]["context"] for u in updates] == contexts
 
 
+def test_a_geoip_file_copied_over_in_place_is_read_again_and_the_hub_lives(cluster, workdir, subscriber):
+    city = build_city_db(workdir / "city.mmdb", {"192.0.2.0/24": ("DE", "Germany", "Berlin")})
+    hub = cluster.start_hub(GEOIP_CITY_DB=str(city))
+    log = start_node(cluster, workdir, "alpha")
+    sub = subscriber()
+    write_lines(log, [failed("root", "192.0.2.1")])
+    assert sub.wait_auth(1)[0]["context"]["source"]["country"] == "DE"
+    fresh = build_city_db(workdir / "fresh.mmdb", {"192.0.2.0/24": ("FR", "France", "Paris")})
+    with open(city, "r+b") as f:  # `cp fresh.mmdb city.mmdb`: truncate, then write; an event comes meanwhile
+        f.truncate(0)
+        write_lines(log, [failed("root", "192.0.2.2")])
+        wait_until(lambda: len(sub.auth()) >= 2 or hub.process.poll() is not None, what="the event or the hub's end")
+        f.write(fresh.read_bytes())
+    assert hub.process.poll() is None, f"hub died with {hub.process.returncode}: " + "\n".join(hub.lines[-5:])
+    assert sub.auth()[1]["context"]["source"]["country"] == "DE"  # the copy the hub holds
+    countries = []
+
+    def paris() -> bool:  # the new file is read at the next look at it (every few seconds)
+        write_lines(log, [failed("root", f"192.0.2.{len(countries) + 3}")])
+        wait_until(lambda: len(sub.auth()) >= len(countries) + 3, what="the next event")
+        countries.append(sub.auth()[-1]["context"]["source"]["country"])
+        return countries[-1] == "FR"
+
+    wait_until(paris, timeout=20, what="the rewritten file in use")
+    assert hub.process.poll() is None
+
+
 def test_failures_from_one_source_over_three_nodes_give_one_summary(cluster, workdir, subscriber):
     cluster.start_hub(SECMON_FLEET_WINDOW="6")
     logs = [start_node(cluster, workdir, name) for name in ("web-1", "web-2", "web-3")]
