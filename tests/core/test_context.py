@@ -7,7 +7,9 @@ plain function calls with the clock passed in.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -372,6 +374,55 @@ def test_a_damaged_rules_file_is_one_config_line(tmp_path):
     with pytest.raises(ConfigError, match="cannot read the mute rules in") as caught:
         MuteBook(tmp_path)
     assert "\n" not in str(caught.value)
+
+
+SAVED = {"id": 1, "source": None, "user": "root", "node": None, "kind": None, "created": T0, "expires": None,
+         "reason": "", "by": "alice (uid 1000)"}  # fmt: skip
+
+
+def saved(**fields) -> dict:
+    return {"next_id": 2, "rules": [{**SAVED, **fields}]}
+
+
+@pytest.mark.parametrize(
+    ("book", "error"),
+    [
+        (saved(expires="2030-01-01"), "rules[0].expires: expected float or nil, got str"),
+        (saved(expires=float("nan")), "rules[0].expires: must be a finite"),
+        (saved(created=float("inf")), "rules[0].created: must be a finite"),
+        (saved(source=5), "rules[0].source: expected str or nil, got int"),
+        (saved(source="192.0.2.0/33"), "rules[0].source: '192.0.2.0/33' is not"),
+        (saved(user=7), "rules[0].user: expected str or nil, got int"),
+        (saved(id="one"), "rules[0].id: expected int, got str"),
+        (saved(id=2), "rules[0].id: 2 is not a new id below next_id 2"),
+        ({"next_id": 3, "rules": [SAVED, SAVED]}, "rules[1].id: 1 is not a new id"),
+        (saved(user=None), "rules[0].a mute rule needs at least one of"),
+        (saved(kind="nonsense"), "rules[0].kind: 'nonsense' is not a known"),
+        (saved(reason="x" * 501), "rules[0].reason: at most 500"),
+        (saved(by="x" * 5_000), "rules[0].by: at most 1000 characters"),
+        (saved(colour="red"), "rules[0]: unknown field colour"),
+        ({"next_id": 2, "rules": ["root"]}, "rules[0]: expected map (MuteRule), got str"),
+        ({"next_id": "2", "rules": []}, "next_id: expected a whole number above 0, got '2'"),
+        ({"next_id": True, "rules": []}, "next_id: expected a whole number above 0"),
+        ({"next_id": 2}, "expected {"),
+        ([], "expected {"),
+    ],
+)
+def test_a_hand_edited_rules_file_the_hub_cannot_trust_is_one_config_line(tmp_path, book, error):
+    """Checked at start as a MuteRule off the wire and as an AddMute: never a crash at the first sweep."""
+    (tmp_path / "mutes.json").write_text(json.dumps(book))
+    with pytest.raises(ConfigError, match="cannot read the mute rules in .*: " + re.escape(error)) as caught:
+        MuteBook(tmp_path)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_saved_book_that_passes_the_checks_loads_and_expires(tmp_path):
+    saved = {"next_id": 5, "rules": [{**SAVED, "id": 4, "expires": T0 + 1, "created": 1}]}
+    (tmp_path / "mutes.json").write_text(json.dumps(saved))
+    book = MuteBook(tmp_path)
+    [rule] = book.rules()
+    assert (rule.id, rule.created, rule.expires) == (4, 1.0, T0 + 1)
+    assert book.expire(T0 + 1) == [rule] and add(book, user="b").id == 5
 
 
 def test_the_book_holds_at_most_max_mutes(monkeypatch):

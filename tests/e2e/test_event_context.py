@@ -259,11 +259,17 @@ def test_rules_and_first_seen_survive_a_hub_restart(cluster, workdir, subscriber
 
 def test_a_bad_context_setting_stops_the_hub_with_one_line(cluster, workdir):
     (workdir / "garbage.mmdb").write_text("not a database " * 20)
+    state = workdir / "state"
+    state.mkdir(mode=0o700)
+    rule = {"id": 1, "user": "root", "created": 1.0, "expires": "2030-01-01", "reason": "", "by": "x"}
+    (state / "mutes.json").write_text(json.dumps({"next_id": 2, "rules": [rule]}))  # edited by hand
     for extra, line in [
         ({"GEOIP_ASN_DB": str(workdir / "none.mmdb")},
          f"GEOIP_ASN_DB: cannot read {workdir / 'none.mmdb'}: No such file or directory"),
         ({"GEOIP_CITY_DB": str(workdir / "garbage.mmdb")}, f"GEOIP_CITY_DB: cannot read {workdir / 'garbage.mmdb'}: "),
         ({"SECMON_FLEET_NODES": "many"}, "SECMON_FLEET_NODES must be an integer, got 'many'"),
+        ({"SECMON_STATE_DIR": str(state)}, f"SECMON_STATE_DIR: cannot read the mute rules in {state / 'mutes.json'}: "
+                                           "rules[0].expires: expected float or nil, got str"),
     ]:  # fmt: skip
         result = cluster.cli("hub", **extra)
         assert result.returncode == 2, result.stderr

@@ -26,7 +26,9 @@ from typing import Any
 from ..config import state_directory
 from ..errors import ConfigError
 from ..protocol import messages as m
+from ..protocol.errors import InvalidMessage
 from ..protocol.kinds import LABELS as KIND_LABELS
+from ..protocol.schema import record_converter
 
 log = logging.getLogger("secmon.hub")
 
@@ -34,6 +36,7 @@ FILE = "mutes.json"
 MAX_MUTES = 1_000  # rules in force at most: each is checked against every event, so a runaway script is stopped
 MAX_REASON = 500  # characters of a reason: a sentence, not a document
 MAX_FIELD = 256  # characters of a user or node matcher: longer matches nothing a node sends
+MAX_BY = 1_000  # characters of who made a rule: a cut on_behalf and a user name, with room to spare
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -87,14 +90,38 @@ class MuteBook:
             self._load(self.path)
 
     def _load(self, path: Path) -> None:
+        """Read the book: every rule is checked as a MuteRule from the wire and as an AddMute, so a
+        hand-edited file the hub cannot trust stops it at start with one line, not later."""
         try:
             saved = json.loads(path.read_text())
-            self.next_id = int(saved["next_id"])
-            for raw in saved["rules"]:
-                rule = m.MuteRule(**raw)
+            if not isinstance(saved, dict) or not isinstance(saved.get("rules"), list):
+                raise BadMute('expected {"next_id": N, "rules": [...]}')
+            next_id = saved.get("next_id")
+            if type(next_id) is not int or next_id < 1:
+                raise BadMute(f"next_id: expected a whole number above 0, got {next_id!r}"[:200])
+            self.next_id = next_id
+            convert = record_converter(m.MuteRule)
+            for index, raw in enumerate(saved["rules"]):
+                rule = convert(raw, f"rules[{index}]")
+                try:
+                    self._check_saved(rule)
+                except BadMute as exc:
+                    raise BadMute(f"rules[{index}].{exc}") from None
                 self.by_id[rule.id] = _Compiled(rule, _network(rule.source) if rule.source is not None else None)
-        except (OSError, ValueError, KeyError, TypeError, BadMute) as exc:
+        except (OSError, ValueError, InvalidMessage) as exc:  # BadMute is a ValueError
             raise ConfigError(f"SECMON_STATE_DIR: cannot read the mute rules in {path}: {exc}") from None
+
+    def _check_saved(self, rule: m.MuteRule) -> None:
+        """What ``add`` would have made: BadMute naming the field when ``rule`` is not."""
+        if not 0 < rule.id < self.next_id or rule.id in self.by_id:
+            raise BadMute(f"id: {rule.id} is not a new id below next_id {self.next_id}")
+        check_request(m.AddMute(0, rule.source, rule.user, rule.node, rule.kind, None, rule.reason))
+        if not math.isfinite(rule.created):
+            raise BadMute(f"created: must be a finite Unix time, got {rule.created!r}")
+        if rule.expires is not None and not math.isfinite(rule.expires):
+            raise BadMute(f"expires: must be a finite Unix time or null, got {rule.expires!r}")
+        if len(rule.by) > MAX_BY:
+            raise BadMute(f"by: at most {MAX_BY} characters, got {len(rule.by)}")
 
     def _save(self) -> None:
         if self.path is None:
