@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -131,6 +131,7 @@ class Hub:
     node_arrived: anyio.Event = field(default_factory=anyio.Event)
     node_waiters: int = 0  # commands waiting for their node to connect (NODE_WAIT_TIMEOUT)
     _next_hub_id: int = 1
+    _failing_steps: dict[str, str] = field(default_factory=dict)  # housekeeping step → its last error, once said
 
     socket_gid: int | None = None  # SECMON_SOCKET_GROUP: its members may connect as clients
 
@@ -324,15 +325,32 @@ class Hub:
         period = max(0.01, min(1.0, shortest / 4))
         while True:
             await anyio.sleep(period)
-            now = time.monotonic()
-            for link in list(self.links):
-                link.tick(now)
-            for conn in list(self.nodes.values()):
-                conn.acknowledge()
-            self.forget_expired(anyio.current_time())
-            for due in self.outages.sweep(anyio.current_time()):
-                self.outage_notice(due)
-            self.context_sweep(time.time())
+            self._guarded("keepalives", self._tick_links, time.monotonic())
+            self._guarded("forgetting nodes", self.forget_expired, anyio.current_time())
+            self._guarded("node down/back notices", self._outage_sweep, anyio.current_time())
+            self._guarded("event context sweep", self.context_sweep, time.time())
+
+    def _guarded(self, step: str, run: Callable[[float], None], now: float) -> None:
+        """Run one housekeeping step; an exception (a bug, a state file gone bad) is one log line,
+        repeated only when it changes, and the sweep and the hub go on."""
+        try:
+            run(now)
+        except Exception as exc:
+            if self._failing_steps.get(step) != repr(exc):
+                log.error("housekeeping: %s failed: %r", step, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            self._failing_steps[step] = repr(exc)
+        else:
+            self._failing_steps.pop(step, None)
+
+    def _tick_links(self, now: float) -> None:
+        for link in list(self.links):
+            link.tick(now)
+        for conn in list(self.nodes.values()):
+            conn.acknowledge()
+
+    def _outage_sweep(self, now: float) -> None:
+        for due in self.outages.sweep(now):
+            self.outage_notice(due)
 
     def forget_expired(self, now: float) -> None:
         """Forget the nodes past their grace period, and say so."""
