@@ -19,6 +19,7 @@ from geoip import build_asn_db, build_city_db
 
 from secmon.client import HubClient
 from secmon.errors import RequestFailed
+from secmon.hub.clients import MAX_ON_BEHALF
 
 BERLIN = {"country": "DE", "country_name": "Germany", "city": "Berlin", "asn": 64496, "org": "Example <Net> & Co"}
 
@@ -235,6 +236,21 @@ def test_mute_requests_refused_and_removed(cluster, subscriber):
     [removed] = wait_until(lambda: sub.notices("mute_removed"), what="the mute_removed notice")
     assert removed["mute"]["rule"]["id"] == rule.id and removed["mute"]["by"].startswith("http:ci via ")
     assert len(sub.notices("mute_added")) == 1
+
+
+def test_a_long_on_behalf_is_cut_like_an_executes_in_rules_and_notices(cluster, subscriber):
+    """A rule's ``by`` goes to mutes.json, every MuteRules answer and the notices: unbounded, a few such
+    rules made every mute list and notice query bigger than a frame, for good."""
+    hub = cluster.start_hub()
+    sub = subscriber()
+    who = "http:" + "x" * 1_000_000
+    rule = client_call(hub.socket, lambda c: c.add_mute(user="root", on_behalf=who))
+    assert rule.by.startswith(who[:MAX_ON_BEHALF] + " via ") and len(rule.by) < MAX_ON_BEHALF + 100
+    assert client_call(hub.socket, lambda c: c.mutes()) == [rule]
+    removed = client_call(hub.socket, lambda c: c.remove_mute(rule.id, on_behalf=who))
+    assert removed == rule
+    notices = wait_until(lambda: sub.notices("mute_removed") and sub.notices(), what="the mute notices")
+    assert [len(n["mute"]["by"]) for n in notices] == [len(rule.by)] * 2
 
 
 def test_rules_and_first_seen_survive_a_hub_restart(cluster, workdir, subscriber):

@@ -225,22 +225,24 @@ class Hub:
         return self.judge.mutes.rules() if self.judge is not None else []
 
     def add_mute(self, request: m.AddMute, requester: m.Requester) -> m.MuteRule:
-        """Add a mute rule for ``requester`` and say so (a mute_added notice); BadMute names what is wrong."""
+        """Add a mute rule for ``requester`` (with the request's on_behalf, bounded) and say so (a
+        mute_added notice); BadMute names what is wrong."""
         if self.judge is None:
             raise BadMute("this hub keeps no mute rules (a hub of a cluster does not yet)")
-        by = requester_text(m.Requester(requester.uid, requester.user, request.on_behalf))
+        by = requester_text(requester)
         rule = self.judge.mutes.add(request, by, time.time())
         log.info("mute rule %d added by %s", rule.id, by)
         self.notice(MUTE_ADDED, mute=m.MuteChange(rule, by))
         return rule
 
     def remove_mute(self, request: m.RemoveMute, requester: m.Requester) -> m.MuteRule | None:
-        """Remove a mute rule and say so (a mute_removed notice); None when there is no such rule."""
+        """Remove a mute rule for ``requester`` (with the request's on_behalf, bounded) and say so (a
+        mute_removed notice); None when there is no such rule."""
         if self.judge is None:
             return None
         rule = self.judge.mutes.remove(request.id)
         if rule is not None:
-            by = requester_text(m.Requester(requester.uid, requester.user, request.on_behalf))
+            by = requester_text(requester)
             log.info("mute rule %d removed by %s", rule.id, by)
             self.notice(MUTE_REMOVED, mute=m.MuteChange(rule, by))
         return rule
