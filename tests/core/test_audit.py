@@ -11,6 +11,8 @@ from secmon.hub.audit import DATABASE, CommandAudit
 from secmon.hub.noticelog import NoticeLog
 from secmon.protocol import messages as m
 from secmon.protocol import notices
+from secmon.protocol.codec import MAX_FRAME, encode, encode_body
+from secmon.protocol.queries import MAX_LIMIT
 
 ALICE = m.Requester(1000, "alice")
 BOT = m.Requester(998, "secmon", "telegram:42 @alice")
@@ -95,3 +97,21 @@ def test_notices_are_kept_bounded_and_survive_a_restart(tmp_path):
     again.close()
     rows = sqlite3.connect(tmp_path / "notices.sqlite3").execute("SELECT count(*) FROM notices").fetchone()
     assert rows[0] >= 3
+
+
+def test_a_full_answer_of_notices_or_records_fits_in_a_frame():
+    """10,000 command records of a 60-node fleet encode to about 58 MB: an answer keeps the newest
+    that fit its budget, well inside a frame, and says there are more."""
+    outcomes = [m.CommandOutcome(s, f"web-{s:03d}.eu-central.example.org", m.SUCCESS, 0, 1.0) for s in range(1, 61)]
+    log, audit = NoticeLog(MAX_LIMIT), CommandAudit(MAX_LIMIT)
+    for n in range(MAX_LIMIT):
+        record = m.CommandRecord(n + 1, 1.0 + n, BOT, "uptime", "-", outcomes, 2.0 + n)
+        log.add(m.NoticeUpdate(n + 1, 2.0 + n, notices.COMMAND_RUN, command=record))
+        audit.kept.put(record.id, record.time, encode_body(m.AuditList(0, [record])))
+    found, more = log.latest(None, MAX_LIMIT)
+    answer = encode(m.NoticeList(1, MAX_LIMIT, found, more))
+    assert more and len(answer) <= MAX_FRAME and 1_000 < len(found) < MAX_LIMIT
+    assert found[-1].seq == MAX_LIMIT and [n.seq for n in found] == list(range(found[0].seq, MAX_LIMIT + 1))
+    records, more = audit.records(None, MAX_LIMIT)
+    answer = encode(m.AuditList(1, records, more))
+    assert more and len(answer) <= MAX_FRAME and records[-1].id == MAX_LIMIT and 1_000 < len(records) < MAX_LIMIT
