@@ -24,7 +24,7 @@ from secmon.config import ContextSettings, HubSettings
 from secmon.errors import ConfigError
 from secmon.hub import geoip as geoip_module
 from secmon.hub.context import EventJudge, build_judge
-from secmon.hub.fleet import Crossing, FleetWatch
+from secmon.hub.fleet import MAX_FAILURES_HELD, Crossing, FleetWatch
 from secmon.hub.geoip import GeoIP, locatable
 from secmon.hub.mutes import MAX_MUTES, BadMute, MuteBook
 from secmon.hub.seen import FirstSeen
@@ -276,6 +276,32 @@ def test_the_watch_is_off_with_a_zero_threshold_and_bounded_in_sources():
     assert (
         len(fleet) == 3 and fleet.failures_before("192.0.2.9", 10) == 1 and fleet.failures_before("192.0.2.0", 10) == 0
     )
+
+
+def held_in_fact(fleet: FleetWatch) -> int:
+    return sum(len(source.held) + len(source.all_users) for source in fleet._sources.values())
+
+
+def test_the_watch_holds_a_bounded_number_of_failures_per_source_and_in_all():
+    """A source that never reaches enough nodes (a hub of two nodes) keeps failing within its window:
+    it holds MAX_FAILURES_HELD of them; all sources together hold at most the watch's bound."""
+    fleet = FleetWatch(failures=20, nodes=3, window=600)
+    for n in range(MAX_FAILURES_HELD * 3):
+        assert fleet.failure("192.0.2.1", "only-node", f"user{n % 50}", T0 + n * 0.01) is None
+    assert fleet.held == held_in_fact(fleet) == MAX_FAILURES_HELD
+    assert fleet.failures_before("192.0.2.1", T0 + 100) == MAX_FAILURES_HELD
+    fleet = FleetWatch(failures=20, nodes=2, window=600, max_held=500)
+    for n in range(3_000):  # 300 sources, 10 failures each, then some crossing and counting users
+        fleet.failure(f"198.51.100.{n % 300}", f"n{n % 2}", f"u{n}", T0 + n * 0.01)
+        if n % 700 == 0 and (crossing := fleet.failure("203.0.113.9", f"n{n % 2}", f"v{n}", T0 + n * 0.01)):
+            fleet.summarize(crossing.source, 7)
+        assert fleet.held == held_in_fact(fleet) <= 500
+
+
+def test_a_threshold_above_what_a_source_holds_still_crosses():
+    fleet = FleetWatch(failures=MAX_FAILURES_HELD * 2, nodes=2, window=600)
+    outcomes = [fleet.failure("192.0.2.1", f"n{n % 2}", "root", T0 + n * 0.01) for n in range(MAX_FAILURES_HELD * 2)]
+    assert outcomes[:-1] == [None] * (MAX_FAILURES_HELD * 2 - 1) and isinstance(outcomes[-1], Crossing)
 
 
 # --- mute rules ---------------------------------------------------------------------
