@@ -367,6 +367,14 @@ def test_a_rule_matches_when_every_field_it_sets_matches(fields, ev, node, muted
     assert book.matching(ev, node, False, T0) == ([rule.id] if muted else [])
 
 
+def test_an_ipv4_mapped_source_is_the_ipv4_network_it_names():
+    book = MuteBook(None)
+    rule = add(book, source="::ffff:192.0.2.0/120")
+    assert rule.source == "192.0.2.0/24" and add(book, source="::ffff:192.0.2.9").source == "192.0.2.9"
+    hits = [book.matching(event(host=host), NODE, False, T0) for host in ("192.0.2.9", "::ffff:192.0.2.9", "192.0.3.1")]
+    assert hits == [[1, 2], [1, 2], []]
+
+
 def test_a_success_new_for_its_user_is_muted_only_by_a_rule_naming_its_kind():
     book = MuteBook(None)
     by_source = add(book, source="192.0.2.0/24")

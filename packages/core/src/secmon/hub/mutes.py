@@ -56,10 +56,15 @@ class _Compiled:
 
 
 def _network(source: str) -> Network:
+    """The network ``source`` names; an IPv4-mapped one (``::ffff:192.0.2.0/120``) as the IPv4 network
+    it is, since events from such hosts are matched by their IPv4 address."""
     try:
-        return ipaddress.ip_network(source.strip(), strict=False)
+        network = ipaddress.ip_network(source.strip(), strict=False)
     except ValueError:
         raise BadMute(f"source: {source[:100]!r} is not an IP address or CIDR network") from None
+    if network.version == 6 and network.prefixlen >= 96 and network.network_address.ipv4_mapped is not None:
+        return ipaddress.ip_network(f"{network.network_address.ipv4_mapped}/{network.prefixlen - 96}")
+    return network
 
 
 def check_request(request: m.AddMute) -> None:
