@@ -128,6 +128,22 @@ def test_a_file_that_turns_unreadable_keeps_the_old_one(dbs):
     assert geo.lookup("192.0.2.7", geoip_module.CHECK_EVERY).city == "Berlin"
 
 
+def test_a_file_that_cannot_be_read_is_said_once_per_change_not_at_every_look(dbs, caplog):
+    city, asn = dbs
+    geo = GeoIP(city, asn, now=0.0)
+    city.write_bytes(b"not a database at all")
+    for look in range(1, 6):
+        assert geo.lookup(f"192.0.2.{look}", look * geoip_module.CHECK_EVERY).city == "Berlin"
+    city.write_bytes(b"still not a database")
+    os.utime(city, ns=(2, 2))
+    geo.lookup("192.0.2.9", 10 * geoip_module.CHECK_EVERY)
+    asn.unlink()
+    geo.lookup("192.0.2.10", 11 * geoip_module.CHECK_EVERY)
+    geo.lookup("192.0.2.11", 12 * geoip_module.CHECK_EVERY)
+    said = [r.getMessage().split(":")[1] for r in caplog.records if "keeping the loaded" in r.getMessage()]
+    assert said == [" keeping the loaded GEOIP_CITY_DB"] * 2 + [" keeping the loaded GEOIP_ASN_DB"]
+
+
 def test_a_file_rewritten_in_place_never_kills_the_process(tmp_path):
     """``cp new.mmdb city.mmdb`` truncates, then writes: lookups meanwhile, and the re-read of the half
     file, go on from the copy the hub holds (a mapped file would end the process with SIGBUS)."""

@@ -77,6 +77,7 @@ class _Database:
     path: Path
     reader: Any
     stamp: tuple[int, int]
+    refused: tuple[int, int] | None = None  # the stamp of a version of the file that could not be read
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -181,12 +182,16 @@ class GeoIP:
             database: _Database | None = getattr(self, attribute)
             if database is None:
                 continue
+            stamp = (-1, -1)  # the file is gone
             try:
-                if _stamp(database.path) == database.stamp:
+                stamp = _stamp(database.path)
+                if stamp in (database.stamp, database.refused):
                     continue
                 fresh = _open(database.path, variable)
             except (OSError, ConfigError) as exc:
-                log.warning("geoip: keeping the loaded %s: %s", variable, exc)
+                if database.refused != stamp:  # said once per change of the file, not at every look
+                    log.warning("geoip: keeping the loaded %s: %s", variable, exc)
+                database.refused = stamp
                 continue
             log.info("geoip: %s changed on disk; re-read %s", variable, database.path)
             database.reader.close()
