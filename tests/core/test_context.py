@@ -26,6 +26,7 @@ from secmon.hub import geoip as geoip_module
 from secmon.hub.context import EventJudge, build_judge
 from secmon.hub.fleet import MAX_FAILURES_HELD, Crossing, FleetWatch
 from secmon.hub.geoip import GeoIP, locatable
+from secmon.hub.hub import Hub
 from secmon.hub.mutes import MAX_MUTES, BadMute, MuteBook
 from secmon.hub.seen import FirstSeen
 from secmon.protocol import messages as m
@@ -536,6 +537,17 @@ def test_an_event_checks_only_the_rules_indexed_for_it_at_max_mutes():
     ev = event(user="u7", host="10.0.7.9")
     assert book.matching(ev, NODE, False, T0) == [16]  # 15 is looked at (its user), but its source is not this one
     assert len(book._index.candidates(ev, NODE, ipaddress.ip_address("10.0.7.9"))) == 2
+
+
+def test_a_hub_that_keeps_no_rules_says_so_to_every_mute_request():
+    """A hub of a cluster keeps no rules yet: an empty list would read as "nothing muted", and
+    "no rule has id 3" as a wrong id."""
+    hub = Hub(HubSettings.from_env({"SECMON_SOCKET": "/nonexistent/hub.sock"}))
+    requester = m.Requester(0, "root")
+    for ask in (hub.mute_rules, lambda: hub.add_mute(m.AddMute(1, user="root"), requester),
+                lambda: hub.remove_mute(m.RemoveMute(1, 3), requester)):  # fmt: skip
+        with pytest.raises(BadMute, match=r"this hub keeps no mute rules \(a hub of a cluster does not yet\)"):
+            ask()
 
 
 def test_the_book_holds_at_most_max_mutes(monkeypatch):

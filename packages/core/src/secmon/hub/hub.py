@@ -37,6 +37,8 @@ from .store import HubStore
 
 log = logging.getLogger("secmon.hub")
 
+NO_MUTES = "this hub keeps no mute rules (a hub of a cluster does not yet)"
+
 
 class Link(Protocol):
     """What the hub asks of a connection's link (wire.HubLink is one)."""
@@ -221,14 +223,17 @@ class Hub:
         return self.notice(SOURCE_FAILING, source=failures).seq
 
     def mute_rules(self) -> list[m.MuteRule]:
-        """The mute rules in force (none without event context)."""
-        return self.judge.mutes.rules() if self.judge is not None else []
+        """The mute rules in force; BadMute on a hub that keeps none (an empty list would read as
+        "nothing muted")."""
+        if self.judge is None:
+            raise BadMute(NO_MUTES)
+        return self.judge.mutes.rules()
 
     def add_mute(self, request: m.AddMute, requester: m.Requester) -> m.MuteRule:
         """Add a mute rule for ``requester`` (with the request's on_behalf, bounded) and say so (a
         mute_added notice); BadMute names what is wrong."""
         if self.judge is None:
-            raise BadMute("this hub keeps no mute rules (a hub of a cluster does not yet)")
+            raise BadMute(NO_MUTES)
         by = requester_text(requester)
         rule = self.judge.mutes.add(request, by, time.time())
         log.info("mute rule %d added by %s", rule.id, by)
@@ -239,7 +244,7 @@ class Hub:
         """Remove a mute rule for ``requester`` (with the request's on_behalf, bounded) and say so (a
         mute_removed notice); None when there is no such rule."""
         if self.judge is None:
-            return None
+            raise BadMute(NO_MUTES)
         rule = self.judge.mutes.remove(request.id)
         if rule is not None:
             by = requester_text(requester)
