@@ -115,3 +115,15 @@ def test_a_full_answer_of_notices_or_records_fits_in_a_frame():
     records, more = audit.records(None, MAX_LIMIT)
     answer = encode(m.AuditList(1, records, more))
     assert more and len(answer) <= MAX_FRAME and records[-1].id == MAX_LIMIT and 1_000 < len(records) < MAX_LIMIT
+
+
+def test_a_row_with_no_time_is_left_out_not_a_failure_of_every_query(tmp_path):
+    log = NoticeLog(10, tmp_path)
+    log.add(notice(5, 50.0))
+    log.close()
+    with sqlite3.connect(tmp_path / "notices.sqlite3") as db:  # a damaged or doctored file
+        db.execute("INSERT INTO notices VALUES (3, NULL, ?)", (b"x",))
+        db.execute("INSERT INTO notices VALUES (4, 'yesterday', ?)", (b"x",))
+    again = NoticeLog(10, tmp_path)
+    assert [n.seq for n in again.latest(10.0, 10)[0]] == [5] and [n.seq for n in again.latest(None, 10)[0]] == [5]
+    again.close()

@@ -47,7 +47,15 @@ class KeptLog:
             ).fetchall()
         except sqlite3.Error as exc:
             raise state_error(self.path, exc) from None
-        self._records = {key: (time, body) for key, time, body in rows}
+        # A row without a number for its time or bytes for its body (a damaged or doctored file) is left
+        # out: every query filters on the time, and one such row would fail them all.
+        self._records = {
+            key: (float(time), body) for key, time, body in rows
+            if type(time) in (int, float) and type(body) is bytes and type(key) is int
+        }  # fmt: skip
+        if len(self._records) < len(rows):
+            left_out = len(rows) - len(self._records)
+            log.warning("%s: left out %d %s rows with no time or body", self.path, left_out, table)
 
     @property
     def last_key(self) -> int:
