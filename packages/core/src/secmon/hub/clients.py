@@ -126,6 +126,8 @@ class ClientConnection:
                     if self.executing >= MAX_REQUESTS_IN_FLIGHT:
                         text = f"more than {MAX_REQUESTS_IN_FLIGHT} commands in flight"
                         self._error(message.request_id, "busy", text)
+                        # refused before it ran: in the audit all the same, as having run nowhere
+                        self.hub.audit_command(self.acting(message.on_behalf), message, [], time.time())
                     else:
                         self.executing += 1
                         self.tg.start_soon(self._execute, message)
