@@ -58,16 +58,19 @@ def test_records_and_ids_survive_a_restart_in_the_state_dir(tmp_path):
     audit = CommandAudit(100, tmp_path)
     first = audit.open(ALICE, "uptime", "web1", [(1, "web1")], 10.0)
     audit.outcome(first.id, 1, m.SUCCESS, 0, 11.0)
-    audit.open(BOT, "df", "-", [(1, "web1")], 12.0)  # still running when the hub stops
+    running = audit.open(BOT, "df", "-", [(1, "web1"), (2, "web2")], 12.0)  # still running when the hub stops
+    audit.outcome(running.id, 2, m.SUCCESS, 0, 12.5)
     audit.close()
-    again = CommandAudit(100, tmp_path)
+    again = CommandAudit(100, tmp_path, now=20.0)
     records, _ = again.records(None, 10)
     assert [(r.id, r.label, r.requester, r.finished) for r in records] == [
         (1, "uptime", ALICE, 11.0),
-        (2, "df", BOT, None),
+        (2, "df", BOT, 20.0),  # finished at the next start: web1's answer will never come
     ]
+    assert [(o.serial, o.status) for o in records[1].outcomes] == [(2, m.SUCCESS)]
     assert again.open(ALICE, "w", "-", [], 13.0).id == 3  # ids are never reused
     again.close()
+    assert CommandAudit(100, tmp_path, now=30.0).records(None, 10)[0][1].finished == 20.0  # once
 
 
 def test_an_unreadable_audit_database_is_one_line(tmp_path):
