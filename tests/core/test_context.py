@@ -276,6 +276,19 @@ def test_a_source_becomes_failing_once_over_enough_nodes_and_is_then_summarized(
     assert len(fleet) == 0 and fleet.failing == 0
 
 
+def test_a_success_after_a_failing_source_counts_only_the_windows_failures():
+    fleet = FleetWatch(failures=3, nodes=1, window=60)
+    for n in range(3):
+        outcome = fleet.failure("192.0.2.7", "n", "root", T0 + n * 20)
+    assert isinstance(outcome, Crossing)
+    fleet.summarize("192.0.2.7", 42)
+    for n in range(3, 8):  # failing for 140 s, a failure every 20 s: three in any minute
+        assert fleet.failure("192.0.2.7", "n", "root", T0 + n * 20) == 42
+    assert fleet.failures_before("192.0.2.7", T0 + 150) == 3  # T0+100, +120, +140; not all eight
+    [ended] = fleet.ended(T0 + 141 + 60)
+    assert ended.failures == 8 and fleet.held == held_in_fact(fleet) == 0
+
+
 def test_failures_outside_the_window_do_not_count():
     fleet = FleetWatch(failures=3, nodes=1, window=10)
     assert fleet.failure("h", "n", None, 0) is None

@@ -102,6 +102,7 @@ class FleetWatch:
         else:
             sources.move_to_end(host)
         source.last = now
+        self._hold(source, now, node, user)  # the window's failures, failing or not (for after_failures)
         if source.notice:
             source.total += 1
             source.all_nodes[node] = None  # every node, for the count (a fleet's worth at most)
@@ -109,6 +110,12 @@ class FleetWatch:
                 source.all_users[user] = None
                 self._grew(1)
             return source.notice
+        if len(source.held) >= self.threshold and len(source.nodes) >= self.min_nodes:
+            return Crossing(host, self._summary(host, source, ended=False))
+        return None
+
+    def _hold(self, source: _Source, now: float, node: str, user: str | None) -> None:
+        """Hold a failure in its source's window (the oldest go past the source's bound)."""
         held, nodes = source.held, source.nodes
         if held and held[0][0] < now - self.window:
             self._prune(source, now)
@@ -121,9 +128,6 @@ class FleetWatch:
                 del nodes[old]
         else:
             self._grew(1)
-        if len(held) >= self.threshold and len(nodes) >= self.min_nodes:
-            return Crossing(host, self._summary(host, source, ended=False))
-        return None
 
     def _grew(self, entries: int) -> None:
         """Count entries just held; past the bound, the sources quiet the longest are forgotten."""
@@ -153,9 +157,7 @@ class FleetWatch:
         source.first = held[0][0] if held else source.last
         source.all_nodes = dict.fromkeys(node for _when, node, _user in held)
         source.all_users = dict.fromkeys(user for _when, _node, user in held if user)
-        self.held += len(source.all_users) - len(held)
-        held.clear()
-        source.nodes.clear()
+        self._grew(len(source.all_users))
         self.failing += 1
 
     def failures_before(self, host: str, now: float) -> int:
@@ -163,8 +165,6 @@ class FleetWatch:
         source = self._sources.get(host)
         if source is None:
             return 0
-        if source.notice:
-            return source.total
         self._prune(source, now)
         return len(source.held)
 
