@@ -104,6 +104,8 @@ def _private_reader(maxminddb: Any, path: Path) -> tuple[Any, tuple[int, int]]:
         with open(memfd, "wb", closefd=False) as file:
             file.write(data)
         return maxminddb.open_database(f"/proc/self/fd/{memfd}", maxminddb.MODE_MMAP_EXT), stamp
+    except OSError:  # no /proc to reach the memfd by: the pure-Python copy
+        return maxminddb.open_database(str(path), maxminddb.MODE_MEMORY), stamp
     finally:
         os.close(memfd)  # the mapping keeps the copy alive
 
