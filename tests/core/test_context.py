@@ -7,8 +7,14 @@ plain function calls with the clock passed in.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import itertools
+import json
 import os
+import re
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,8 +24,9 @@ from secmon.config import ContextSettings, HubSettings
 from secmon.errors import ConfigError
 from secmon.hub import geoip as geoip_module
 from secmon.hub.context import EventJudge, build_judge
-from secmon.hub.fleet import Crossing, FleetWatch
+from secmon.hub.fleet import MAX_FAILURES_HELD, Crossing, FleetWatch
 from secmon.hub.geoip import GeoIP, locatable
+from secmon.hub.hub import Hub
 from secmon.hub.mutes import MAX_MUTES, BadMute, MuteBook
 from secmon.hub.seen import FirstSeen
 from secmon.protocol import messages as m
@@ -28,6 +35,7 @@ from secmon.protocol.batches import EventOrigin
 T0 = 1_764_000_000.0
 NODE = ("3", "web-1", "10.0.0.3")  # as a mute rule sees the node
 ORIGIN = EventOrigin(3, "web-1", "10.0.0.3")
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def clock() -> float:  # the monotonic clock the judge reads for the GeoIP files' checks
@@ -119,6 +127,48 @@ def test_a_file_that_turns_unreadable_keeps_the_old_one(dbs):
     broken.write_bytes(b"not a database at all")
     broken.replace(city)  # as geoipupdate replaces a file: a new one renamed over it
     assert geo.lookup("192.0.2.7", geoip_module.CHECK_EVERY).city == "Berlin"
+
+
+def test_a_file_that_cannot_be_read_is_said_once_per_change_not_at_every_look(dbs, caplog):
+    city, asn = dbs
+    geo = GeoIP(city, asn, now=0.0)
+    city.write_bytes(b"not a database at all")
+    for look in range(1, 6):
+        assert geo.lookup(f"192.0.2.{look}", look * geoip_module.CHECK_EVERY).city == "Berlin"
+    city.write_bytes(b"still not a database")
+    os.utime(city, ns=(2, 2))
+    geo.lookup("192.0.2.9", 10 * geoip_module.CHECK_EVERY)
+    asn.unlink()
+    geo.lookup("192.0.2.10", 11 * geoip_module.CHECK_EVERY)
+    geo.lookup("192.0.2.11", 12 * geoip_module.CHECK_EVERY)
+    said = [r.getMessage().split(":")[1] for r in caplog.records if "keeping the loaded" in r.getMessage()]
+    assert said == [" keeping the loaded GEOIP_CITY_DB"] * 2 + [" keeping the loaded GEOIP_ASN_DB"]
+
+
+def test_a_file_rewritten_in_place_never_kills_the_process(tmp_path):
+    """``cp new.mmdb city.mmdb`` truncates, then writes: lookups meanwhile, and the re-read of the half
+    file, go on from the copy the hub holds (a mapped file would end the process with SIGBUS)."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(TESTS)!r})
+        from pathlib import Path
+        from geoip import build_city_db
+        from secmon.hub.geoip import CHECK_EVERY, GeoIP
+        path = Path({str(tmp_path / "city.mmdb")!r})
+        build_city_db(path, {{"192.0.2.0/24": ("DE", "Germany", "Berlin")}})
+        geo = GeoIP(path, None, 0.0)
+        print(geo.lookup("192.0.2.1", 0.0).city)
+        with open(path, "r+b") as file:
+            file.truncate(0)
+            print(geo.lookup("192.0.2.2", 1.0).city)  # not cached, not looked at yet
+            file.write(b"half a database")
+            file.flush()
+            print(geo.lookup("192.0.2.3", CHECK_EVERY).city)  # looked at: refused, the copy kept
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.split()) == (0, ["Berlin"] * 3), done.stderr[-2000:]
 
 
 @pytest.mark.parametrize(
@@ -226,6 +276,19 @@ def test_a_source_becomes_failing_once_over_enough_nodes_and_is_then_summarized(
     assert len(fleet) == 0 and fleet.failing == 0
 
 
+def test_a_success_after_a_failing_source_counts_only_the_windows_failures():
+    fleet = FleetWatch(failures=3, nodes=1, window=60)
+    for n in range(3):
+        outcome = fleet.failure("192.0.2.7", "n", "root", T0 + n * 20)
+    assert isinstance(outcome, Crossing)
+    fleet.summarize("192.0.2.7", 42)
+    for n in range(3, 8):  # failing for 140 s, a failure every 20 s: three in any minute
+        assert fleet.failure("192.0.2.7", "n", "root", T0 + n * 20) == 42
+    assert fleet.failures_before("192.0.2.7", T0 + 150) == 3  # T0+100, +120, +140; not all eight
+    [ended] = fleet.ended(T0 + 141 + 60)
+    assert ended.failures == 8 and fleet.held == held_in_fact(fleet) == 0
+
+
 def test_failures_outside_the_window_do_not_count():
     fleet = FleetWatch(failures=3, nodes=1, window=10)
     assert fleet.failure("h", "n", None, 0) is None
@@ -243,6 +306,32 @@ def test_the_watch_is_off_with_a_zero_threshold_and_bounded_in_sources():
     assert (
         len(fleet) == 3 and fleet.failures_before("192.0.2.9", 10) == 1 and fleet.failures_before("192.0.2.0", 10) == 0
     )
+
+
+def held_in_fact(fleet: FleetWatch) -> int:
+    return sum(len(source.held) + len(source.all_users) for source in fleet._sources.values())
+
+
+def test_the_watch_holds_a_bounded_number_of_failures_per_source_and_in_all():
+    """A source that never reaches enough nodes (a hub of two nodes) keeps failing within its window:
+    it holds MAX_FAILURES_HELD of them; all sources together hold at most the watch's bound."""
+    fleet = FleetWatch(failures=20, nodes=3, window=600)
+    for n in range(MAX_FAILURES_HELD * 3):
+        assert fleet.failure("192.0.2.1", "only-node", f"user{n % 50}", T0 + n * 0.01) is None
+    assert fleet.held == held_in_fact(fleet) == MAX_FAILURES_HELD
+    assert fleet.failures_before("192.0.2.1", T0 + 100) == MAX_FAILURES_HELD
+    fleet = FleetWatch(failures=20, nodes=2, window=600, max_held=500)
+    for n in range(3_000):  # 300 sources, 10 failures each, then some crossing and counting users
+        fleet.failure(f"198.51.100.{n % 300}", f"n{n % 2}", f"u{n}", T0 + n * 0.01)
+        if n % 700 == 0 and (crossing := fleet.failure("203.0.113.9", f"n{n % 2}", f"v{n}", T0 + n * 0.01)):
+            fleet.summarize(crossing.source, 7)
+        assert fleet.held == held_in_fact(fleet) <= 500
+
+
+def test_a_threshold_above_what_a_source_holds_still_crosses():
+    fleet = FleetWatch(failures=MAX_FAILURES_HELD * 2, nodes=2, window=600)
+    outcomes = [fleet.failure("192.0.2.1", f"n{n % 2}", "root", T0 + n * 0.01) for n in range(MAX_FAILURES_HELD * 2)]
+    assert outcomes[:-1] == [None] * (MAX_FAILURES_HELD * 2 - 1) and isinstance(outcomes[-1], Crossing)
 
 
 # --- mute rules ---------------------------------------------------------------------
@@ -308,6 +397,14 @@ def test_a_rule_matches_when_every_field_it_sets_matches(fields, ev, node, muted
     assert book.matching(ev, node, False, T0) == ([rule.id] if muted else [])
 
 
+def test_an_ipv4_mapped_source_is_the_ipv4_network_it_names():
+    book = MuteBook(None)
+    rule = add(book, source="::ffff:192.0.2.0/120")
+    assert rule.source == "192.0.2.0/24" and add(book, source="::ffff:192.0.2.9").source == "192.0.2.9"
+    hits = [book.matching(event(host=host), NODE, False, T0) for host in ("192.0.2.9", "::ffff:192.0.2.9", "192.0.3.1")]
+    assert hits == [[1, 2], [1, 2], []]
+
+
 def test_a_success_new_for_its_user_is_muted_only_by_a_rule_naming_its_kind():
     book = MuteBook(None)
     by_source = add(book, source="192.0.2.0/24")
@@ -343,6 +440,127 @@ def test_a_damaged_rules_file_is_one_config_line(tmp_path):
     with pytest.raises(ConfigError, match="cannot read the mute rules in") as caught:
         MuteBook(tmp_path)
     assert "\n" not in str(caught.value)
+
+
+SAVED = {"id": 1, "source": None, "user": "root", "node": None, "kind": None, "created": T0, "expires": None,
+         "reason": "", "by": "alice (uid 1000)"}  # fmt: skip
+
+
+def saved(**fields) -> dict:
+    return {"next_id": 2, "rules": [{**SAVED, **fields}]}
+
+
+@pytest.mark.parametrize(
+    ("book", "error"),
+    [
+        (saved(expires="2030-01-01"), "rules[0].expires: expected float or nil, got str"),
+        (saved(expires=float("nan")), "rules[0].expires: must be a finite"),
+        (saved(created=float("inf")), "rules[0].created: must be a finite"),
+        (saved(source=5), "rules[0].source: expected str or nil, got int"),
+        (saved(source="192.0.2.0/33"), "rules[0].source: '192.0.2.0/33' is not"),
+        (saved(user=7), "rules[0].user: expected str or nil, got int"),
+        (saved(id="one"), "rules[0].id: expected int, got str"),
+        (saved(id=2), "rules[0].id: 2 is not a new id below next_id 2"),
+        ({"next_id": 3, "rules": [SAVED, SAVED]}, "rules[1].id: 1 is not a new id"),
+        (saved(user=None), "rules[0].a mute rule needs at least one of"),
+        (saved(kind="nonsense"), "rules[0].kind: 'nonsense' is not a known"),
+        (saved(reason="x" * 501), "rules[0].reason: at most 500"),
+        (saved(by="x" * 5_000), "rules[0].by: at most 1000 characters"),
+        (saved(colour="red"), "rules[0]: unknown field colour"),
+        ({"next_id": 2, "rules": ["root"]}, "rules[0]: expected map (MuteRule), got str"),
+        ({"next_id": "2", "rules": []}, "next_id: expected a whole number above 0, got '2'"),
+        ({"next_id": True, "rules": []}, "next_id: expected a whole number above 0"),
+        ({"next_id": 2}, "expected {"),
+        ([], "expected {"),
+    ],
+)
+def test_a_hand_edited_rules_file_the_hub_cannot_trust_is_one_config_line(tmp_path, book, error):
+    """Checked at start as a MuteRule off the wire and as an AddMute: never a crash at the first sweep."""
+    (tmp_path / "mutes.json").write_text(json.dumps(book))
+    with pytest.raises(ConfigError, match="cannot read the mute rules in .*: " + re.escape(error)) as caught:
+        MuteBook(tmp_path)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_saved_book_that_passes_the_checks_loads_and_expires(tmp_path):
+    saved = {"next_id": 5, "rules": [{**SAVED, "id": 4, "expires": T0 + 1, "created": 1}]}
+    (tmp_path / "mutes.json").write_text(json.dumps(saved))
+    book = MuteBook(tmp_path)
+    [rule] = book.rules()
+    assert (rule.id, rule.created, rule.expires) == (4, 1.0, T0 + 1)
+    assert book.expire(T0 + 1) == [rule] and add(book, user="b").id == 5
+
+
+def plainly_matching(book: MuteBook, ev: dict, node: tuple[str, str, str], new: bool, now: float) -> list[int]:
+    """Every rule checked, the contract's words as code: what the book's index must agree with."""
+    found = []
+    for rule in book.rules():
+        host = ev.get("host")
+        try:
+            address = ipaddress.ip_address(host) if host is not None else None
+        except ValueError:
+            address = None
+        if address is not None and address.version == 6 and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if rule.source is not None:
+            network = ipaddress.ip_network(rule.source, strict=False)
+            if network.version == 6 and network.subnet_of(ipaddress.ip_network("::ffff:0:0/96")):
+                network = ipaddress.ip_network(f"{network.network_address.ipv4_mapped}/{network.prefixlen - 96}")
+        if (
+            (rule.expires is None or rule.expires > now)
+            and (not new or rule.kind is not None)
+            and rule.kind in (None, ev["kind"])
+            and rule.user in (None, ev.get("user"))
+            and rule.node in (None, *node)
+            and (rule.source is None or (address is not None and address.version == network.version
+                                         and address in network))
+        ):  # fmt: skip
+            found.append(rule.id)
+    return found
+
+
+def test_the_indexed_rules_match_exactly_what_checking_every_rule_matches():
+    book = MuteBook(None)
+    sources = [None, "192.0.2.0/24", "192.0.2.7", "192.0.0.0/16", "2001:db8::/32", "198.51.100.0/25", "0.0.0.0/0"]
+    kinds, users = [None, "ssh_failed_password", "ssh_accepted"], [None, "root", "admin"]
+    nodes = [None, "3", "web-1", "x"]
+    for n, (source, kind, user, node) in enumerate(itertools.product(sources, kinds, users, nodes)):
+        if source or kind or user or node:
+            add(book, source=source, kind=kind, user=user, node=node, duration=None if n % 5 else 100.0)
+    hosts = [None, "192.0.2.7", "192.0.2.200", "192.0.77.1", "::ffff:192.0.2.7", "2001:db8::1", "198.51.100.1",
+             "198.51.100.200", "203.0.113.1", "scanner.example"]  # fmt: skip
+    checked = 0
+    for host, kind, user, node, new, now in itertools.product(
+        hosts, ["ssh_failed_password", "ssh_accepted"], [None, "root", "admin", "guest"],
+        [NODE, ("4", "db-1", "10.0.0.4")], [False, True], [T0, T0 + 200],
+    ):  # fmt: skip
+        ev = event(kind=kind, host=host, user=user)
+        expected = plainly_matching(book, ev, node, new, now)
+        assert book.matching(ev, node, new, now) == expected, (ev, node, new, now)
+        checked += bool(expected)
+    assert checked > 100  # the table is not all misses
+
+
+def test_an_event_checks_only_the_rules_indexed_for_it_at_max_mutes():
+    """A book of MAX_MUTES rules costs an event a few looks, not a walk through every rule."""
+    book = MuteBook(None)
+    for n in range(MAX_MUTES // 2):
+        add(book, user=f"u{n}", source="192.0.2.0/24")
+        add(book, source=f"10.{n // 250}.{n % 250}.0/24")
+    ev = event(user="u7", host="10.0.7.9")
+    assert book.matching(ev, NODE, False, T0) == [16]  # 15 is looked at (its user), but its source is not this one
+    assert len(book._index.candidates(ev, NODE, ipaddress.ip_address("10.0.7.9"))) == 2
+
+
+def test_a_hub_that_keeps_no_rules_says_so_to_every_mute_request():
+    """A hub of a cluster keeps no rules yet: an empty list would read as "nothing muted", and
+    "no rule has id 3" as a wrong id."""
+    hub = Hub(HubSettings.from_env({"SECMON_SOCKET": "/nonexistent/hub.sock"}))
+    requester = m.Requester(0, "root")
+    for ask in (hub.mute_rules, lambda: hub.add_mute(m.AddMute(1, user="root"), requester),
+                lambda: hub.remove_mute(m.RemoveMute(1, 3), requester)):  # fmt: skip
+        with pytest.raises(BadMute, match=r"this hub keeps no mute rules \(a hub of a cluster does not yet\)"):
+            ask()
 
 
 def test_the_book_holds_at_most_max_mutes(monkeypatch):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import anyio
+
+from secmon.config import HubSettings
 from secmon.hub.health import BACK_SETTLE, CollectorWatch, OutageTracker
+from secmon.hub.hub import Hub
 from secmon.protocol import messages as m
 from secmon.protocol import notices
 
@@ -117,3 +121,29 @@ def test_a_reconnecting_node_still_failing_is_not_told_again_and_initializing_sa
     watch.changes(1, update(auth="x"))
     watch.forgotten(1)
     assert watch.changes(1, update(auth="x")) == [m.CollectorState("auth", "x")]  # forgotten: a new node
+
+
+class FailingJudge:
+    """A judge whose sweep fails every time (a bug, or a state file gone bad under the hub)."""
+
+    mutes = None
+
+    def housekeeping(self, now: float, clock: float) -> tuple[list, list]:
+        raise RuntimeError("the sweep broke")
+
+
+async def test_a_failing_housekeeping_step_is_one_log_line_and_the_others_go_on(caplog):
+    hub = Hub(HubSettings.from_env({"SECMON_SOCKET": "/nonexistent/hub.sock", "NODE_DOWN_AFTER": "0.2"}))
+    hub.judge = FailingJudge()  # type: ignore[assignment]
+    hub.outages.left(3, NODE, anyio.current_time(), WALL)  # a node gone: its node_down is due in 0.2 s
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hub.housekeeping)
+        with anyio.fail_after(5):
+            while not len(hub.notice_log.kept):  # the outage step still runs, sweep after sweep
+                await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
+    [down] = hub.notice_log.latest(None, 10)[0]
+    assert down.kind == notices.NODE_DOWN and down.node == NODE
+    # once, not once per sweep
+    failed = [r.getMessage() for r in caplog.records if "housekeeping" in r.getMessage()]
+    assert failed == ["housekeeping: event context sweep failed: RuntimeError('the sweep broke')"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from secmon.config import HubSettings
+from secmon.hub.clients import MAX_REQUESTS_IN_FLIGHT, ClientConnection
 from secmon.hub.hub import Hub, Relay
 from secmon.hub.registry import NodeEntry
 from secmon.protocol import messages as m
@@ -57,3 +58,16 @@ def test_a_command_the_node_takes_stays_open_until_its_result():
     relay = hub.start_relay(client, m.Execute(7, "alpha", "uptime"), node)
     assert node.link.sent == [m.RunCommand(relay.hub_id, "uptime", True)]
     assert client.link.sent == [] and relay.hub_id in hub.relays
+
+
+def test_a_command_refused_as_busy_is_in_the_audit_as_having_run_nowhere():
+    hub = Hub(HubSettings.from_env({"SECMON_SOCKET": "/nonexistent/hub.sock"}))
+    link = RecordingLink()
+    client = ClientConnection(hub, link, None, "uid=1000", m.Requester(1000, "alice"))  # type: ignore[arg-type]
+    client.executing = MAX_REQUESTS_IN_FLIGHT
+    client.on_messages([m.Execute(7, "alpha", "uptime", on_behalf="telegram:42")])
+    [refused] = link.sent
+    assert isinstance(refused, m.Error) and refused.code == "busy" and refused.request_id == 7
+    [record], _more = hub.audit.records(None, 10)
+    assert (record.label, record.target, record.outcomes) == ("uptime", "alpha", [])
+    assert record.requester == m.Requester(1000, "alice", "telegram:42") and record.finished is not None

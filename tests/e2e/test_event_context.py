@@ -19,6 +19,7 @@ from geoip import build_asn_db, build_city_db
 
 from secmon.client import HubClient
 from secmon.errors import RequestFailed
+from secmon.hub.clients import MAX_ON_BEHALF
 
 BERLIN = {"country": "DE", "country_name": "Germany", "city": "Berlin", "asn": 64496, "org": "Example <Net> & Co"}
 
@@ -135,6 +136,33 @@ def test_geo_asn_and_first_seen_in_subscribe_and_events(cluster, workdir, geo_en
     assert [history[u["seq"]]["context"] for u in updates] == contexts
 
 
+def test_a_geoip_file_copied_over_in_place_is_read_again_and_the_hub_lives(cluster, workdir, subscriber):
+    city = build_city_db(workdir / "city.mmdb", {"192.0.2.0/24": ("DE", "Germany", "Berlin")})
+    hub = cluster.start_hub(GEOIP_CITY_DB=str(city))
+    log = start_node(cluster, workdir, "alpha")
+    sub = subscriber()
+    write_lines(log, [failed("root", "192.0.2.1")])
+    assert sub.wait_auth(1)[0]["context"]["source"]["country"] == "DE"
+    fresh = build_city_db(workdir / "fresh.mmdb", {"192.0.2.0/24": ("FR", "France", "Paris")})
+    with open(city, "r+b") as f:  # `cp fresh.mmdb city.mmdb`: truncate, then write; an event comes meanwhile
+        f.truncate(0)
+        write_lines(log, [failed("root", "192.0.2.2")])
+        wait_until(lambda: len(sub.auth()) >= 2 or hub.process.poll() is not None, what="the event or the hub's end")
+        f.write(fresh.read_bytes())
+    assert hub.process.poll() is None, f"hub died with {hub.process.returncode}: " + "\n".join(hub.lines[-5:])
+    assert sub.auth()[1]["context"]["source"]["country"] == "DE"  # the copy the hub holds
+    countries = []
+
+    def paris() -> bool:  # the new file is read at the next look at it (every few seconds)
+        write_lines(log, [failed("root", f"192.0.2.{len(countries) + 3}")])
+        wait_until(lambda: len(sub.auth()) >= len(countries) + 3, what="the next event")
+        countries.append(sub.auth()[-1]["context"]["source"]["country"])
+        return countries[-1] == "FR"
+
+    wait_until(paris, timeout=20, what="the rewritten file in use")
+    assert hub.process.poll() is None
+
+
 def test_failures_from_one_source_over_three_nodes_give_one_summary(cluster, workdir, subscriber):
     cluster.start_hub(SECMON_FLEET_WINDOW="6")
     logs = [start_node(cluster, workdir, name) for name in ("web-1", "web-2", "web-3")]
@@ -210,6 +238,21 @@ def test_mute_requests_refused_and_removed(cluster, subscriber):
     assert len(sub.notices("mute_added")) == 1
 
 
+def test_a_long_on_behalf_is_cut_like_an_executes_in_rules_and_notices(cluster, subscriber):
+    """A rule's ``by`` goes to mutes.json, every MuteRules answer and the notices: unbounded, a few such
+    rules made every mute list and notice query bigger than a frame, for good."""
+    hub = cluster.start_hub()
+    sub = subscriber()
+    who = "http:" + "x" * 1_000_000
+    rule = client_call(hub.socket, lambda c: c.add_mute(user="root", on_behalf=who))
+    assert rule.by.startswith(who[:MAX_ON_BEHALF] + " via ") and len(rule.by) < MAX_ON_BEHALF + 100
+    assert client_call(hub.socket, lambda c: c.mutes()) == [rule]
+    removed = client_call(hub.socket, lambda c: c.remove_mute(rule.id, on_behalf=who))
+    assert removed == rule
+    notices = wait_until(lambda: sub.notices("mute_removed") and sub.notices(), what="the mute notices")
+    assert [len(n["mute"]["by"]) for n in notices] == [len(rule.by)] * 2
+
+
 def test_rules_and_first_seen_survive_a_hub_restart(cluster, workdir, subscriber):
     hub = cluster.start_hub(SECMON_STATE_DIR=str(workdir / "state"))
     log = start_node(cluster, workdir, "alpha")
@@ -232,11 +275,17 @@ def test_rules_and_first_seen_survive_a_hub_restart(cluster, workdir, subscriber
 
 def test_a_bad_context_setting_stops_the_hub_with_one_line(cluster, workdir):
     (workdir / "garbage.mmdb").write_text("not a database " * 20)
+    state = workdir / "state"
+    state.mkdir(mode=0o700)
+    rule = {"id": 1, "user": "root", "created": 1.0, "expires": "2030-01-01", "reason": "", "by": "x"}
+    (state / "mutes.json").write_text(json.dumps({"next_id": 2, "rules": [rule]}))  # edited by hand
     for extra, line in [
         ({"GEOIP_ASN_DB": str(workdir / "none.mmdb")},
          f"GEOIP_ASN_DB: cannot read {workdir / 'none.mmdb'}: No such file or directory"),
         ({"GEOIP_CITY_DB": str(workdir / "garbage.mmdb")}, f"GEOIP_CITY_DB: cannot read {workdir / 'garbage.mmdb'}: "),
         ({"SECMON_FLEET_NODES": "many"}, "SECMON_FLEET_NODES must be an integer, got 'many'"),
+        ({"SECMON_STATE_DIR": str(state)}, f"SECMON_STATE_DIR: cannot read the mute rules in {state / 'mutes.json'}: "
+                                           "rules[0].expires: expected float or nil, got str"),
     ]:  # fmt: skip
         result = cluster.cli("hub", **extra)
         assert result.returncode == 2, result.stderr

@@ -12,6 +12,7 @@ across restarts. Pure apart from that store: times are passed in.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,10 +38,24 @@ class _Open:
 class CommandAudit:
     """The audit's records; ``open`` ones change as their nodes answer."""
 
-    def __init__(self, limit: int, directory: Path | None = None) -> None:
+    def __init__(self, limit: int, directory: Path | None = None, now: float | None = None) -> None:
+        """The records kept in ``directory`` (None: memory only); a record a stopped hub left open is
+        finished at ``now`` (the start; default the clock's) with the outcomes it had."""
         self.kept = KeptLog(limit, directory, DATABASE, "records")
         self._next_id = self.kept.last_key + 1
         self._open: dict[int, _Open] = {}
+        if self.kept.db is not None:
+            self._finish_left_open(time.time() if now is None else now)
+
+    def _finish_left_open(self, now: float) -> None:
+        """Finish the records of requests that were still running when the hub stopped: their nodes'
+        answers will never come (a node that had not answered has no outcome)."""
+        left = [record for record in self.records(None, len(self.kept))[0] if record.finished is None]
+        for record in left:
+            self._keep(replace(record, finished=now))
+        if left:
+            log.info("audit: %d command records left open by the last run finished (their nodes' answers are lost)",
+                     len(left))  # fmt: skip
 
     def open(
         self, requester: m.Requester, label: str, target: str, nodes: list[tuple[int, str]], now: float

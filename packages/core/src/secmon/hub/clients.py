@@ -34,7 +34,7 @@ from .wire import HubLink
 log = logging.getLogger("secmon.hub")
 
 MAX_REQUESTS_IN_FLIGHT = 64  # commands one client may have running; more is a bug or an abuse
-MAX_ON_BEHALF = 200  # characters of Execute.on_behalf the audit keeps ("telegram:ID @name", "http:NAME")
+MAX_ON_BEHALF = 200  # characters of on_behalf kept (audit, rules, notices): "telegram:ID @name", "http:NAME"
 MAX_QUERIES_IN_FLIGHT = 4  # history queries one client may have running: each holds a thread of the hub's
 REPLAY_BATCH = 1_000  # held updates looked up at a time while a subscriber catches up
 
@@ -126,6 +126,8 @@ class ClientConnection:
                     if self.executing >= MAX_REQUESTS_IN_FLIGHT:
                         text = f"more than {MAX_REQUESTS_IN_FLIGHT} commands in flight"
                         self._error(message.request_id, "busy", text)
+                        # refused before it ran: in the audit all the same, as having run nowhere
+                        self.hub.audit_command(self.acting(message.on_behalf), message, [], time.time())
                     else:
                         self.executing += 1
                         self.tg.start_soon(self._execute, message)
@@ -200,9 +202,9 @@ class ClientConnection:
             if isinstance(request, m.ListMutes):
                 rules = hub.mute_rules()
             elif isinstance(request, m.AddMute):
-                rules = [hub.add_mute(request, self.requester)]
+                rules = [hub.add_mute(request, self.acting(request.on_behalf))]
             else:
-                rule = hub.remove_mute(request, self.requester)
+                rule = hub.remove_mute(request, self.acting(request.on_behalf))
                 if rule is None:
                     self._error(request.request_id, "unknown_mute", f"no mute rule has id {request.id}")
                     return
@@ -211,6 +213,11 @@ class ClientConnection:
             self._error(request.request_id, m.BAD_QUERY, str(exc))
             return
         self.link.send(m.MuteRules(request.request_id, rules))
+
+    def acting(self, on_behalf: str) -> m.Requester:
+        """Who a request is from: this connection's peer, for ``on_behalf`` cut to MAX_ON_BEHALF (it is
+        kept in the audit, the mute rules and the notices, which must fit a frame however many)."""
+        return replace(self.requester, on_behalf=on_behalf[:MAX_ON_BEHALF])
 
     def _error(self, request_id: int, code: str, text: str) -> None:
         self.link.send(m.Error(code, text, request_id))
@@ -262,7 +269,7 @@ class ClientConnection:
     async def _execute(self, request: m.Execute) -> None:
         """Run a command request; it is in the audit whatever happens, as ``requester`` with the
         request's ``on_behalf`` (a request refused, or ended while it waited for its node, ran nowhere)."""
-        requester = replace(self.requester, on_behalf=request.on_behalf[:MAX_ON_BEHALF])
+        requester = self.acting(request.on_behalf)
         asked = time.time()
         targets: list[ConnectedNode] | None = None
         try:

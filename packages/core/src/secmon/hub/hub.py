@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,6 +36,8 @@ from .registry import NodeEntry, NodeRegistry, UpdateRing
 from .store import HubStore
 
 log = logging.getLogger("secmon.hub")
+
+NO_MUTES = "this hub keeps no mute rules (a hub of a cluster does not yet)"
 
 
 class Link(Protocol):
@@ -131,6 +133,7 @@ class Hub:
     node_arrived: anyio.Event = field(default_factory=anyio.Event)
     node_waiters: int = 0  # commands waiting for their node to connect (NODE_WAIT_TIMEOUT)
     _next_hub_id: int = 1
+    _failing_steps: dict[str, str] = field(default_factory=dict)  # housekeeping step → its last error, once said
 
     socket_gid: int | None = None  # SECMON_SOCKET_GROUP: its members may connect as clients
 
@@ -220,26 +223,31 @@ class Hub:
         return self.notice(SOURCE_FAILING, source=failures).seq
 
     def mute_rules(self) -> list[m.MuteRule]:
-        """The mute rules in force (none without event context)."""
-        return self.judge.mutes.rules() if self.judge is not None else []
+        """The mute rules in force; BadMute on a hub that keeps none (an empty list would read as
+        "nothing muted")."""
+        if self.judge is None:
+            raise BadMute(NO_MUTES)
+        return self.judge.mutes.rules()
 
     def add_mute(self, request: m.AddMute, requester: m.Requester) -> m.MuteRule:
-        """Add a mute rule for ``requester`` and say so (a mute_added notice); BadMute names what is wrong."""
+        """Add a mute rule for ``requester`` (with the request's on_behalf, bounded) and say so (a
+        mute_added notice); BadMute names what is wrong."""
         if self.judge is None:
-            raise BadMute("this hub keeps no mute rules (a hub of a cluster does not yet)")
-        by = requester_text(m.Requester(requester.uid, requester.user, request.on_behalf))
+            raise BadMute(NO_MUTES)
+        by = requester_text(requester)
         rule = self.judge.mutes.add(request, by, time.time())
         log.info("mute rule %d added by %s", rule.id, by)
         self.notice(MUTE_ADDED, mute=m.MuteChange(rule, by))
         return rule
 
     def remove_mute(self, request: m.RemoveMute, requester: m.Requester) -> m.MuteRule | None:
-        """Remove a mute rule and say so (a mute_removed notice); None when there is no such rule."""
+        """Remove a mute rule for ``requester`` (with the request's on_behalf, bounded) and say so (a
+        mute_removed notice); None when there is no such rule."""
         if self.judge is None:
-            return None
+            raise BadMute(NO_MUTES)
         rule = self.judge.mutes.remove(request.id)
         if rule is not None:
-            by = requester_text(m.Requester(requester.uid, requester.user, request.on_behalf))
+            by = requester_text(requester)
             log.info("mute rule %d removed by %s", rule.id, by)
             self.notice(MUTE_REMOVED, mute=m.MuteChange(rule, by))
         return rule
@@ -324,15 +332,32 @@ class Hub:
         period = max(0.01, min(1.0, shortest / 4))
         while True:
             await anyio.sleep(period)
-            now = time.monotonic()
-            for link in list(self.links):
-                link.tick(now)
-            for conn in list(self.nodes.values()):
-                conn.acknowledge()
-            self.forget_expired(anyio.current_time())
-            for due in self.outages.sweep(anyio.current_time()):
-                self.outage_notice(due)
-            self.context_sweep(time.time())
+            self._guarded("keepalives", self._tick_links, time.monotonic())
+            self._guarded("forgetting nodes", self.forget_expired, anyio.current_time())
+            self._guarded("node down/back notices", self._outage_sweep, anyio.current_time())
+            self._guarded("event context sweep", self.context_sweep, time.time())
+
+    def _guarded(self, step: str, run: Callable[[float], None], now: float) -> None:
+        """Run one housekeeping step; an exception (a bug, a state file gone bad) is one log line,
+        repeated only when it changes, and the sweep and the hub go on."""
+        try:
+            run(now)
+        except Exception as exc:
+            if self._failing_steps.get(step) != repr(exc):
+                log.error("housekeeping: %s failed: %r", step, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            self._failing_steps[step] = repr(exc)
+        else:
+            self._failing_steps.pop(step, None)
+
+    def _tick_links(self, now: float) -> None:
+        for link in list(self.links):
+            link.tick(now)
+        for conn in list(self.nodes.values()):
+            conn.acknowledge()
+
+    def _outage_sweep(self, now: float) -> None:
+        for due in self.outages.sweep(now):
+            self.outage_notice(due)
 
     def forget_expired(self, now: float) -> None:
         """Forget the nodes past their grace period, and say so."""

@@ -3,7 +3,8 @@ and, with SECMON_STATE_DIR, written through to SQLite so a restarted hub still h
 
 Records are keyed by a number that only grows (an audit id, a notice's seq) and carry
 a Unix time that queries filter on; the body is opaque bytes (its owner encodes it).
-Memory holds them all, up to the bound: a few thousand small records. A record is
+Memory holds them all, up to the bound: a few thousand small records. An answer
+carries at most ANSWER_BUDGET bytes of them (well inside a frame), the newest first. A record is
 written when it is put (a record that changes is put again); a failed write is
 logged and the hub goes on with what it has in memory.
 """
@@ -15,6 +16,7 @@ import sqlite3
 from pathlib import Path
 
 from ..config import state_directory, state_error
+from .history import ANSWER_BUDGET  # the bytes of bodies one answer carries at most, as for events
 
 log = logging.getLogger("secmon.hub")
 
@@ -45,7 +47,15 @@ class KeptLog:
             ).fetchall()
         except sqlite3.Error as exc:
             raise state_error(self.path, exc) from None
-        self._records = {key: (time, body) for key, time, body in rows}
+        # A row without a number for its time or bytes for its body (a damaged or doctored file) is left
+        # out: every query filters on the time, and one such row would fail them all.
+        self._records = {
+            key: (float(time), body) for key, time, body in rows
+            if type(time) in (int, float) and type(body) is bytes and type(key) is int
+        }  # fmt: skip
+        if len(self._records) < len(rows):
+            left_out = len(rows) - len(self._records)
+            log.warning("%s: left out %d %s rows with no time or body", self.path, left_out, table)
 
     @property
     def last_key(self) -> int:
@@ -77,12 +87,14 @@ class KeptLog:
 
     def latest(self, since: float | None, limit: int) -> tuple[list[bytes], bool]:
         """The bodies of the latest ``limit`` records at or after ``since``, oldest first, and whether
-        older ones pass too."""
+        older ones pass too; past ANSWER_BUDGET bytes of bodies the older ones are left out (``more``)."""
         found: list[bytes] = []
+        size = 0
         for time, body in reversed(self._records.values()):
             if since is not None and time < since:
                 continue
-            if len(found) == limit:
+            size += len(body)
+            if len(found) == limit or (size > ANSWER_BUDGET and found):
                 return found[::-1], True
             found.append(body)
         return found[::-1], False

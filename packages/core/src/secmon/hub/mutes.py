@@ -18,7 +18,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,16 +26,21 @@ from typing import Any
 from ..config import state_directory
 from ..errors import ConfigError
 from ..protocol import messages as m
+from ..protocol.errors import InvalidMessage
 from ..protocol.kinds import LABELS as KIND_LABELS
+from ..protocol.schema import record_converter
 
 log = logging.getLogger("secmon.hub")
 
 FILE = "mutes.json"
-MAX_MUTES = 1_000  # rules in force at most: each is checked against every event, so a runaway script is stopped
+MAX_MUTES = 1_000  # rules in force at most: a runaway script is stopped (an event checks only the rules indexed for it)
 MAX_REASON = 500  # characters of a reason: a sentence, not a document
 MAX_FIELD = 256  # characters of a user or node matcher: longer matches nothing a node sends
+MAX_BY = 1_000  # characters of who made a rule: a cut on_behalf and a user name, with room to spare
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+NodeNames = tuple[str, str, str]  # an event's node: serial as text, hostname, address
 
 
 class BadMute(ValueError):
@@ -51,10 +56,15 @@ class _Compiled:
 
 
 def _network(source: str) -> Network:
+    """The network ``source`` names; an IPv4-mapped one (``::ffff:192.0.2.0/120``) as the IPv4 network
+    it is, since events from such hosts are matched by their IPv4 address."""
     try:
-        return ipaddress.ip_network(source.strip(), strict=False)
+        network = ipaddress.ip_network(source.strip(), strict=False)
     except ValueError:
         raise BadMute(f"source: {source[:100]!r} is not an IP address or CIDR network") from None
+    if network.version == 6 and network.prefixlen >= 96 and network.network_address.ipv4_mapped is not None:
+        return ipaddress.ip_network(f"{network.network_address.ipv4_mapped}/{network.prefixlen - 96}")
+    return network
 
 
 def check_request(request: m.AddMute) -> None:
@@ -83,18 +93,43 @@ class MuteBook:
         self.path = state_directory(directory) / FILE if directory is not None else None
         self.next_id = 1
         self.by_id: dict[int, _Compiled] = {}  # the rules in force, compiled (others only read it)
+        self._index: _RuleIndex | None = None  # of by_id, built at the first match after a change
         if self.path is not None and self.path.exists():
             self._load(self.path)
 
     def _load(self, path: Path) -> None:
+        """Read the book: every rule is checked as a MuteRule from the wire and as an AddMute, so a
+        hand-edited file the hub cannot trust stops it at start with one line, not later."""
         try:
             saved = json.loads(path.read_text())
-            self.next_id = int(saved["next_id"])
-            for raw in saved["rules"]:
-                rule = m.MuteRule(**raw)
+            if not isinstance(saved, dict) or not isinstance(saved.get("rules"), list):
+                raise BadMute('expected {"next_id": N, "rules": [...]}')
+            next_id = saved.get("next_id")
+            if type(next_id) is not int or next_id < 1:
+                raise BadMute(f"next_id: expected a whole number above 0, got {next_id!r}"[:200])
+            self.next_id = next_id
+            convert = record_converter(m.MuteRule)
+            for index, raw in enumerate(saved["rules"]):
+                rule = convert(raw, f"rules[{index}]")
+                try:
+                    self._check_saved(rule)
+                except BadMute as exc:
+                    raise BadMute(f"rules[{index}].{exc}") from None
                 self.by_id[rule.id] = _Compiled(rule, _network(rule.source) if rule.source is not None else None)
-        except (OSError, ValueError, KeyError, TypeError, BadMute) as exc:
+        except (OSError, ValueError, InvalidMessage) as exc:  # BadMute is a ValueError
             raise ConfigError(f"SECMON_STATE_DIR: cannot read the mute rules in {path}: {exc}") from None
+
+    def _check_saved(self, rule: m.MuteRule) -> None:
+        """What ``add`` would have made: BadMute naming the field when ``rule`` is not."""
+        if not 0 < rule.id < self.next_id or rule.id in self.by_id:
+            raise BadMute(f"id: {rule.id} is not a new id below next_id {self.next_id}")
+        check_request(m.AddMute(0, rule.source, rule.user, rule.node, rule.kind, None, rule.reason))
+        if not math.isfinite(rule.created):
+            raise BadMute(f"created: must be a finite Unix time, got {rule.created!r}")
+        if rule.expires is not None and not math.isfinite(rule.expires):
+            raise BadMute(f"expires: must be a finite Unix time or null, got {rule.expires!r}")
+        if len(rule.by) > MAX_BY:
+            raise BadMute(f"by: at most {MAX_BY} characters, got {len(rule.by)}")
 
     def _save(self) -> None:
         if self.path is None:
@@ -127,6 +162,7 @@ class MuteBook:
                           request.reason, by)  # fmt: skip
         self.next_id += 1
         self.by_id[rule.id] = _Compiled(rule, _network(source) if source is not None else None)
+        self._index = None
         self._save_or_undo(rule.id)
         return rule
 
@@ -135,6 +171,7 @@ class MuteBook:
             self._save()
         except OSError as exc:
             self.by_id.pop(rule_id, None)
+            self._index = None
             raise BadMute(f"the rule could not be saved: {exc.strerror or exc}") from None
 
     def remove(self, rule_id: int) -> m.MuteRule | None:
@@ -142,6 +179,7 @@ class MuteBook:
         compiled = self.by_id.pop(rule_id, None)
         if compiled is None:
             return None
+        self._index = None
         self._save_or_log()
         return compiled.rule
 
@@ -158,22 +196,28 @@ class MuteBook:
         if gone:
             for rule in gone:
                 del self.by_id[rule.id]
+            self._index = None
             self._save_or_log()
         return gone
 
     def matching(self, event: Mapping[str, Any], node: tuple[str, str, str], new: bool, now: float) -> list[int]:
         """The ids of the rules in force at ``now`` that match ``event`` (an AuthEvent's map) from
-        ``node`` (its serial as text, hostname, address); ``new``: a success new for its user."""
+        ``node`` (its serial as text, hostname, address); ``new``: a success new for its user.
+
+        Only the rules the index finds for the event's user, node names, source and kind are
+        checked: a few dictionary looks per event, however many rules there are."""
+        index = self._index
+        if index is None:
+            index = self._index = _RuleIndex(self.by_id.values())
+        host_address: Any = _address(event.get("host")) if index.by_network else False  # False: not parsed yet
         found: list[int] = []
-        host_address: Any = False  # not parsed yet
-        kind = event["kind"]
-        for rule_id, compiled in self.by_id.items():
+        for compiled in index.candidates(event, node, host_address if host_address is not False else None):
             rule = compiled.rule
             if rule.expires is not None and rule.expires <= now:
                 continue
             if new and rule.kind is None:
                 continue
-            if rule.kind is not None and rule.kind != kind:
+            if rule.kind is not None and rule.kind != event["kind"]:
                 continue
             if rule.user is not None and rule.user != event.get("user"):
                 continue
@@ -184,11 +228,60 @@ class MuteBook:
                     host_address = _address(event.get("host"))
                 if host_address is None or host_address not in compiled.network:
                     continue
-            found.append(rule_id)
+            found.append(rule.id)
         return found
 
 
-def _address(host: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+class _RuleIndex:
+    """The rules by the one field each is looked up by: its user, else its node, else its source
+    network, else its kind (every rule sets one). An event's candidates are the rules under its user,
+    its node's three names, each network that holds its source, and its kind; the full check follows."""
+
+    def __init__(self, rules: Iterable[_Compiled]) -> None:
+        self.by_user: dict[str, list[_Compiled]] = {}
+        self.by_node: dict[str, list[_Compiled]] = {}
+        self.by_kind: dict[str, list[_Compiled]] = {}
+        # (IP version, prefix length) → the network's leading bits → its rules: one look per length in use
+        self.by_network: dict[tuple[int, int], dict[int, list[_Compiled]]] = {}
+        for compiled in rules:
+            rule, network = compiled.rule, compiled.network
+            if rule.user is not None:
+                self.by_user.setdefault(rule.user, []).append(compiled)
+            elif rule.node is not None:
+                self.by_node.setdefault(rule.node, []).append(compiled)
+            elif network is not None:
+                shift = network.max_prefixlen - network.prefixlen
+                buckets = self.by_network.setdefault((network.version, network.prefixlen), {})
+                buckets.setdefault(int(network.network_address) >> shift, []).append(compiled)
+            elif rule.kind is not None:
+                self.by_kind.setdefault(rule.kind, []).append(compiled)
+
+    def candidates(self, event: Mapping[str, Any], node: NodeNames, address: Address | None) -> list[_Compiled]:
+        """The rules that may match ``event``, by id (one rule at most once)."""
+        found: list[_Compiled] = []
+        user = event.get("user")
+        if user is not None and self.by_user:
+            found += self.by_user.get(user, ())
+        if self.by_node:
+            for name in dict.fromkeys(node):
+                found += self.by_node.get(name, ())
+        if address is not None:
+            bits = int(address)
+            for (version, prefixlen), buckets in self.by_network.items():
+                if version == address.version:
+                    found += buckets.get(bits >> (address.max_prefixlen - prefixlen), ())
+        if self.by_kind:
+            found += self.by_kind.get(event["kind"], ())
+        if len(found) > 1:
+            found.sort(key=_by_id)
+        return found
+
+
+def _by_id(compiled: _Compiled) -> int:
+    return compiled.rule.id
+
+
+def _address(host: Any) -> Address | None:
     if not isinstance(host, str):
         return None
     try:
