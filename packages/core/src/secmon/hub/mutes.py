@@ -16,7 +16,6 @@ import dataclasses
 import ipaddress
 import json
 import logging
-import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ from ..errors import ConfigError
 from ..protocol import messages as m
 from ..protocol.errors import InvalidMessage
 from ..protocol.kinds import LABELS as KIND_LABELS
+from ..protocol.notices import MAX_MUTE_DURATION
+from ..protocol.queries import time_problem
 from ..protocol.schema import record_converter
 
 log = logging.getLogger("secmon.hub")
@@ -79,8 +80,8 @@ def check_request(request: m.AddMute) -> None:
             raise BadMute(f"{name}: must be 1 to {MAX_FIELD} characters")
     if request.kind is not None and request.kind not in KIND_LABELS:
         raise BadMute(f"kind: {request.kind[:100]!r} is not a known event kind")
-    if request.duration is not None and not (request.duration > 0 and math.isfinite(request.duration)):
-        raise BadMute(f"duration: must be a finite number of seconds above 0, got {request.duration!r}")
+    if request.duration is not None and not 0 < request.duration <= MAX_MUTE_DURATION:
+        raise BadMute(f"duration: must be more than 0 s and at most ten years, got {request.duration!r}")
     if len(request.reason) > MAX_REASON:
         raise BadMute(f"reason: at most {MAX_REASON} characters, got {len(request.reason)}")
 
@@ -124,10 +125,12 @@ class MuteBook:
         if not 0 < rule.id < self.next_id or rule.id in self.by_id:
             raise BadMute(f"id: {rule.id} is not a new id below next_id {self.next_id}")
         check_request(m.AddMute(0, rule.source, rule.user, rule.node, rule.kind, None, rule.reason))
-        if not math.isfinite(rule.created):
-            raise BadMute(f"created: must be a finite Unix time, got {rule.created!r}")
-        if rule.expires is not None and not math.isfinite(rule.expires):
-            raise BadMute(f"expires: must be a finite Unix time or null, got {rule.expires!r}")
+        for problem in (
+            time_problem(rule.created, "created"),
+            None if rule.expires is None else time_problem(rule.expires, "expires"),
+        ):
+            if problem is not None:
+                raise BadMute(problem)
         if len(rule.by) > MAX_BY:
             raise BadMute(f"by: at most {MAX_BY} characters, got {len(rule.by)}")
 

@@ -36,6 +36,10 @@ NEW_HOST = "host"
 NEW_ASN = "asn"
 NEW_COUNTRY = "country"
 
+# Seconds a mute rule may last at most: ten years. Longer is a typo (and a time no JSON form can
+# write); a rule that never expires leaves its duration out.
+MAX_MUTE_DURATION = 3_650 * 86_400.0
+
 # Names and users a notice lists at most (SourceFailures.nodes, .users); its counts say the rest.
 MAX_LISTED = 10
 
