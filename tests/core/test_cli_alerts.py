@@ -15,8 +15,8 @@ import pytest
 
 from secmon.cli import alerts, render
 from secmon.cli.arguments import parse
-from secmon.cli.matchers import rule_text
 from secmon.cli.terminal import BOLD, DIM, GREEN, RED, RESET, YELLOW, Painter
+from secmon.mutewords import rule_text
 from secmon.protocol import messages as m
 from secmon.protocol import notices
 

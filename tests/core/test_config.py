@@ -194,6 +194,16 @@ def test_missing_and_empty_tokens_say_so(tmp_path):
         read_secret(_secret(tmp_path, 0o600, " \n"), "SECMON_TOKEN_FILE")
 
 
+def test_a_token_file_that_is_not_text_says_so(tmp_path):
+    path = tmp_path / "token"
+    path.write_bytes(b"\xff\xfe\x00\x9c binary, not a token\n")
+    path.chmod(0o600)
+    with pytest.raises(ConfigError) as caught:
+        read_secret({"SECMON_TOKEN_FILE": str(path)}, "SECMON_TOKEN_FILE")
+    assert str(caught.value) == f"SECMON_TOKEN_FILE: {path} is not UTF-8 text"
+    assert caught.value.variable == "SECMON_TOKEN_FILE"
+
+
 # --- state directories and databases ----------------------------------------------------------
 
 

@@ -50,9 +50,3 @@ def test_flags_only_for_what_the_hub_flagged():
         "⚠️ After 1 failure from this source",
     ]
     assert words.flags(update("ssh_failed_password", m.EventContext(after_failures=3))) == []
-
-
-def test_matchers_read_as_the_cli_takes_them():
-    rule = m.MuteRule(3, "203.0.113.0/24", "root", "web-1", "ssh_invalid_user")
-    assert words.matchers(rule) == "203.0.113.0/24 user:root node:web-1 kind:ssh_invalid_user"
-    assert words.matchers(m.MuteRule(4, kind="ssh_accepted")) == "kind:ssh_accepted"

@@ -114,6 +114,14 @@ def test_hub_refuses_a_token_others_can_read(base_env, workdir):
     refused(run(secmon_argv("node"), {**base_env, "SECMON_TOKEN_FILE": str(token)}), "SECMON_TOKEN_FILE", "readable")
 
 
+def test_hub_refuses_a_token_file_that_is_not_text(base_env, workdir):
+    token = workdir / "token"
+    token.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")  # the wrong file, picked by mistake
+    token.chmod(0o600)
+    line = refused(run(secmon_argv("hub"), {**base_env, "SECMON_TOKEN_FILE": str(token)}), "SECMON_TOKEN_FILE")
+    assert line.endswith(f"{token} is not UTF-8 text"), line
+
+
 def _as_nobody() -> list[str]:
     """A prefix that runs a program as uid 65534, still able to read this root-only Python install."""
     require_root_tools("setpriv")  # root, to switch to another user

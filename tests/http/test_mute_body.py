@@ -9,29 +9,16 @@ from secmon_http.mutes import MuteBodyError, MuteRequest, parse_duration, parse_
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [
-        (None, None),
-        (90, 90.0),
-        (0.5, 0.5),
-        ("90", 90.0),
-        ("90s", 90.0),
-        ("30m", 1800.0),
-        (" 2h ", 7200.0),
-        ("7d", 604800.0),
-        ("2w", 1209600.0),
-        ("1.5h", 5400.0),
-        ("3650d", 3650 * 86400.0),
-    ],
-)
+    [(None, None), (90, 90.0), (0.5, 0.5), ("90", 90.0), (" 2h ", 7200.0), ("2w", 1209600.0), ("3650d", 315360000.0)],
+)  # every form of the words: tests/core/test_mutewords.py
 def test_durations(value, seconds):
     assert parse_duration(value) == seconds
 
 
 @pytest.mark.parametrize(
     "value",
-    [0, -5, "0s", "-1h", "3651d", 1e308, float("inf"), float("nan"), "inf", "nan", "1e9", "2 h", "2H", "h", "",
-     "½h", "１h", True, [], {}, "9" * 400],
-)  # fmt: skip
+    [0, -5, "0s", "3651d", 1e308, 10**400, float("inf"), float("nan"), "soon", "2H", "", True, [], {}, "9" * 400],
+)
 def test_durations_that_do_not_read(value):
     with pytest.raises(MuteBodyError) as refused:
         parse_duration(value)
@@ -64,6 +51,9 @@ def test_a_full_body():
         ({"user": "root", "reason": 7}, "reason: must be a string"),
         ({"user": "root", "reason": "x" * 1001}, "reason: longer than 1000"),
         ({"user": "root", "for": "soon"}, "for: 'soon' is not a duration"),
+        ({"source": "not-an-address"}, "source: 'not-an-address' is not an IP address or CIDR network"),
+        ({"source": " 203.0.113.0/99 "}, "source: '203.0.113.0/99' is not an IP address"),
+        ({"kind": "nosuch_kind"}, "kind: 'nosuch_kind' is not an event kind"),
     ],
 )
 def test_bodies_that_do_not_read_name_the_field(body, words):
@@ -77,7 +67,7 @@ def test_rule_ids(text, value):
     assert parse_rule_id(text) == value
 
 
-@pytest.mark.parametrize("text", ["0", "-1", "1.0", "x", "", "٣", str(2**63), "9" * 400, " 1"])
+@pytest.mark.parametrize("text", ["0", "-1", "1.0", "x", "", "٣", str(2**63), "9" * 400, " 1", "#"])
 def test_rule_ids_that_do_not_read(text):
     with pytest.raises(MuteBodyError, match="id: a mute rule's id is a whole number from 1"):
         parse_rule_id(text)

@@ -108,6 +108,7 @@ def test_settings_read_a_named_token_file(tmp_path):
     [
         (b"\xff\xfe\x00binary", 0o600, "is not UTF-8 text"),
         (f"alice {A}\nbob\n".encode(), 0o600, "line 2: expected NAME TOKEN"),
+        (f"\n# ops\nalice {A}\nbob\n".encode(), 0o600, "line 4: expected NAME TOKEN"),  # the file's own numbers
         (f"alice {A}\n".encode(), 0o644, "readable by others"),
         (b"\n\n", 0o600, "is empty"),
     ],

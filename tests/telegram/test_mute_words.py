@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from secmon_telegram.bot import on_behalf
-from secmon_telegram.mutes import MuteRequest, MuteWordsError, parse_duration, parse_mute, parse_rule_id
+from secmon_telegram.mutes import MuteRequest, MuteWordsError, parse_mute, parse_rule_id
 
 
 @pytest.mark.parametrize(
@@ -20,6 +20,7 @@ from secmon_telegram.mutes import MuteRequest, MuteWordsError, parse_duration, p
         ("source:192.0.2.7 for 90", MuteRequest(source="192.0.2.7", duration=90.0)),
         ("USER:Admin for 7d", MuteRequest(user="Admin", duration=7 * 86400.0)),
         ("node:db-1 reason for the night", MuteRequest(node="db-1", reason="for the night")),
+        ("for 2w kind:su_failed", MuteRequest(kind="su_failed", duration=14 * 86400.0)),  # matchers after for
     ],
 )
 def test_mute_words(words, request_):
@@ -31,14 +32,18 @@ def test_mute_words(words, request_):
     [
         ("", "usage: /mute"),
         ("for 2h", "usage: /mute"),
-        ("user:a user:b", "user is given twice"),
-        ("10.0.0.0/8 192.0.2.1", "source is given twice"),
-        ("user:", "user: needs a value"),
+        ("reason lab", "usage: /mute"),
         ("user:a for", "for needs a duration"),
-        ("user:a for soon", "a duration is a number"),
-        ("user:a for 0s", "more than 0"),
         ("user:a for 2h for 3h", "for is given twice"),
         ("user:a reason", "reason needs a text"),
+        # the words of secmon mute add, as secmon.mutewords reads them (all its faults: tests/core/test_mutewords.py)
+        ("user:a user:b", "user: given twice"),
+        ("10.0.0.0/8 192.0.2.1", "source: given twice"),
+        ("user:", "user: empty"),
+        ("root", "'root' is not a matcher"),
+        ("kind:ssh_bogus", "kind: 'ssh_bogus' is not an event kind"),
+        ("user:a for soon", "'soon' is not a duration"),
+        ("user:a for 0s", "more than 0"),
     ],
 )
 def test_bad_mute_words_say_what_is_wrong(words, error):
@@ -46,10 +51,9 @@ def test_bad_mute_words_say_what_is_wrong(words, error):
         parse_mute(words.split())
 
 
-def test_durations_and_ids():
-    assert [parse_duration(d) for d in ("90s", "30m", "2h", "7d", "45", "1.5h")] == [90, 1800, 7200, 604800, 45, 5400]
+def test_ids():
     assert parse_rule_id(["3"]) == 3 and parse_rule_id(["#12"]) == 12
-    for words in ([], ["x"], ["1", "2"], ["-1"]):
+    for words in ([], ["x"], ["1", "2"], ["-1"], ["0"]):
         with pytest.raises(MuteWordsError, match="usage: /unmute ID"):
             parse_rule_id(words)
 

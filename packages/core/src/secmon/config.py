@@ -148,7 +148,13 @@ def configure_logging(env: Mapping[str, str] | None = None, default_level: str =
 
 
 def read_secret(env: Mapping[str, str], name: str) -> str | None:
-    """The stripped content of the file named by ``name``, or None when unset.
+    """The stripped content of the file named by ``name``, or None when unset (see read_private_text)."""
+    text = read_private_text(env, name)
+    return None if text is None else text.strip()
+
+
+def read_private_text(env: Mapping[str, str], name: str) -> str | None:
+    """The UTF-8 text of the file named by ``name``, as it is, or None when unset; it may not be blank.
 
     Like the allowlist, the file must be private: a secret that others may read
     is no longer one, and one that others may write lets them choose it. Its
@@ -159,18 +165,20 @@ def read_secret(env: Mapping[str, str], name: str) -> str | None:
         return None
     try:
         info = path.stat()
-        secret = path.read_text().strip()
+        text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}", name) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name}: {path} is not UTF-8 text", name) from None
     if info.st_mode & stat.S_IROTH:
         raise ConfigError(f"{name}: {path} is readable by others; refusing it (chmod o-rwx {path})", name)
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise ConfigError(f"{name}: {path} is writable by group or others; refusing it (chmod go-w {path})", name)
     if info.st_uid not in (0, os.getuid()):
         raise ConfigError(f"{name}: {path} is owned by uid {info.st_uid}, not root or us; refusing it", name)
-    if not secret:
+    if not text.strip():
         raise ConfigError(f"{name}: {path} is empty", name)
-    return secret
+    return text
 
 
 def state_directory(path: Path, name: str = "SECMON_STATE_DIR") -> Path:

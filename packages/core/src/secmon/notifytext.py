@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 
 from .folding import Notice
+from .mutewords import rule_text
 from .protocol import kinds, notices
 from .protocol import messages as m
 from .quiet import Digest, Held
@@ -102,14 +103,6 @@ def node_name(node: m.NodeRef | None) -> str:
     return f"{node.hostname} #{node.serial} ({node.address})"
 
 
-def matchers(rule: m.MuteRule) -> str:
-    """A rule's matchers as the CLI takes them: "203.0.113.0/24 user:root kind:ssh_invalid_user"."""
-    parts = [rule.source] if rule.source else []
-    parts += [f"{name}:{value}" for name, value in (("user", rule.user), ("node", rule.node), ("kind", rule.kind))
-              if value]  # fmt: skip
-    return " ".join(parts) or "everything"
-
-
 def rule_terms(rule: m.MuteRule, tz: tzinfo | None) -> str:
     """A rule's expiry and reason: "until 2026-11-30 07:00:00 · reason: scanner"."""
     terms = [f"until {when(rule.expires, tz)}" if rule.expires is not None else "no expiry"]
@@ -161,7 +154,7 @@ def notice_lines(notice: m.NoticeUpdate, tz: tzinfo | None) -> list[str]:
             lines.append(f"Error: {collector.message}")
     elif mute is not None:
         rule = mute.rule
-        lines.append(f"Rule #{rule.id}: {matchers(rule)}")
+        lines.append(f"Rule #{rule.id}: {rule_text(rule)}")
         lines.append(rule_terms(rule, tz))
         lines.append(f"By: {mute.by}" if mute.by else "By: the hub (expired)")
         if notice.kind == notices.MUTE_ADDED and rule.by and rule.by != mute.by:
@@ -212,7 +205,7 @@ def held_line(item: Held, tz: tzinfo | None) -> str:
     if item.node is not None:
         about = f" {item.node.hostname}"
     elif item.mute is not None:
-        about = f" #{item.mute.rule.id} {matchers(item.mute.rule)}"
+        about = f" #{item.mute.rule.id} {rule_text(item.mute.rule)}"
     elif item.source is not None:
         about = f" {item.source.source} ({count(item.source.failures, 'failure')})"
     elif item.command is not None:

@@ -396,15 +396,7 @@ async def add_mute(request: web.Request) -> web.Response:
     except MuteBodyError as exc:
         raise _bad(str(exc)) from None
     async with HubClient.connect() as hub:
-        added = await hub.add_mute(
-            source=rule.source,
-            user=rule.user,
-            node=rule.node,
-            kind=rule.kind,
-            duration=rule.duration,
-            reason=rule.reason,
-            on_behalf=identity(request),
-        )
+        added = await hub.add_mute(**rule.arguments(), on_behalf=identity(request))
     return web.json_response(jsonform.mute_json(added), status=201)
 
 

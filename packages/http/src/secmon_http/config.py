@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from secmon.config import env_bool, env_ip, env_path, env_port, env_str, read_secret
+from secmon.config import env_bool, env_ip, env_path, env_port, env_str, read_private_text
 from secmon.errors import ConfigError
 
 from .tokens import TokenSet, parse_token_file, single
@@ -69,14 +69,8 @@ class HttpSettings:
 
 
 def read_token_file(env: Mapping[str, str], path: Path) -> TokenSet:
-    """The tokens of ``HTTP_TOKEN_FILE``: a private file (as read_secret checks) of one token or named ones."""
-    try:
-        read_secret(env, "HTTP_TOKEN_FILE")  # its owner and mode, and that it is not empty
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise ConfigError(f"HTTP_TOKEN_FILE: {path} is not UTF-8 text", "HTTP_TOKEN_FILE") from None
-    except OSError as exc:
-        raise ConfigError(f"HTTP_TOKEN_FILE: cannot read {path}: {exc.strerror}", "HTTP_TOKEN_FILE") from None
+    """The tokens of ``HTTP_TOKEN_FILE`` (``path``): a private UTF-8 file of one token or named ones."""
+    text = read_private_text(env, "HTTP_TOKEN_FILE") or ""  # read once: line numbers are the file's own
     try:
         return parse_token_file(text, f"HTTP_TOKEN_FILE {path}")
     except ConfigError as exc:

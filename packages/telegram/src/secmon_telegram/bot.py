@@ -24,13 +24,14 @@ from telegram.request import HTTPXRequest
 
 from secmon.client import HubClient
 from secmon.errors import HubError
+from secmon.mutewords import MuteWordsError
 from secmon.notify import Outgoing, relay_updates
 from secmon.protocol import messages as m
 from secmon.signals import cancel_on_signal
 
 from . import format as fmt
 from .config import BotSettings, read_labels
-from .mutes import MuteWordsError, parse_mute, parse_rule_id
+from .mutes import parse_mute, parse_rule_id
 
 log = logging.getLogger("secmon.telegram")
 
@@ -141,15 +142,7 @@ class SecmonBot:
         try:
             request = parse_mute(list(context.args or []))
             async with HubClient.connect() as hub:
-                rule = await hub.add_mute(
-                    source=request.source,
-                    user=request.user,
-                    node=request.node,
-                    kind=request.kind,
-                    duration=request.duration,
-                    reason=request.reason,
-                    on_behalf=_acting_for(update),
-                )
+                rule = await hub.add_mute(**request.arguments(), on_behalf=_acting_for(update))
             await self.reply("🔇 Mute rule added: " + fmt.mute_rule(rule, self.settings.timezone))
         except (MuteWordsError, HubError) as exc:
             await self.reply(f"⚠️ {fmt.escape(str(exc))}")

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from secmon import notifytext as words
 from secmon.folding import Notice
+from secmon.mutewords import rule_text
 from secmon.notify import Outgoing
 from secmon.protocol import messages as m
 from secmon.protocol.kinds import FAILURE_KINDS, label
@@ -168,7 +169,7 @@ def digest_message(digest: Digest, tz: tzinfo | None) -> str:
 def mute_rule(rule: m.MuteRule, tz: tzinfo | None) -> str:
     """One rule on one line: id, matchers, expiry, reason, who made it."""
     by = f" · by {escape(rule.by)}" if rule.by else ""
-    return f"#{rule.id} <code>{escape(words.matchers(rule))}</code> · {escape(words.rule_terms(rule, tz))}{by}"
+    return f"#{rule.id} <code>{escape(rule_text(rule))}</code> · {escape(words.rule_terms(rule, tz))}{by}"
 
 
 def mute_list(rules: list[m.MuteRule], tz: tzinfo | None) -> str:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..mutewords import rule_text
 from ..protocol import messages as m
 from ..protocol import notices
-from .matchers import rule_text
 from .terminal import DIM, GREEN, RED, YELLOW, Painter, clean, local_time, table
 
 _SEVERITY_COLOUR = {notices.CRITICAL: RED, notices.WARNING: YELLOW}

@@ -23,9 +23,9 @@ from typing import NoReturn
 
 from .. import eventquery
 from ..errors import ConfigError
+from ..mutewords import MuteWordsError, parse_duration, rule_fields, rule_id, shown
 from ..protocol import messages as m
 from ..protocol.kinds import LABELS
-from .matchers import MatcherError, parse_duration, parse_rule_id, rule_fields
 
 OVERVIEW = """\
 usage:
@@ -272,8 +272,11 @@ def _parse_mute(rest: list[str]) -> argparse.Namespace:
             ns.fields = rule_fields(ns.matchers)
             ns.duration = None if ns.duration is None else parse_duration(ns.duration)
         elif action == "rm":
-            ns.id = parse_rule_id(ns.id)
-    except MatcherError as exc:
+            number = rule_id(ns.id)
+            if number is None:
+                parser.error(f"expected a rule id (a whole number, as `secmon mute list` shows), got {shown(ns.id)}")
+            ns.id = number
+    except MuteWordsError as exc:
         parser.error(str(exc))
     ns.command = f"mute {action}"
     return ns
