@@ -30,9 +30,10 @@ from typing import Any
 
 from .protocol import messages as m
 from .protocol.kinds import LABELS
+from .protocol.notices import MAX_MUTE_DURATION
 
 FIELDS = ("source", "user", "node", "kind")
-MAX_DURATION = 3_650 * 86_400.0  # ten years: a rule meant for longer is one without an end, said by no duration
+MAX_DURATION = MAX_MUTE_DURATION  # the hub's bound, checked before asking it
 MAX_RULE_ID = 2**63 - 1  # ids are SQLite integers on the hub
 # At most 12 digits and 6 decimals: any more is a typo, and float() of it is exact enough.
 _DURATION = re.compile(r"([0-9]{1,12}(?:\.[0-9]{1,6})?)([smhdw]?)")
