@@ -93,7 +93,7 @@ async def run(events: int, runs: int, frames_only: bool, batch: int = 1, steady:
         reads = [event_frame(i // STEADY_NODES + 1, "steady") for i in range(events)]
     else:
         reads = node_reads(events, batch)
-    settings = HubSettings.from_env({"SECMON_SOCKET": "/nonexistent/hub.sock"})
+    settings = HubSettings.from_env({**os.environ, "SECMON_SOCKET": "/nonexistent/hub.sock"})
     timings = []
     for _ in range(runs):
         hub = Hub(settings, judge=build_judge(settings.context, None, time.monotonic()))
