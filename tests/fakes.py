@@ -184,20 +184,34 @@ class FakeTelegram(FakeServer):
                 return pending
             await asyncio.sleep(0.02)
 
-    def send_text(self, user_id: int, text: str) -> None:
-        """A message from ``user_id`` to the bot, as getUpdates will deliver it."""
+    def send_text(self, user_id: int, text: str) -> int:
+        """A message from ``user_id`` to the bot, as getUpdates will deliver it; its message id."""
         with self.lock:
             self._update_id += 1
-            message: dict[str, Any] = {
-                "message_id": 10_000 + self._update_id,
-                "date": int(time.time()),
-                "chat": {"id": user_id, "type": "private"},
-                "from": {"id": user_id, "is_bot": False, "first_name": "Operator"},
-                "text": text,
-            }
-            if text.startswith("/"):
-                message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+            message = self._message(user_id, 10_000 + self._update_id, text)
             self._updates.append({"update_id": self._update_id, "message": message})
+            return int(message["message_id"])
+
+    def send_edited(self, user_id: int, message_id: int, text: str) -> None:
+        """``user_id`` edits their message ``message_id`` to ``text``: an ``edited_message`` update."""
+        with self.lock:
+            self._update_id += 1
+            message = self._message(user_id, message_id, text)
+            message["edit_date"] = message["date"]
+            self._updates.append({"update_id": self._update_id, "edited_message": message})
+
+    @staticmethod
+    def _message(user_id: int, message_id: int, text: str) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private"},
+            "from": {"id": user_id, "is_bot": False, "first_name": "Operator"},
+            "text": text,
+        }
+        if text.startswith("/"):
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        return message
 
     def messages_to(self, chat_id: int) -> list[dict[str, Any]]:
         with self.lock:

@@ -355,6 +355,13 @@ def add(book: MuteBook, now: float = T0, **fields) -> m.MuteRule:
         ({"user": "root", "duration": float("inf")}, "duration: "),
         ({"user": "root", "duration": float("nan")}, "duration: "),
         ({"user": "root", "reason": "x" * 501}, "reason: at most 500 characters"),
+        ({"user": "a\nb"}, "user: must not hold control characters"),
+        ({"user": "root\t"}, "user: must not hold control characters"),
+        ({"node": "web\x1b[2J"}, "node: must not hold control characters"),
+        ({"node": "web\x7f"}, "node: must not hold control characters"),
+        ({"user": "root\x9b"}, "user: must not hold control characters"),  # C1: a terminal's CSI
+        ({"user": "root", "reason": "two\nlines"}, "reason: must not hold control characters"),
+        ({"user": "root", "reason": "scanner\x1b]0;owned\x07"}, "reason: must not hold control characters"),
     ],
 )
 def test_a_bad_rule_is_refused_naming_its_field(fields, error):
@@ -467,6 +474,8 @@ def saved(**fields) -> dict:
         (saved(user=None), "rules[0].a mute rule needs at least one of"),
         (saved(kind="nonsense"), "rules[0].kind: 'nonsense' is not a known"),
         (saved(reason="x" * 501), "rules[0].reason: at most 500"),
+        (saved(reason="one\ntwo"), "rules[0].reason: must not hold control characters"),
+        (saved(user="a\x85b"), "rules[0].user: must not hold control characters"),
         (saved(by="x" * 5_000), "rules[0].by: at most 1000 characters"),
         (saved(colour="red"), "rules[0]: unknown field colour"),
         ({"next_id": 2, "rules": ["root"]}, "rules[0]: expected map (MuteRule), got str"),

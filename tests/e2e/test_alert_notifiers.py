@@ -9,6 +9,8 @@ reads in each chat, and what must not arrive there.
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import re
 import signal
 import sys
@@ -117,34 +119,17 @@ def hub_call(cluster, call):
     return anyio.run(main)
 
 
-def cli_has(cluster, *words: str) -> bool:
-    """Whether this `secmon` runs ``words``, rather than saying they are reserved for a later version."""
-    return "not available in this version" not in cluster.cli(*words).stderr
-
-
-def mute_from_cli(cluster, *words: str, reason: str = "") -> int:
-    """`secmon mute add WORDS --reason REASON --json`; the new rule's id.
-
-    Before the CLI has the word, the same rule through the client library it uses.
-    """
-    if not cli_has(cluster, "mute", "list"):
-        fields = {}
-        for word in words:
-            name, sep, value = word.partition(":")
-            fields.update({name: value} if sep and name in ("user", "node", "kind") else {"source": word})
-        return hub_call(cluster, lambda h: h.add_mute(**fields, reason=reason)).id
-    result = cluster.cli("mute", "add", *words, "--reason", reason, "--json")
+def mute_from_cli(cluster, *words: str, duration: str | None = None, reason: str = "") -> int:
+    """`secmon mute add WORDS [--for DURATION] --reason REASON --json`; the new rule's id."""
+    extra = ["--for", duration] if duration is not None else []
+    result = cluster.cli("mute", "add", *words, *extra, "--reason", reason, "--json")
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     return int((answer[0] if isinstance(answer, list) else answer)["id"])
 
 
 def audit(cluster) -> list[dict]:
-    """`secmon audit --json`: the command records, oldest first (through the client library before the CLI has it)."""
-    if not cli_has(cluster, "audit", "--json"):
-        from secmon.jsonform import command_record_json
-
-        return [command_record_json(r) for r in hub_call(cluster, lambda h: h.audit()).records]
+    """`secmon audit --json`: the command records, oldest first."""
     result = cluster.cli("audit", "--json")
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]  # one record a line
@@ -193,6 +178,28 @@ def test_a_mute_rule_from_the_cli_silences_matching_events_in_both(cluster, hub,
     listed = cluster.cli("events", "--user", "root", "--json").stdout.splitlines()
     events = [json.loads(line) for line in listed if line.strip()]
     assert [e["context"]["muted"] for e in events if e["event"]["port"] == 1000] == [[rule]]
+
+
+def test_an_expired_cli_rule_stops_silencing_both(cluster, hub, workdir, fake_telegram, fake_discord):
+    _, log = followed_node(cluster, workdir)
+    start_bot(cluster, fake_telegram, "upd")
+    start_dc(cluster, fake_discord)
+    rule = mute_from_cli(cluster, "user:root", duration="2s")
+    write_auth(
+        log,
+        "Failed password for root from 198.51.100.7 port 1000 ssh2",  # muted while the rule lasts
+        "Failed password for admin from 198.51.100.7 port 1001 ssh2",  # told: written after the muted one
+    )
+    both(fake_telegram, fake_discord, r"admin from 198\.51\.100\.7|User: admin", "the unmuted user")
+    assert mentions(fake_telegram, fake_discord, "198.51.100.7:1000") == (0, 0)
+    tg, dc = both(fake_telegram, fake_discord, rf"^🔊 Mute rule expired\nRule #{rule}: user:root", "the expiry")
+    assert "By: the hub (expired)" in tg and "By: the hub (expired)" in dc
+    write_auth(log, "Failed password for root from 198.51.100.7 port 1002 ssh2")
+    both(fake_telegram, fake_discord, r"198\.51\.100\.7:1002", "the same failure after the expiry")
+    assert mentions(fake_telegram, fake_discord, "198.51.100.7:1000") == (0, 0)
+    listed = [json.loads(line) for line in cluster.cli("events", "--user", "root", "--json").stdout.splitlines()]
+    muted = [(e["event"]["port"], (e["context"] or {}).get("muted") or []) for e in listed]
+    assert muted == [(1000, [rule]), (1002, [])]  # the hub marked the first alone
 
 
 def test_geoip_context_and_first_seen_flags(cluster, workdir, fake_telegram, fake_discord):
@@ -321,7 +328,9 @@ def test_a_mute_from_telegram_silences_both_and_names_the_telegram_user(
     assert any(t.startswith("⚠️ user: given twice") for t in texts(fake_telegram)), texts(fake_telegram)
 
 
-def test_a_command_from_telegram_is_audited_with_the_telegram_user(cluster, hub, workdir, fake_telegram, fake_discord):
+def test_audit_lists_a_command_from_telegram_and_one_from_the_cli_each_with_who(
+    cluster, hub, workdir, fake_telegram, fake_discord
+):
     allow = cluster.allowlist("hi=echo hello\n")
     labels = workdir / "bot-labels"
     labels.write_text("hi\n")
@@ -332,9 +341,20 @@ def test_a_command_from_telegram_is_audited_with_the_telegram_user(cluster, hub,
     wait_until(lambda: "✅ web-1: success\nhello\n" in texts(fake_telegram), what="the command's result")
     tg, dc = both(fake_telegram, fake_discord, r"^▶️ Command run\nLabel: hi on web-1", "the command's notice")
     assert f"By: {IDENTITY} via " in tg and "web-1: success" in tg and f"By: {IDENTITY} via " in dc
-    records = audit(cluster)
-    assert [(r["label"], r["target"], r["requester"]["on_behalf"]) for r in records] == [("hi", "web-1", IDENTITY)]
-    assert [(o["hostname"], o["status"], o["exit_code"]) for o in records[0]["outcomes"]] == [("web-1", "success", 0)]
+    cli = cluster.cli("web-1", "hi")  # the same command from the CLI: the hub knows its uid
+    assert cli.returncode == 0 and cli.stdout == "hello\n", cli.stderr
+
+    def both_finished() -> list[dict] | None:
+        records = audit(cluster)
+        return records if len(records) == 2 and all(r["finished"] for r in records) else None
+
+    bot, shell = wait_until(both_finished, what="two finished records in `secmon audit --json`")
+    me = {"uid": os.getuid(), "user": pwd.getpwuid(os.getuid()).pw_name}
+    assert bot["requester"] == {**me, "on_behalf": IDENTITY}  # the bot's process, acting for its user
+    assert shell["requester"] == {**me, "on_behalf": None}
+    for record in (bot, shell):
+        assert (record["label"], record["target"]) == ("hi", "web-1")
+        assert [(o["hostname"], o["status"], o["exit_code"]) for o in record["outcomes"]] == [("web-1", "success", 0)]
 
 
 @pytest.mark.parametrize(

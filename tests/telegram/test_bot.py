@@ -7,8 +7,11 @@ import subprocess
 import sys
 from html import unescape
 
+import anyio
 from conftest import WAIT, Daemon, wait_until
 from fakes import FakeTelegram
+
+from secmon.client import HubClient
 
 OWNER = 4242
 STRANGER = 666
@@ -86,6 +89,51 @@ def test_each_message_form(cluster, hub, fake_telegram, workdir):
     wait_until(lambda: len(texts(fake_telegram)) >= before + 3)
     results = sorted(texts(fake_telegram)[before + 1 : before + 3])
     assert results == ["❌ db-1: failure (exit 1)", "❌ web-1: failure (exit 1)"]
+
+
+def hub_call(cluster, call):
+    """Run ``call(hub)`` on a HubClient connected to the test's hub; its answer."""
+
+    async def main():
+        with anyio.fail_after(WAIT):
+            async with HubClient.connect(cluster.env["SECMON_SOCKET"]) as hub:
+                return await call(hub)
+
+    return anyio.run(main)
+
+
+def test_an_edited_message_never_acts(cluster, hub, fake_telegram, workdir):
+    """Editing an old "web-1 hi", "/mute" or "/unmute" runs nothing and changes no rule: the bot says edits
+    are ignored (after every other handler has passed the edit by, so by then any act would be done)."""
+    allow = cluster.allowlist("hi=echo hello\n")
+    labels = workdir / "bot-labels"
+    labels.write_text("hi\n")
+    cluster.start_node(hostname="web-1", COMMAND_ALLOWLIST_FILE=str(allow))
+    start_bot(cluster, fake_telegram, "exec", COMMAND_ALLOWLIST_FILE=str(labels))
+    run = fake_telegram.send_text(OWNER, "web-1 hi")
+    wait_until(lambda: "✅ web-1: success\nhello\n" in texts(fake_telegram), what="the command's result")
+    sent = {}
+    for user in ("rooot", "keep", "gone"):
+        sent[user] = fake_telegram.send_text(OWNER, f"/mute user:{user}")
+        wait_until(lambda u=user: any(f"user:{u}" in t for t in texts(fake_telegram)), what=f"the rule for {user}")
+    ids = {rule.user: rule.id for rule in hub_call(cluster, lambda h: h.mutes())}
+    unmute = fake_telegram.send_text(OWNER, f"/unmute {ids['gone']}")
+    wait_until(lambda: any(t.startswith("🔊 Mute rule removed") for t in texts(fake_telegram)), what="/unmute")
+    before = (hub_call(cluster, lambda h: h.audit()).records, hub_call(cluster, lambda h: h.mutes()))
+    assert len(before[0]) == 1 and [r.user for r in before[1]] == ["rooot", "keep"]
+
+    fake_telegram.send_edited(OWNER, run, "web-1 hi")  # the same words again
+    fake_telegram.send_edited(OWNER, sent["rooot"], "/mute user:root")  # a typo fixed
+    fake_telegram.send_edited(OWNER, unmute, f"/unmute {ids['keep']}")  # another rule named
+
+    def settled():
+        after = (hub_call(cluster, lambda h: h.audit()).records, hub_call(cluster, lambda h: h.mutes()))
+        ignored = sum(t.startswith("✏️ Edits are ignored") for t in texts(fake_telegram))
+        return after if after != before or ignored == 3 else None
+
+    audit, mutes = wait_until(settled, what="the three edits answered")
+    assert len(audit) == 1, f"an edit ran the command again: {len(audit)} audit records"
+    assert [r.user for r in mutes] == ["rooot", "keep"], f"an edit changed the rules: {[r.user for r in mutes]}"
 
 
 def test_exec_needs_the_mode_and_both_allowlists(cluster, hub, fake_telegram, workdir):

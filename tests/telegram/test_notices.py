@@ -119,3 +119,17 @@ def test_mute_rules_listed_escaped():
         f"#3 203.0.113.0/24 user:root · until 2025-11-29 04:09:01 · reason: {HOSTILE} · by {HOSTILE}",
         "#4 user:root · no expiry · by alice (uid 1000)",
     ]
+
+
+def test_a_long_mute_list_is_cut_between_rules_even_when_a_matcher_holds_a_newline():
+    """A rule saved before the hub refused control characters can hold a newline inside its <code>: the cut
+    to Telegram's limit falls between whole rules, never inside one, wherever that rule sits."""
+    filler = [m.MuteRule(n, None, f"u{n}", None, None, T, None, "x" * 60, "cli") for n in range(1, 200)]
+    for position in range(30, 45):
+        for pad in range(0, 120, 7):
+            odd = m.MuteRule(999, None, "a" * pad + "\n" + "b" * 200, None, None, T, None, "", "")
+            html = fmt.mute_list([*filler[:position], odd, *filler[position:]], UTC)
+            assert len(html) <= fmt.MESSAGE_LIMIT
+            text = visible(html)  # every tag known and closed
+            kept, note = text.rsplit("\n", 1)
+            assert note == "… cut to Telegram's limit" and kept.endswith((" · by cli", "b · no expiry")), kept[-300:]

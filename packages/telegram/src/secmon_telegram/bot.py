@@ -45,6 +45,8 @@ COMMANDS = [
     BotCommand("unmute", "remove a mute rule: /unmute ID"),
 ]
 
+EDIT_IGNORED = "✏️ Edits are ignored: send the message again as a new one to act on it."
+
 
 def on_behalf(user_id: int, username: str | None) -> str:
     """Who the bot acts for, as the hub records it: "telegram:42 @alice" ("telegram:42" without a username)."""
@@ -97,14 +99,18 @@ class SecmonBot:
             .build()
         )
         self.outbox = Outbox(self.app)
-        only_owner = filters.User(user_id=settings.user_id)
-        self.app.add_handler(MessageHandler(~only_owner, self.on_stranger), group=0)
+        owner = filters.User(user_id=settings.user_id)
+        # New messages only: an edit of an old "web-1 reboot" or "/mute ..." must not act again.
+        only_owner = owner & filters.UpdateType.MESSAGE
+        self.app.add_handler(MessageHandler(~owner, self.on_stranger), group=0)
         self.app.add_handler(CommandHandler(["start", "help"], self.on_help, filters=only_owner), group=1)
         self.app.add_handler(CommandHandler("list", self.on_list, filters=only_owner), group=1)
         self.app.add_handler(CommandHandler("mute", self.on_mute, filters=only_owner), group=1)
         self.app.add_handler(CommandHandler("unmute", self.on_unmute, filters=only_owner), group=1)
         self.app.add_handler(CommandHandler("mutes", self.on_mutes, filters=only_owner), group=1)
         self.app.add_handler(MessageHandler(only_owner & filters.TEXT & ~filters.COMMAND, self.on_text), group=1)
+        # After group 1, so an answer to an edit comes once every other handler has passed it by.
+        self.app.add_handler(MessageHandler(owner & filters.UpdateType.EDITED_MESSAGE, self.on_edit), group=2)
 
     async def reply(self, text: str) -> None:
         await self.outbox.send(self.settings.user_id, text)
@@ -115,6 +121,10 @@ class SecmonBot:
         if user_id not in self._strangers:
             self._strangers.add(user_id)
             log.warning("ignoring messages from user %d (only %d is answered)", user_id, self.settings.user_id)
+
+    async def on_edit(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """An edited message does nothing: say so, rather than leave the owner to wonder."""
+        await self.reply(EDIT_IGNORED)
 
     async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         extra = []

@@ -150,7 +150,7 @@ def notice_message(notice: m.NoticeUpdate, tz: tzinfo | None) -> str:
     """A notice: its headline in bold, then a line per fact; names and reasons escaped."""
     lines = [f"<b>{escape(words.notice_title(notice))}</b>"]
     lines += [escape(line) for line in words.notice_lines(notice, tz)]
-    return _within_limit("\n".join(lines))
+    return _within_limit(lines)
 
 
 def digest_message(digest: Digest, tz: tzinfo | None) -> str:
@@ -163,7 +163,7 @@ def digest_message(digest: Digest, tz: tzinfo | None) -> str:
         lines += [f"• {escape(words.held_line(item, tz)[:200])}" for item in digest.details]
         if digest.left_out:
             lines.append(f"<i>… and {digest.left_out} more</i>")
-    return _within_limit("\n".join(lines))
+    return _within_limit(lines)
 
 
 def mute_rule(rule: m.MuteRule, tz: tzinfo | None) -> str:
@@ -177,17 +177,19 @@ def mute_list(rules: list[m.MuteRule], tz: tzinfo | None) -> str:
         return "No mute rules: every event is pushed."
     lines = [f"🔇 <b>{len(rules)} mute rule{'s' if len(rules) != 1 else ''}</b>"]
     lines += [mute_rule(rule, tz) for rule in rules]
-    return _within_limit("\n".join(lines))
+    return _within_limit(lines)
 
 
-def _within_limit(html: str) -> str:
-    """Cut a message of whole lines to Telegram's limit (lines keep their tags balanced)."""
+def _within_limit(lines: list[str]) -> str:
+    """Join a message's lines, cut to Telegram's limit between two of them: each line balances its own
+    tags, and a line may hold a newline from a field (a rule's matcher), so the cut never splits one."""
+    html = "\n".join(lines)
     if len(html) <= MESSAGE_LIMIT:
         return html
     note = "\n<i>… cut to Telegram's limit</i>"
     kept: list[str] = []
     size = len(note)
-    for line in html.split("\n"):
+    for line in lines:
         if size + len(line) + 1 > MESSAGE_LIMIT:
             break
         kept.append(line)

@@ -17,6 +17,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,11 @@ MAX_MUTES = 1_000  # rules in force at most: a runaway script is stopped (an eve
 MAX_REASON = 500  # characters of a reason: a sentence, not a document
 MAX_FIELD = 256  # characters of a user or node matcher: longer matches nothing a node sends
 MAX_BY = 1_000  # characters of who made a rule: a cut on_behalf and a user name, with room to spare
+
+# C0 (newline, tab, escape, ...), DEL and C1: no node sends a user or host name with one, and a matcher or
+# reason is shown on one line in every chat and terminal
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_TEXT = "must not hold control characters (newline, tab, escapes)"
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -78,12 +84,16 @@ def check_request(request: m.AddMute) -> None:
         value = getattr(request, name)
         if value is not None and not 0 < len(value) <= MAX_FIELD:
             raise BadMute(f"{name}: must be 1 to {MAX_FIELD} characters")
+        if value is not None and _CONTROL.search(value):
+            raise BadMute(f"{name}: {_CONTROL_TEXT}")
     if request.kind is not None and request.kind not in KIND_LABELS:
         raise BadMute(f"kind: {request.kind[:100]!r} is not a known event kind")
     if request.duration is not None and not 0 < request.duration <= MAX_MUTE_DURATION:
         raise BadMute(f"duration: must be more than 0 s and at most ten years, got {request.duration!r}")
     if len(request.reason) > MAX_REASON:
         raise BadMute(f"reason: at most {MAX_REASON} characters, got {len(request.reason)}")
+    if _CONTROL.search(request.reason):
+        raise BadMute(f"reason: {_CONTROL_TEXT}")
 
 
 class MuteBook:
