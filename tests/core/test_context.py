@@ -704,3 +704,34 @@ def test_check_opens_the_geoip_databases_and_reads_the_mute_rules(tmp_path, dbs)
     assert f"GEOIP_CITY_DB: cannot read {tmp_path / 'none.mmdb'}: No such file or directory" in problems
     assert any(p.startswith(f"GEOIP_ASN_DB: cannot read {city.parent / 'garbage'}") for p in problems)
     assert all("\n" not in p for p in problems) and len(problems) == 4
+
+
+def test_the_usual_path_judges_as_the_general_one_in_an_attack():
+    """The usual path (no GeoIP, no rules) gives failures a failing source summarizes their context
+    itself; a mute rule that matches nothing sends every read down the general path instead, and
+    the contexts (and notices) must be the same, read by read."""
+    hosts = ["192.0.2.7", "198.51.100.4", None]
+    kinds = ["ssh_failed_password", "ssh_accepted", "ssh_disconnected", "su_failed"]
+    origins = [EventOrigin(n, f"web-{n}", f"10.0.0.{n}") for n in range(1, 4)]
+    reads = []
+    for n in range(200):  # a fixed, varied mix: every kind, source and node, reads of 1 to 4 events
+        size = 1 + n % 4
+        read = [event(kinds[(n * 7 + i) % 4] if n % 5 else "ssh_failed_password", hosts[(n + i) % 3],
+                      f"u{(n + i) % 3}", seq=n * 4 + i) for i in range(size)]  # fmt: skip
+        reads.append((origins[n % 3], read))
+    usual, usual_notices = judge_of(fleet=FleetWatch(failures=5, nodes=2)), Notices()
+    ruled = judge_of(fleet=FleetWatch(failures=5, nodes=2), mutes=MuteBook(None))
+    ruled.mutes.add(m.AddMute(1, user="nobody-at-all"), "test", T0)
+    ruled_notices = Notices()
+    summarized = 0
+    for step, (origin, read) in enumerate(reads):
+        now = T0 + step
+        expected = ruled.judge(read, origin, now, clock, ruled_notices)
+        if expected is not None:
+            expected = [None if c is None or c == m.EventContext() else c for c in expected]
+            expected = None if not any(expected) else expected
+        got = usual.judge(read, origin, now, clock, usual_notices)
+        assert got == expected, (step, read)
+        summarized += sum(1 for c in got or [] if c is not None and c.summarized)
+    assert usual_notices.sent == ruled_notices.sent and usual_notices.sent  # a source did fail
+    assert summarized > 0

@@ -53,11 +53,13 @@ class EventJudge:
         when none has any. ``now``: the arrival time (Unix); ``clock``: a monotonic clock, read only
         when the GeoIP files may need a look."""
         fleet = self.fleet
-        if self.geoip is not None or self.mutes.by_id or fleet.failing:
-            return self._judge_all(events, origin, now, clock, announce, 0, None)
-        # The usual case: count the failures; only a success with a source, or a source that
-        # crosses the threshold, needs the contexts of the events from there on.
+        if self.geoip is not None or self.mutes.by_id:
+            return self._judge_all(events, origin, now, clock, announce, 0, None, None)
+        # The usual case, and an attack's: count the failures; a failure a failing source's notice
+        # summarizes gets that notice's shared context here. Only a success with a source, or a
+        # source that crosses the threshold, needs the general path from there on.
         failing, succeeding = FAILURE_KINDS, SUCCESS_KINDS
+        contexts: list[m.EventContext | None] | None = None
         for index, event in enumerate(events):
             host = event.get("host")
             if host is None:
@@ -65,23 +67,30 @@ class EventJudge:
             kind = event["kind"]
             if kind in failing:
                 outcome = fleet.failure(host, origin.hostname, event.get("user"), now)
-                if outcome is not None:
-                    return self._judge_all(events, origin, now, clock, announce, index, outcome)
+                if outcome is None:
+                    continue
+                if type(outcome) is int:
+                    if contexts is None:
+                        contexts = [None] * len(events)
+                    contexts[index] = self._shared_context(None, outcome)
+                    continue
+                return self._judge_all(events, origin, now, clock, announce, index, outcome, contexts)
             elif kind in succeeding:
-                return self._judge_all(events, origin, now, clock, announce, index, None)
-        return None
+                return self._judge_all(events, origin, now, clock, announce, index, None, contexts)
+        return contexts
 
     def _judge_all(
         self, events: list[dict[str, Any]], origin: EventOrigin, now: float, clock: Clock, announce: Announce,
-        start: int, counted: int | Crossing | None,
+        start: int, counted: int | Crossing | None, before: list[m.EventContext | None] | None,
     ) -> list[m.EventContext | None] | None:  # fmt: skip
-        """The contexts of the events from ``start`` on (those before have none); ``counted``: the
-        fleet watch's word on the event at ``start`` when it was counted already."""
-        contexts: list[m.EventContext | None] = [None] * start
+        """The contexts of the events from ``start`` on; ``before``: those of the events before it
+        (None: they have none); ``counted``: the fleet watch's word on the event at ``start`` when
+        it was counted already."""
+        contexts: list[m.EventContext | None] = [None] * start if before is None else before[:start]
         geoip, fleet, mutes = self.geoip, self.fleet, self.mutes
         node: NodeNames = (str(origin.serial), origin.hostname, origin.address)
         tick = clock() if geoip is not None else 0.0
-        any_set = False
+        any_set = before is not None
         for index in range(start, len(events)):
             event = events[index]
             kind = event["kind"]
