@@ -227,3 +227,15 @@ def test_ci_run_installs_every_package_a_skip_names(tmp_path):
     wanted = {*machine.TOOL_PACKAGES.values(), "systemd-journal-remote"}
     assert wanted <= set(install), f"not installed by .ci/run: {wanted - set(install)}"
     assert calls[-1] == "hatch test -p"
+
+
+def test_no_two_test_modules_outside_packages_share_a_name():
+    """pytest imports a test folder without __init__.py by basename: a second module of one name
+    stops the whole-suite run with "import file mismatch", though each file passes alone."""
+    tests = ROOT / "tests"
+    seen: dict[str, Path] = {}
+    for path in sorted(tests.rglob("test_*.py")):
+        if (path.parent / "__init__.py").exists():
+            continue
+        other = seen.setdefault(path.name, path)
+        assert other == path, f"{other.relative_to(ROOT)} and {path.relative_to(ROOT)} share a name"
