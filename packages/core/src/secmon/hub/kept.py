@@ -16,6 +16,8 @@ import sqlite3
 from pathlib import Path
 
 from ..config import state_directory, state_error
+from ..protocol.codec import Decoded, decode_body
+from ..protocol.errors import RemoteProtocolError
 from .history import ANSWER_BUDGET  # the bytes of bodies one answer carries at most, as for events
 
 log = logging.getLogger("secmon.hub")
@@ -98,6 +100,20 @@ class KeptLog:
                 return found[::-1], True
             found.append(body)
         return found[::-1], False
+
+    def latest_messages(self, since: float | None, limit: int) -> tuple[list[Decoded], bool]:
+        """``latest``, each body decoded as the message it was encoded from; one this version
+        cannot read is said in the log and left out."""
+        bodies, more = self.latest(since, limit)
+        found: list[Decoded] = []
+        for body in bodies:
+            try:
+                message = decode_body(body)
+            except RemoteProtocolError as exc:
+                log.warning("%s: a stored record cannot be read: %s", self.table, exc)
+                continue
+            found.append(message)
+        return found, more
 
     def close(self) -> None:
         if self.db is not None:

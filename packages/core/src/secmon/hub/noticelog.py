@@ -7,15 +7,11 @@ Bounded (SECMON_NOTICES_MAX), in memory and, with SECMON_STATE_DIR, in
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from ..protocol import messages as m
-from ..protocol.codec import decode_body, encode_body
-from ..protocol.errors import RemoteProtocolError
+from ..protocol.codec import encode_body
 from .kept import KeptLog
-
-log = logging.getLogger("secmon.hub")
 
 DATABASE = "notices.sqlite3"  # in SECMON_STATE_DIR
 
@@ -31,16 +27,8 @@ class NoticeLog:
 
     def latest(self, since: float | None, limit: int) -> tuple[list[m.NoticeUpdate], bool]:
         """The latest ``limit`` notices given at or after ``since``, oldest first, and whether there are older."""
-        bodies, more = self.kept.latest(since, limit)
-        found = []
-        for body in bodies:
-            try:
-                notice = decode_body(body)
-            except RemoteProtocolError as exc:  # a notice this version cannot read: said, and left out
-                log.warning("notices: a stored notice cannot be read: %s", exc)
-                continue
-            if isinstance(notice, m.NoticeUpdate):
-                found.append(notice)
+        messages, more = self.kept.latest_messages(since, limit)
+        found = [notice for notice in messages if isinstance(notice, m.NoticeUpdate)]
         return found, more
 
     def close(self) -> None:
