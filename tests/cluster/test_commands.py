@@ -8,7 +8,6 @@ ran, ran at the same time as others, or is gone.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -19,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from conftest import WAIT, Daemon, secmon_argv, wait_until
+from machine import process_alive
 
 from .conftest import HubGroup
 
@@ -45,15 +45,6 @@ def cli_daemon(group: HubGroup, hub: str, *args: str, **extra: str) -> Daemon:
     daemon = Daemon(secmon_argv(*args), {**group.envs[hub], **extra}, f"secmon {' '.join(args)} on {hub}")
     group.daemons.append(daemon)
     return daemon
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    return status != "Z"  # a zombie has exited; only its reaper has not looked yet
 
 
 def hang_script(pids: Path) -> str:
@@ -135,10 +126,10 @@ def test_ctrl_c_on_hub_a_kills_the_process_group_on_a_node_of_hub_c(three_hubs):
     cli = cli_daemon(three_hubs, "a", "n-c", "hang")
     cli.wait_for("^started$")
     children = [int(p) for p in pids.read_text().split()]
-    assert len(children) == 2 and all(alive(p) for p in children)
+    assert len(children) == 2 and all(process_alive(p) for p in children)
     cli.signal(signal.SIGINT)
     assert cli.process.wait(WAIT) == 130
-    wait_until(lambda: not any(alive(p) for p in children), what="the sleep and its shell on n-c to die")
+    wait_until(lambda: not any(process_alive(p) for p in children), what="the sleep and its shell on n-c to die")
     node.wait_for(r"command 'hang' \(request \d+\): cancelled")
 
 
@@ -188,7 +179,7 @@ def test_a_holding_hub_killed_mid_command_gives_the_client_an_error_soon(three_h
     # three keepalive intervals (0.5 s here) of silence and a sweep, with room for a loaded machine
     assert elapsed < 6, f"the client waited {elapsed:.1f} s"
     # the node lost its hub: its commands died with the link
-    wait_until(lambda: not any(alive(p) for p in children), what="the command on n-c to die with its hub link")
+    wait_until(lambda: not any(process_alive(p) for p in children), what="the command on n-c to die with its hub link")
     # Another command for n-c fails at once: NATS says no one answers for hub c, or (once the live hubs
     # have reported hub c lost) the view says n-c is not connected.
     again = three_hubs.cli("a", "n-c", "hang")
@@ -206,7 +197,7 @@ def test_an_asking_hub_killed_mid_command_leaves_nothing_running(three_hubs):
     children = [int(p) for p in pids.read_text().split()]
     three_hubs.hubs["a"].signal(signal.SIGKILL)
     three_hubs.hubs["c"].wait_for(r"hub a went silent: its command on node \d+ is cancelled")
-    wait_until(lambda: not any(alive(p) for p in children), what="the orphaned command on n-c to be killed")
+    wait_until(lambda: not any(process_alive(p) for p in children), what="the orphaned command on n-c to be killed")
     node.wait_for(r"command 'hang' \(request \d+\): cancelled")
     assert json.loads(three_hubs.cli("c", "n-c", "--json").stdout)["connected"]
 

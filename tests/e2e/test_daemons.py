@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import WAIT, Daemon, secmon_argv, wait_until
+from machine import process_alive
 
 
 def listed(cluster) -> list[dict]:
@@ -146,16 +147,6 @@ def test_fan_out_exit_status_is_non_zero_when_any_node_fails(cluster, hub, workd
     assert "bravo: failure (exit 1)" in result.stdout
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie has exited; only the reaper has not looked yet
-    status = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    return status != "Z"
-
-
 def test_ctrl_c_kills_the_remote_process_group(cluster, hub, workdir):
     pids = workdir / "pids"
     script = f"sleep 300 & echo $! > {pids}; echo $$ >> {pids}; echo started; wait"
@@ -164,10 +155,10 @@ def test_ctrl_c_kills_the_remote_process_group(cluster, hub, workdir):
     cli = Daemon(secmon_argv("alpha", "hang"), cluster.env, "cli")
     cli.wait_for("^started$")
     children = [int(p) for p in pids.read_text().split()]
-    assert all(_alive(p) for p in children)
+    assert all(process_alive(p) for p in children)
     cli.signal(signal.SIGINT)
     assert cli.process.wait(WAIT) == 130
-    wait_until(lambda: not any(_alive(p) for p in children), what="the remote sleep and its shell to die")
+    wait_until(lambda: not any(process_alive(p) for p in children), what="the remote sleep and its shell to die")
     node.wait_for(r"command 'hang' \(request \d+\): cancelled")
 
 
