@@ -19,9 +19,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from machine import descendants, missing_tools, record, stop_processes, syslog_lease, temporary_user
+
+if TYPE_CHECKING:
+    from fakes import FakeTelegram
 
 WAIT = 15.0  # seconds any awaited event may take before the test fails
 
@@ -101,6 +105,25 @@ class Daemon:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+def start_telegram_bot(cluster: Cluster, fake: FakeTelegram, owner: int, *modes: str, **extra: str) -> Daemon:
+    """``secmon-tg`` as a user starts it, against the fake Bot API, answering ``owner``: ready
+    once it polls (and, started with ``upd``, once it follows the hub)."""
+    env = {
+        **cluster.env,
+        "TELEGRAM_BOT_TOKEN": fake.TOKEN,
+        "TELEGRAM_USER_ID": str(owner),
+        "TELEGRAM_API_URL": fake.api_url,
+        "TIMEZONE": "UTC",
+        **extra,
+    }
+    bot = Daemon([sys.executable, "-m", "secmon_telegram", *modes], env, "secmon-tg")
+    cluster.daemons.append(bot)
+    bot.wait_for("bot polling for messages")
+    if "upd" in modes:
+        bot.wait_for("following the hub's updates after seq")
+    return bot
 
 
 def secmon_argv(*args: str) -> list[str]:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections import deque
+from html import unescape
 from typing import Any
 
 from aiohttp import web
@@ -216,6 +218,10 @@ class FakeTelegram(FakeServer):
     def messages_to(self, chat_id: int) -> list[dict[str, Any]]:
         with self.lock:
             return [m for m in self.sent if int(m.get("chat_id", 0)) == chat_id]
+
+    def texts(self, chat_id: int) -> list[str]:
+        """What the user of ``chat_id`` reads: markup removed, entities decoded."""
+        return [unescape(re.sub(r"<[^>]+>", "", m["text"])) for m in self.messages_to(chat_id)]
 
 
 def ok(result: Any) -> web.Response:

@@ -16,11 +16,10 @@ import signal
 import sys
 import time
 from datetime import UTC, datetime
-from html import unescape
 
 import anyio
 import pytest
-from conftest import WAIT, Daemon, wait_until
+from conftest import WAIT, Daemon, start_telegram_bot, wait_until
 from fakes import FakeTelegram
 
 from secmon.client import HubClient
@@ -33,21 +32,7 @@ IDENTITY = f"telegram:{OWNER}"  # the fake Bot API's user has no @username
 
 
 def start_bot(cluster, fake, *modes, **extra) -> Daemon:
-    env = {
-        **cluster.env,
-        "TELEGRAM_BOT_TOKEN": FakeTelegram.TOKEN,
-        "TELEGRAM_USER_ID": str(OWNER),
-        "TELEGRAM_API_URL": fake.api_url,
-        "TIMEZONE": "UTC",
-        "SECMON_FOLD_WINDOW": "0",
-        **extra,
-    }
-    bot = Daemon([sys.executable, "-m", "secmon_telegram", *modes], env, "secmon-tg")
-    cluster.daemons.append(bot)
-    bot.wait_for("bot polling for messages")
-    if "upd" in modes:
-        bot.wait_for("following the hub's updates after seq")
-    return bot
+    return start_telegram_bot(cluster, fake, OWNER, *modes, **{"SECMON_FOLD_WINDOW": "0", **extra})
 
 
 def start_dc(cluster, fake, **extra) -> Daemon:
@@ -60,7 +45,7 @@ def start_dc(cluster, fake, **extra) -> Daemon:
 
 def texts(fake) -> list[str]:
     """What the Telegram user reads: markup removed, entities decoded."""
-    return [unescape(re.sub(r"<[^>]+>", "", m["text"])) for m in fake.messages_to(OWNER)]
+    return fake.texts(OWNER)
 
 
 def cards(fake) -> list[str]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
-from html import unescape
 
 import anyio
-from conftest import WAIT, Daemon, wait_until
+from conftest import WAIT, Daemon, start_telegram_bot, wait_until
 from fakes import FakeTelegram
 
 from secmon.client import HubClient
@@ -18,26 +16,12 @@ STRANGER = 666
 
 
 def start_bot(cluster, fake, *modes, **extra) -> Daemon:
-    env = {
-        **cluster.env,
-        "TELEGRAM_BOT_TOKEN": FakeTelegram.TOKEN,
-        "TELEGRAM_USER_ID": str(OWNER),
-        "TELEGRAM_API_URL": fake.api_url,
-        "TIMEZONE": "UTC",
-        "SECMON_FOLD_WINDOW": "2",
-        **extra,
-    }
-    bot = Daemon([sys.executable, "-m", "secmon_telegram", *modes], env, "secmon-tg")
-    cluster.daemons.append(bot)
-    bot.wait_for("bot polling for messages")
-    if "upd" in modes:
-        bot.wait_for("following the hub's updates after seq")
-    return bot
+    return start_telegram_bot(cluster, fake, OWNER, *modes, **{"SECMON_FOLD_WINDOW": "2", **extra})
 
 
 def texts(fake, chat=OWNER) -> list[str]:
     """What the user reads: markup removed, entities decoded."""
-    return [unescape(re.sub(r"<[^>]+>", "", m["text"])) for m in fake.messages_to(chat)]
+    return fake.texts(chat)
 
 
 def ask(fake, text, count_before=None):
